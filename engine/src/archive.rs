@@ -1,0 +1,572 @@
+//! Zip archives: writing a snapshot as a plain Deflate zip that thrum and `unzip` read, and
+//! reading one defensively.
+//!
+//! The `zip` crate has no bomb protection of its own, so [`CheckedArchive::open`] inspects
+//! the whole central directory before a byte is extracted: entry names (no `..`, absolute
+//! paths, backslashes or NULs, no duplicates), entry types (no symlinks), compression methods,
+//! declared sizes against a cap and the free space, compression ratios, and overlapping
+//! entries. Extraction then enforces every declared size while it streams (a lying header is
+//! caught), and the CRC and the manifest's sha256 are checked on the way.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::io::{self, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Datelike, Timelike, Utc};
+use zip::write::SimpleFileOptions;
+use zip::{CompressionMethod, ZipArchive, ZipWriter};
+
+use crate::error::{Error, IoContext, Result};
+use crate::fsx;
+use crate::manifest::{self, Manifest};
+use crate::progress::{Cancel, Progress};
+
+/// Deflate level thrum's archives use (Go's default).
+pub const DEFAULT_LEVEL: i64 = 6;
+
+/// Why an archive was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ArchiveError {
+    /// Not a readable zip at all.
+    #[error("{}: not a valid zip archive: {message}", path.display())]
+    Corrupt {
+        /// The archive.
+        path: PathBuf,
+        /// Details.
+        message: String,
+    },
+    /// An entry is refused.
+    #[error("{}: entry {entry:?}: {reason}", path.display())]
+    Entry {
+        /// The archive.
+        path: PathBuf,
+        /// The entry's name as stored.
+        entry: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// The archive as a whole is refused.
+    #[error("{}: {reason}", path.display())]
+    Refused {
+        /// The archive.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Limits applied when reading an archive.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest total uncompressed size accepted.
+    pub max_total: u64,
+    /// Most entries accepted.
+    pub max_entries: usize,
+    /// Highest compression ratio accepted for an entry. Deflate cannot exceed ~1032:1, so a
+    /// higher declared ratio is a lie.
+    pub max_ratio: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_total: 64 << 30,
+            max_entries: 200_000,
+            max_ratio: 1_100,
+        }
+    }
+}
+
+/// Write every file below `src` into a new zip at `dst` (which must not exist), `manifest.json`
+/// first. Returns the archive's size.
+pub fn write_dir(
+    src: &Path,
+    dst: &Path,
+    level: i64,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<u64> {
+    let mut files = fsx::walk_files(src)?;
+    // The manifest first: a streaming reader learns what it is reading before the data.
+    if let Some(i) = files.iter().position(|f| f == manifest::FILE_NAME) {
+        let m = files.remove(i);
+        files.insert(0, m);
+    }
+    let total: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(src.join(f)).ok())
+        .map(|m| m.len())
+        .sum();
+    progress.phase("archiving the previous snapshot", Some(total));
+    let out = File::options()
+        .write(true)
+        .create_new(true)
+        .open(dst)
+        .at("create", dst)?;
+    let mut zip = ZipWriter::new(io::BufWriter::with_capacity(1 << 20, out));
+    let mut buf = vec![0u8; 256 * 1024];
+    for rel in &files {
+        cancel.check()?;
+        let path = src.join(rel);
+        let file = File::open(&path).at("open", &path)?;
+        let meta = file.metadata().at("inspect", &path)?;
+        let options = SimpleFileOptions::default()
+            .compression_method(CompressionMethod::Deflated)
+            .compression_level(Some(level))
+            .large_file(meta.len() >= u32::MAX as u64)
+            .unix_permissions(0o644)
+            .last_modified_time(zip_time(meta.modified().ok()));
+        zip.start_file(rel.as_str(), options)
+            .map_err(|e| zip_io(e, dst))?;
+        let mut reader = BufReader::with_capacity(256 * 1024, file);
+        loop {
+            let n = reader.read(&mut buf).at("read", &path)?;
+            if n == 0 {
+                break;
+            }
+            zip.write_all(&buf[..n]).at("write", dst)?;
+            progress.advance(n as u64);
+        }
+    }
+    let writer = zip.finish().map_err(|e| zip_io(e, dst))?;
+    let file = writer
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .at("write", dst)?;
+    file.sync_all().at("sync", dst)?;
+    Ok(file.metadata().at("inspect", dst)?.len())
+}
+
+fn zip_io(e: zip::result::ZipError, path: &Path) -> Error {
+    match e {
+        zip::result::ZipError::Io(source) => Error::Io {
+            action: "write",
+            path: path.to_path_buf(),
+            source,
+        },
+        other => Error::Io {
+            action: "write",
+            path: path.to_path_buf(),
+            source: io::Error::other(other.to_string()),
+        },
+    }
+}
+
+fn zip_time(t: Option<std::time::SystemTime>) -> zip::DateTime {
+    let fallback = zip::DateTime::default();
+    let Some(t) = t else { return fallback };
+    let t: DateTime<Utc> = t.into();
+    zip::DateTime::from_date_and_time(
+        t.year().clamp(1980, 2107) as u16,
+        t.month() as u8,
+        t.day() as u8,
+        t.hour() as u8,
+        t.minute() as u8,
+        t.second() as u8,
+    )
+    .unwrap_or(fallback)
+}
+
+/// One file entry that passed the checks.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Index in the archive.
+    pub index: usize,
+    /// Normalized `/`-separated relative path.
+    pub path: String,
+    /// Declared uncompressed size.
+    pub size: u64,
+}
+
+/// An archive whose central directory passed every structural check.
+pub struct CheckedArchive {
+    path: PathBuf,
+    zip: ZipArchive<BufReader<File>>,
+    entries: Vec<Entry>,
+    total: u64,
+}
+
+impl std::fmt::Debug for CheckedArchive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckedArchive")
+            .field("path", &self.path)
+            .field("entries", &self.entries.len())
+            .finish()
+    }
+}
+
+/// Normalize and check an entry name: relative, no `..`, no empty or `.` components.
+pub fn check_entry_name(raw: &[u8]) -> std::result::Result<String, String> {
+    let name = std::str::from_utf8(raw).map_err(|_| "name is not UTF-8".to_owned())?;
+    if name.is_empty() {
+        return Err("empty name".into());
+    }
+    if name.contains('\0') {
+        return Err("name contains a NUL byte".into());
+    }
+    if name.contains('\\') {
+        return Err("name contains a backslash".into());
+    }
+    if name.len() > 4096 {
+        return Err("name is longer than 4096 bytes".into());
+    }
+    if name.starts_with('/') || (name.len() > 1 && name.as_bytes()[1] == b':') {
+        return Err("absolute path".into());
+    }
+    let trimmed = name.strip_suffix('/').unwrap_or(name);
+    let mut parts = Vec::new();
+    for part in trimmed.split('/') {
+        match part {
+            ".." => return Err("path escapes the archive (`..`)".into()),
+            "" | "." => return Err("empty or `.` path component".into()),
+            p if p.len() > 255 => return Err("a path component is longer than 255 bytes".into()),
+            p => parts.push(p),
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+impl CheckedArchive {
+    /// Open `path` and check its whole central directory against `limits`.
+    pub fn open(path: &Path, limits: &Limits) -> Result<Self> {
+        let corrupt = |message: String| ArchiveError::Corrupt {
+            path: path.to_path_buf(),
+            message,
+        };
+        let refused = |reason: String| ArchiveError::Refused {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let file = File::open(path).at("open", path)?;
+        let archive_len = file.metadata().at("inspect", path)?.len();
+        let mut zip = ZipArchive::new(BufReader::new(file)).map_err(|e| corrupt(e.to_string()))?;
+        if zip.len() > limits.max_entries {
+            return Err(refused(format!(
+                "{} entries is more than the limit of {}",
+                zip.len(),
+                limits.max_entries
+            ))
+            .into());
+        }
+        let mut entries = Vec::new();
+        let mut seen = HashSet::new();
+        let mut ranges: Vec<(u64, u64, String)> = Vec::new();
+        let mut total: u64 = 0;
+        for index in 0..zip.len() {
+            let f = zip.by_index_raw(index).map_err(|e| corrupt(e.to_string()))?;
+            let raw_name = String::from_utf8_lossy(f.name_raw()).into_owned();
+            let bad = |reason: String| ArchiveError::Entry {
+                path: path.to_path_buf(),
+                entry: raw_name.clone(),
+                reason,
+            };
+            let name = check_entry_name(f.name_raw()).map_err(bad)?;
+            if f.is_symlink() {
+                return Err(bad("symbolic links are not allowed".into()).into());
+            }
+            if f.encrypted() {
+                return Err(bad("encrypted entries are not supported".into()).into());
+            }
+            if !seen.insert(name.clone()) {
+                return Err(bad("duplicate entry".into()).into());
+            }
+            let start = f.header_start();
+            let data_start = f.data_start().unwrap_or(start);
+            let end = data_start.saturating_add(f.compressed_size());
+            if end > archive_len {
+                return Err(bad("entry data extends past the end of the file".into()).into());
+            }
+            ranges.push((start, end, raw_name.clone()));
+            if f.is_dir() {
+                continue;
+            }
+            if !f.is_file() {
+                return Err(bad("not a regular file".into()).into());
+            }
+            match f.compression() {
+                CompressionMethod::Stored | CompressionMethod::Deflated => {}
+                other => return Err(bad(format!("unsupported compression method {other:?}")).into()),
+            }
+            let size = f.size();
+            let ratio = size / f.compressed_size().max(1);
+            if size > (1 << 20) && ratio > limits.max_ratio {
+                return Err(bad(format!(
+                    "compression ratio {ratio}:1 is above {}:1 (a zip bomb?)",
+                    limits.max_ratio
+                ))
+                .into());
+            }
+            total = total.saturating_add(size);
+            if total > limits.max_total {
+                return Err(refused(format!(
+                    "uncompressed size exceeds the limit of {} bytes (a zip bomb?)",
+                    limits.max_total
+                ))
+                .into());
+            }
+            entries.push(Entry { index, path: name, size });
+        }
+        ranges.sort();
+        for pair in ranges.windows(2) {
+            if pair[1].0 < pair[0].1 {
+                return Err(ArchiveError::Entry {
+                    path: path.to_path_buf(),
+                    entry: pair[1].2.clone(),
+                    reason: format!("overlaps entry {:?} (a zip bomb?)", pair[0].2),
+                }
+                .into());
+            }
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            zip,
+            entries,
+            total,
+        })
+    }
+
+    /// The file entries.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// Total declared uncompressed size.
+    pub fn total_size(&self) -> u64 {
+        self.total
+    }
+
+    /// The archive's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Read the manifest, if the archive has one (refusing one over 64 MiB).
+    pub fn manifest(&mut self) -> Result<Option<Manifest>> {
+        let Some(entry) = self
+            .entries
+            .iter()
+            .find(|e| e.path == manifest::FILE_NAME)
+            .cloned()
+        else {
+            return Ok(None);
+        };
+        if entry.size > 64 << 20 {
+            return Err(self.entry_err(&entry.path, "manifest is larger than 64 MiB".into()));
+        }
+        let mut bytes = Vec::new();
+        self.stream(&entry, &mut bytes)?;
+        Manifest::from_slice(&bytes)
+            .map(Some)
+            .map_err(|m| self.entry_err(&entry.path, format!("invalid manifest: {m}")))
+    }
+
+    fn entry_err(&self, entry: &str, reason: String) -> Error {
+        ArchiveError::Entry {
+            path: self.path.clone(),
+            entry: entry.to_owned(),
+            reason,
+        }
+        .into()
+    }
+
+    /// Stream one entry into `out`, enforcing its declared size and CRC.
+    fn stream(&mut self, entry: &Entry, out: &mut dyn Write) -> Result<u64> {
+        let path = self.path.clone();
+        let corrupt = |message: String| -> Error {
+            ArchiveError::Entry {
+                path: path.clone(),
+                entry: entry.path.clone(),
+                reason: message,
+            }
+            .into()
+        };
+        let f = self
+            .zip
+            .by_index(entry.index)
+            .map_err(|e| corrupt(e.to_string()))?;
+        let mut limited = f.take(entry.size + 1);
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut n_total = 0u64;
+        loop {
+            let n = match limited.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(corrupt(format!("cannot decompress: {e}"))),
+            };
+            n_total += n as u64;
+            if n_total > entry.size {
+                return Err(corrupt(format!(
+                    "holds more data than its header declares ({} bytes): refused",
+                    entry.size
+                )));
+            }
+            out.write_all(&buf[..n]).map_err(|e| Error::Io {
+                action: "write",
+                path: PathBuf::from(&entry.path),
+                source: e,
+            })?;
+        }
+        if n_total != entry.size {
+            return Err(corrupt(format!(
+                "holds {n_total} bytes but its header declares {}",
+                entry.size
+            )));
+        }
+        Ok(n_total)
+    }
+
+    /// Extract every file entry below `dest` (a fresh private directory), checking sizes,
+    /// CRCs and, when `expected` has the path, its sha256. Returns the digests.
+    pub fn extract_all(
+        &mut self,
+        dest: &Path,
+        expected: &BTreeMap<String, (u64, String)>,
+        progress: &dyn Progress,
+        cancel: &Cancel,
+    ) -> Result<BTreeMap<String, fsx::FileDigest>> {
+        if let Some(avail) = fsx::available_space(dest) {
+            // Leave a margin: the restore also writes temporary copies beside the targets.
+            if self.total > avail {
+                return Err(Error::NoSpace {
+                    path: dest.to_path_buf(),
+                    needed: self.total,
+                    available: avail,
+                });
+            }
+        }
+        progress.phase("checking and extracting the archive", Some(self.total));
+        let mut digests = BTreeMap::new();
+        let entries = self.entries.clone();
+        for entry in &entries {
+            cancel.check()?;
+            let target = dest.join(&entry.path);
+            let mut result = Ok(0);
+            let digest = fsx::write_new_with(&target, |w| {
+                result = self.stream(entry, w);
+                match &result {
+                    Ok(_) => Ok(()),
+                    Err(_) => Err(io::Error::other("entry refused")),
+                }
+            });
+            result?;
+            let digest = digest?;
+            if let Some((size, sha)) = expected.get(&entry.path)
+                && (digest.size != *size || &digest.sha256 != sha)
+            {
+                return Err(self.entry_err(
+                    &entry.path,
+                    "content does not match the manifest's sha256".into(),
+                ));
+            }
+            progress.advance(digest.size);
+            digests.insert(entry.path.clone(), digest);
+        }
+        Ok(digests)
+    }
+
+    /// Read every entry through a hasher, without writing anything. Returns the digests.
+    pub fn digest_all(
+        &mut self,
+        progress: &dyn Progress,
+    ) -> Result<BTreeMap<String, fsx::FileDigest>> {
+        progress.phase("reading the archive", Some(self.total));
+        let entries = self.entries.clone();
+        let mut out = BTreeMap::new();
+        for entry in &entries {
+            let mut sink = fsx::HashingWriter::new(io::sink());
+            self.stream(entry, &mut sink)?;
+            let digest = sink.finish().1;
+            progress.advance(digest.size);
+            out.insert(entry.path.clone(), digest);
+        }
+        Ok(out)
+    }
+}
+
+/// Read just the manifest of an archive (for `status`, naming, idempotent archiving).
+pub fn read_manifest(path: &Path) -> Result<Option<Manifest>> {
+    CheckedArchive::open(path, &Limits::default())?.manifest()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::progress::Silent;
+
+    fn zip_with(entries: &[(&str, &[u8])]) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.zip");
+        let mut zip = ZipWriter::new(File::create(&path).unwrap());
+        for (name, data) in entries {
+            zip.start_file(*name, SimpleFileOptions::default()).unwrap();
+            zip.write_all(data).unwrap();
+        }
+        zip.finish().unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn names_that_escape_are_refused() {
+        for bad in ["../x", "a/../../x", "/etc/passwd", "a\\b", "a//b", "./a", "C:/x", "a\0b"] {
+            assert!(check_entry_name(bad.as_bytes()).is_err(), "{bad}");
+        }
+        assert_eq!(check_entry_name(b"messages/a.jsonl").unwrap(), "messages/a.jsonl");
+        assert_eq!(check_entry_name(b"config/").unwrap(), "config");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn accepted_names_never_escape(name in "[a-z./\\\\]{1,24}") {
+            if let Ok(n) = check_entry_name(name.as_bytes()) {
+                let p = Path::new(&n);
+                proptest::prop_assert!(p.is_relative());
+                proptest::prop_assert!(p.components().all(|c| matches!(c, std::path::Component::Normal(_))));
+            }
+        }
+    }
+
+    #[test]
+    fn round_trip_through_write_dir() {
+        let src = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(src.path().join("messages")).unwrap();
+        std::fs::write(src.path().join("manifest.json"), b"{}").unwrap();
+        std::fs::write(src.path().join("messages/a.jsonl"), b"{\"a\":1}\n").unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let zip_path = out.path().join("x.zip");
+        write_dir(src.path(), &zip_path, 6, &Silent, &Cancel::new()).unwrap();
+        let mut a = CheckedArchive::open(&zip_path, &Limits::default()).unwrap();
+        assert_eq!(a.entries()[0].path, "manifest.json");
+        let dest = out.path().join("x");
+        std::fs::create_dir(&dest).unwrap();
+        a.extract_all(&dest, &BTreeMap::new(), &Silent, &Cancel::new()).unwrap();
+        assert_eq!(std::fs::read(dest.join("messages/a.jsonl")).unwrap(), b"{\"a\":1}\n");
+    }
+
+    #[test]
+    fn duplicates_and_totals_are_refused() {
+        let (_d, p) = zip_with(&[("a", b"1"), ("b", b"22")]);
+        let limits = Limits {
+            max_total: 2,
+            ..Limits::default()
+        };
+        let err = CheckedArchive::open(&p, &limits).unwrap_err().to_string();
+        assert!(err.contains("exceeds the limit"), "{err}");
+    }
+
+    #[test]
+    fn sha_mismatch_is_refused() {
+        let (_d, p) = zip_with(&[("events.jsonl", b"{}\n")]);
+        let mut a = CheckedArchive::open(&p, &Limits::default()).unwrap();
+        let dest = tempfile::tempdir().unwrap();
+        let mut expected = BTreeMap::new();
+        expected.insert("events.jsonl".to_owned(), (3u64, "00".repeat(32)));
+        let err = a
+            .extract_all(dest.path(), &expected, &Silent, &Cancel::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sha256"), "{err}");
+    }
+}

@@ -1,0 +1,182 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Backups for thrum workspaces: snapshots, zip archives, GFS retention, safe restores.
+///
+/// thrum-backup copies a thrum workspace's message log (the JSONL files on the a-sync
+/// branch), a consistent copy of .thrum/var/messages.db, and .thrum's config, identities and
+/// context into <backup dir>/<repo>/current/, archives the previous snapshot as a zip in
+/// archives/, and applies the Grandfather-Father-Son retention of .thrum/config.json.
+/// Snapshots are readable by thrum (manifest version 1).
+///
+/// Exit codes: 0 success, 1 failure, 2 usage error, 3 verification found problems,
+/// 4 the backup directory is locked by another command.
+#[derive(Debug, Parser)]
+#[command(name = "thrum-backup", version, propagate_version = true, max_term_width = 100)]
+#[command(after_help = "Start with `thrum-backup demo` to see the whole cycle on a sample workspace.")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// The thrum repository (any directory inside it).
+    #[arg(long, global = true, value_name = "DIR", default_value = ".")]
+    pub repo: PathBuf,
+    /// Backup directory (overrides backup.dir in config.json; default .thrum/backup).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Print machine-readable JSON on stdout instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print nothing but errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Seconds to wait for another command holding the backup directory.
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 30)]
+    pub lock_timeout: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Back up the workspace now.
+    ///
+    /// Builds a complete new snapshot beside current/, runs the plugins into it, writes its
+    /// manifest, archives the previous snapshot as archives/<time>.zip, swaps the new one in,
+    /// applies retention, then runs the post-backup hook. Interrupted at any instant, it leaves
+    /// the previous snapshot intact; the next command cleans up.
+    Create(CreateArgs),
+    /// Show the last backup and archive statistics.
+    Status,
+    /// Show the effective backup configuration, defaults marked.
+    Config,
+    /// Restore the workspace from current/ or from an archive.
+    ///
+    /// Checks the whole source first (zip structure, sizes, checksums, JSONL), saves the live
+    /// data it is about to replace as archives/pre-restore-<time>.zip, then puts back the
+    /// message log, config, identities, context and messages.db as one transaction: on any
+    /// failure, or if killed, the workspace is put back as it was. Stop the thrum daemon first.
+    Restore(RestoreArgs),
+    /// Apply the retention policy to archives/ now.
+    Prune(PruneArgs),
+    /// Check a snapshot against its manifest (size and sha256 of every file).
+    Verify(VerifyArgs),
+    /// List the archives (name, time, size).
+    Archives,
+    /// Show, set or clear the backup schedule (saved as backup.schedule in config.json).
+    Schedule(ScheduleArgs),
+    /// Run scheduled backups in the foreground until SIGINT or SIGTERM.
+    ///
+    /// The first backup runs after one interval. On a signal the daemon stops at the next
+    /// safe point; a backup in progress is abandoned, leaving the previous one in place.
+    Daemon(DaemonArgs),
+    /// Manage plugins (extra data backed up into plugins/<name>/).
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+    /// Build a sample workspace in a temp dir and run the whole backup cycle on it.
+    ///
+    /// Creates a git repository with a sync worktree, a WAL messages.db with thrum's tables
+    /// and a few agents; runs create twice, prune, verify; restores into a wiped copy and
+    /// proves the copy equals the original; restores the older archive too.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Do not run the configured plugins.
+    #[arg(long)]
+    pub no_plugins: bool,
+    /// Do not run the post-backup hook.
+    #[arg(long)]
+    pub no_hook: bool,
+    /// Do not apply retention afterwards.
+    #[arg(long)]
+    pub no_prune: bool,
+    /// Deflate level (0-9) for the archive of the previous snapshot.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(i64).range(0..=9))]
+    pub level: i64,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// An archive: a file name in archives/ or a path. Default: current/.
+    pub archive: Option<PathBuf>,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Refuse archives whose uncompressed size exceeds this many bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 30)]
+    pub max_size: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// List every archive as keep or remove, with the rule that decided, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// An archive to verify (file name in archives/ or a path). Default: current/.
+    pub archive: Option<PathBuf>,
+    /// Verify current/ and every archive.
+    #[arg(long, conflicts_with = "archive")]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleArgs {
+    /// A Go duration ("24h", "6h30m") or "off". Without it, show the schedule.
+    pub interval: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Override the configured interval (a Go duration).
+    #[arg(long, value_name = "DURATION")]
+    pub interval: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Add a shell plugin (thrum's form) or a built-in preset.
+    Add(PluginAddArgs),
+    /// List the configured plugins.
+    List,
+    /// Remove a plugin from the config.
+    Remove {
+        /// The plugin's name.
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct PluginAddArgs {
+    /// A built-in preset: beads or beads-rust.
+    #[arg(long, value_parser = ["beads", "beads-rust"], conflicts_with_all = ["command", "include"])]
+    pub preset: Option<String>,
+    /// The plugin's name (default: the preset's).
+    #[arg(long, required_unless_present = "preset")]
+    pub name: Option<String>,
+    /// Shell command run with `sh -c` in the repo root before collecting files.
+    #[arg(long, default_value = "")]
+    pub command: String,
+    /// Glob of files to collect, relative to the repo root (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the demo's temp directory instead of deleting it.
+    #[arg(long)]
+    pub keep: bool,
+}

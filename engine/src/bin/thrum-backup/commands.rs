@@ -1,0 +1,54 @@
+//! One file per command; each turns arguments into a library call and prints the report.
+
+mod archives;
+mod config;
+mod create;
+mod daemon;
+mod demo;
+mod plugin;
+mod prune;
+mod restore;
+mod schedule;
+mod status;
+mod verify;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Result;
+use thrum_backup::Context;
+
+use crate::cli::{Cli, Command, Global};
+use crate::ui::Ui;
+
+pub fn run(args: Cli, ui: &Ui) -> Result<ExitCode> {
+    let g = &args.global;
+    match args.command {
+        Command::Create(a) => create::run(g, a, ui),
+        Command::Status => status::run(g, ui),
+        Command::Config => config::run(g, ui),
+        Command::Restore(a) => restore::run(g, a, ui),
+        Command::Prune(a) => prune::run(g, a, ui),
+        Command::Verify(a) => verify::run(g, a, ui),
+        Command::Archives => archives::run(g, ui),
+        Command::Schedule(a) => schedule::run(g, a, ui),
+        Command::Daemon(a) => daemon::run(g, a, ui),
+        Command::Plugin(c) => plugin::run(g, c, ui),
+        Command::Demo(a) => demo::run(a, ui),
+    }
+}
+
+/// Locate the workspace and its backup directory.
+fn context(g: &Global) -> Result<Context> {
+    Ok(Context::open(&g.repo, g.dir.as_deref())?)
+}
+
+fn lock_timeout(g: &Global) -> Duration {
+    Duration::from_secs(g.lock_timeout)
+}
+
+fn print_recovered(ui: &Ui, actions: &[String]) {
+    for a in actions {
+        ui.warn(format!("recovered: {a}"));
+    }
+}

@@ -1,0 +1,65 @@
+use std::process::ExitCode;
+
+use anyhow::Result;
+use thrum_backup::create::{self, CreateOptions};
+use thrum_backup::{Cancel, Progress};
+
+use super::{context, lock_timeout, print_recovered};
+use crate::cli::{CreateArgs, Global};
+use crate::ui::{Ui, bytes};
+
+pub fn run(g: &Global, a: CreateArgs, ui: &Ui) -> Result<ExitCode> {
+    let ctx = context(g)?;
+    let opts = CreateOptions {
+        lock_timeout: lock_timeout(g),
+        level: a.level,
+        plugins: !a.no_plugins,
+        hook: !a.no_hook,
+        prune: !a.no_prune,
+        ..CreateOptions::default()
+    };
+    let progress = ui.progress();
+    let cancel = Cancel::new();
+    let report = create::create(&ctx, &opts, &progress, &cancel)?;
+    progress.finish();
+    print_recovered(ui, &report.recovered);
+    for n in &report.notes {
+        ui.warn(n);
+    }
+    if ui.emit(&report) {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let m = &report.manifest;
+    let total: u64 = m.files.iter().map(|f| f.size).sum();
+    ui.line(format!("Backed up {} to {}", ctx.workspace.repo_name, report.current.display()));
+    ui.line(format!(
+        "  events: {}   message files: {}   local tables: {}   config files: {}",
+        m.counts.events, m.counts.message_files, m.counts.local_tables, m.counts.config_files
+    ));
+    if let Some(db) = &m.database {
+        let rows: u64 = db.tables.values().sum();
+        ui.line(format!("  database: consistent copy, {} tables, {rows} rows", db.tables.len()));
+    }
+    ui.line(format!("  files: {}   size: {}", m.files.len(), bytes(total)));
+    for p in &m.plugin_results {
+        match &p.error {
+            None => ui.line(format!("  plugin {}: {} files, {}", p.name, p.files, bytes(p.bytes))),
+            Some(e) => ui.line(format!("  plugin {}: FAILED ({e})", p.name)),
+        }
+    }
+    if let Some(a) = &report.archived {
+        ui.line(format!("  previous snapshot archived: {}", a.display()));
+    }
+    if let Some(p) = &report.prune
+        && !p.removed.is_empty()
+    {
+        ui.line(format!("  retention removed: {}", p.removed.join(", ")));
+    }
+    if let Some(h) = &report.hook {
+        match &h.error {
+            None => ui.line(format!("  post-backup hook: ok ({} ms)", h.duration_ms)),
+            Some(e) => ui.line(format!("  post-backup hook: FAILED ({e})")),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

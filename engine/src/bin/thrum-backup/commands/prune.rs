@@ -1,0 +1,40 @@
+use std::process::ExitCode;
+
+use anyhow::Result;
+use thrum_backup::prune;
+
+use super::{context, lock_timeout};
+use crate::cli::{Global, PruneArgs};
+use crate::ui::Ui;
+
+pub fn run(g: &Global, a: PruneArgs, ui: &Ui) -> Result<ExitCode> {
+    let ctx = context(g)?;
+    let report = prune::prune(&ctx, a.dry_run, lock_timeout(g))?;
+    if ui.emit(&report) {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let p = report.policy;
+    ui.line(format!(
+        "Policy: daily {} weekly {} monthly {} last {} (-1 = forever, 0 = off)",
+        p.daily, p.weekly, p.monthly, p.last
+    ));
+    for d in &report.decisions {
+        let verdict = if d.keep() { "keep  " } else { "remove" };
+        let why = if d.keep() {
+            d.reasons.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        } else {
+            "no rule keeps it".to_owned()
+        };
+        ui.line(format!("{verdict} {}  {why}", d.archive.name));
+    }
+    for e in &report.exempt {
+        ui.line(format!("exempt {e}  never pruned"));
+    }
+    let removing = report.decisions.iter().filter(|d| !d.keep()).count();
+    if report.dry_run {
+        ui.line(format!("Dry run: {removing} archive(s) would be removed; nothing changed."));
+    } else {
+        ui.line(format!("Removed {} archive(s).", report.removed.len()));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,89 @@
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+use thrum_backup::archive::Limits;
+use thrum_backup::restore::{self, RestoreOptions, Source};
+use thrum_backup::{Cancel, Progress};
+
+use super::{context, lock_timeout, print_recovered};
+use crate::cli::{Global, RestoreArgs};
+use crate::ui::Ui;
+
+pub fn run(g: &Global, a: RestoreArgs, ui: &Ui) -> Result<ExitCode> {
+    let ctx = context(g)?;
+    let source = match &a.archive {
+        Some(p) => Source::Archive(p.clone()),
+        None => Source::Current,
+    };
+    let manifest = restore::peek(&ctx, &source)?;
+    if !a.yes {
+        let what = a
+            .archive
+            .as_ref()
+            .map_or_else(|| "current/".to_owned(), |p| p.display().to_string());
+        if !std::io::stdin().is_terminal() {
+            bail!(
+                "restore replaces the workspace's data and needs confirmation: pass --yes \
+                 (the replaced data is saved as archives/pre-restore-<time>.zip)"
+            );
+        }
+        eprint!(
+            "Restore {} from {what} (snapshot of {}, {} events)?\n\
+             The live data it replaces is saved first as archives/pre-restore-<time>.zip.\n\
+             Stop the thrum daemon before restoring. Continue? [y/N] ",
+            ctx.workspace.repo_root.display(),
+            manifest.timestamp.format("%Y-%m-%d %H:%M:%S UTC"),
+            manifest.counts.events
+        );
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES") {
+            bail!("restore cancelled; nothing was changed");
+        }
+    }
+    let opts = RestoreOptions {
+        source,
+        limits: Limits {
+            max_total: a.max_size,
+            ..Limits::default()
+        },
+        lock_timeout: lock_timeout(g),
+        db_wait: std::time::Duration::from_secs(30),
+    };
+    let progress = ui.progress();
+    let report = restore::restore(&ctx, &opts, &progress, &Cancel::new())?;
+    progress.finish();
+    print_recovered(ui, &report.recovered);
+    for n in &report.notes {
+        ui.warn(n);
+    }
+    if ui.emit(&report) {
+        return Ok(ExitCode::SUCCESS);
+    }
+    ui.line(format!(
+        "Restored {} from {} (snapshot of {})",
+        ctx.workspace.repo_name,
+        report.source,
+        report.snapshot_time.format("%Y-%m-%d %H:%M:%S UTC")
+    ));
+    ui.line(format!("  files restored: {}", report.restored.len()));
+    if !report.removed.is_empty() {
+        ui.line(format!(
+            "  files not in the snapshot, moved out: {}",
+            report.removed.join(", ")
+        ));
+    }
+    if report.database {
+        ui.line("  messages.db: restored from the snapshot's consistent copy");
+    }
+    for (t, n) in &report.local_rows {
+        ui.line(format!("  local table {t}: {n} rows imported"));
+    }
+    match &report.pre_restore {
+        Some(p) => ui.line(format!("  previous data saved as {}", p.display())),
+        None => ui.line("  the workspace had no data to save first"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,625 @@
+//! `.thrum/config.json`: the typed `backup` section, with every other key kept as it was.
+//!
+//! The file belongs to thrum and its user. We read the `backup` key into typed values with
+//! precise errors (`backup.retention.daily: expected an integer, found a string`), warn about
+//! keys we do not know inside `backup`, and when we write (schedule, plugins) we change only
+//! the keys concerned: every other key, and the order of all keys, survives.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::duration;
+use crate::fsx;
+
+/// A wrong or unreadable `config.json`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file exists but cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The config file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The file is not JSON, or not a JSON object.
+    #[error("{}: not valid JSON: {message}", path.display())]
+    Syntax {
+        /// The config file.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// A key has a value of the wrong type or out of range.
+    #[error("{}: {key}: {message}", path.display())]
+    Value {
+        /// The config file.
+        path: PathBuf,
+        /// Dotted key (`backup.retention.daily`).
+        key: String,
+        /// What was expected and what was found.
+        message: String,
+    },
+    /// The file could not be written.
+    #[error("cannot write {}: {message}", path.display())]
+    Write {
+        /// The config file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Retention tiers. `-1` keeps every period forever, `0` disables a tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Retention {
+    /// Newest archive of each of the newest N days.
+    pub daily: i64,
+    /// Newest archive of each of the newest N ISO weeks.
+    pub weekly: i64,
+    /// Newest archive of each of the newest N months.
+    pub monthly: i64,
+    /// The N newest archives.
+    pub last: i64,
+}
+
+impl Retention {
+    /// thrum's defaults: 5 daily, 4 weekly, monthly forever.
+    pub const DEFAULT: Retention = Retention {
+        daily: 5,
+        weekly: 4,
+        monthly: -1,
+        last: 0,
+    };
+}
+
+/// A plugin entry of `backup.plugins`: thrum's shell form.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ShellPlugin {
+    /// Unique name; also the folder `plugins/<name>/` in the snapshot.
+    pub name: String,
+    /// Shell command run with `sh -c` in the repo root before collecting files.
+    pub command: String,
+    /// Glob patterns, relative to the repo root, of files to collect.
+    pub include: Vec<String>,
+}
+
+/// The `backup` section, typed. `None` means "not set: the default applies".
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct BackupConfig {
+    /// `backup.dir`.
+    pub dir: Option<String>,
+    /// `backup.schedule`, as written.
+    pub schedule: Option<String>,
+    /// `backup.retention.daily`.
+    pub daily: Option<i64>,
+    /// `backup.retention.weekly`.
+    pub weekly: Option<i64>,
+    /// `backup.retention.monthly`.
+    pub monthly: Option<i64>,
+    /// `backup.retention.last` (ours; thrum ignores it).
+    pub last: Option<i64>,
+    /// `backup.plugins`.
+    pub plugins: Vec<ShellPlugin>,
+    /// `backup.post_backup`.
+    pub post_backup: Option<String>,
+}
+
+impl BackupConfig {
+    /// The retention policy in force, defaults filled in.
+    pub fn retention(&self) -> Retention {
+        let d = Retention::DEFAULT;
+        Retention {
+            daily: self.daily.unwrap_or(d.daily),
+            weekly: self.weekly.unwrap_or(d.weekly),
+            monthly: self.monthly.unwrap_or(d.monthly),
+            last: self.last.unwrap_or(d.last),
+        }
+    }
+
+    /// The schedule interval, if one is set (validated on load).
+    pub fn schedule_interval(&self) -> Option<Duration> {
+        self.schedule
+            .as_deref()
+            .and_then(|s| duration::parse(s).ok())
+            .filter(|d| !d.is_zero())
+    }
+}
+
+/// `.thrum/config.json`, loaded.
+#[derive(Debug, Clone)]
+pub struct ThrumConfig {
+    path: PathBuf,
+    doc: Map<String, Value>,
+    /// The typed `backup` section.
+    pub backup: BackupConfig,
+    /// `local_only` at the top level.
+    pub local_only: bool,
+    /// Keys inside `backup` that we do not know (reported, kept as they are).
+    pub warnings: Vec<String>,
+}
+
+impl ThrumConfig {
+    /// Load `<thrum_dir>/config.json`; a missing file is an empty config.
+    pub fn load(thrum_dir: &Path) -> Result<Self, ConfigError> {
+        let path = thrum_dir.join("config.json");
+        let text = match std::fs::read(&path) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => return Err(ConfigError::Read { path, source }),
+        };
+        let doc = match text {
+            None => Map::new(),
+            Some(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Map::new(),
+            Some(bytes) => parse_document(&path, &bytes)?,
+        };
+        Self::from_document(path, doc)
+    }
+
+    fn from_document(path: PathBuf, doc: Map<String, Value>) -> Result<Self, ConfigError> {
+        let mut warnings = Vec::new();
+        let reader = Reader { path: &path };
+        let local_only = match doc.get("local_only") {
+            None | Some(Value::Null) => false,
+            Some(v) => reader.boolean("local_only", v)?,
+        };
+        let backup = match doc.get("backup") {
+            None | Some(Value::Null) => BackupConfig::default(),
+            Some(v) => reader.backup(v, &mut warnings)?,
+        };
+        Ok(Self {
+            path,
+            doc,
+            backup,
+            local_only,
+            warnings,
+        })
+    }
+
+    /// The file this config was read from (and will be written to).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Set or clear `backup.schedule`, then save.
+    pub fn set_schedule(&mut self, schedule: Option<&str>) -> Result<(), ConfigError> {
+        let backup = self.backup_object()?;
+        match schedule {
+            Some(s) => {
+                backup.insert("schedule".into(), Value::String(s.to_owned()));
+            }
+            None => {
+                backup.shift_remove("schedule");
+            }
+        }
+        self.save()
+    }
+
+    /// Append a shell plugin to `backup.plugins`, then save. Fails if the name is taken.
+    pub fn add_plugin(&mut self, plugin: &ShellPlugin) -> Result<(), ConfigError> {
+        validate_plugin_name(&self.path, "name", &plugin.name)?;
+        if self.backup.plugins.iter().any(|p| p.name == plugin.name) {
+            return Err(self.value_error(
+                "backup.plugins",
+                format!("a plugin named {:?} already exists", plugin.name),
+            ));
+        }
+        let backup = self.backup_object()?;
+        let plugins = backup
+            .entry("plugins")
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if plugins.is_null() {
+            *plugins = Value::Array(Vec::new());
+        }
+        let Some(list) = plugins.as_array_mut() else {
+            return Err(self.value_error("backup.plugins", "expected an array".into()));
+        };
+        let mut entry = Map::new();
+        entry.insert("name".into(), Value::String(plugin.name.clone()));
+        entry.insert("command".into(), Value::String(plugin.command.clone()));
+        entry.insert(
+            "include".into(),
+            Value::Array(plugin.include.iter().cloned().map(Value::String).collect()),
+        );
+        list.push(Value::Object(entry));
+        self.save()
+    }
+
+    /// Remove the plugin `name` from `backup.plugins`, then save. `Ok(false)` if absent.
+    pub fn remove_plugin(&mut self, name: &str) -> Result<bool, ConfigError> {
+        let backup = self.backup_object()?;
+        let Some(list) = backup.get_mut("plugins").and_then(Value::as_array_mut) else {
+            return Ok(false);
+        };
+        let before = list.len();
+        list.retain(|p| p.get("name").and_then(Value::as_str) != Some(name));
+        if list.len() == before {
+            return Ok(false);
+        }
+        self.save()?;
+        Ok(true)
+    }
+
+    fn backup_object(&mut self) -> Result<&mut Map<String, Value>, ConfigError> {
+        let path = self.path.clone();
+        let backup = self
+            .doc
+            .entry("backup")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if backup.is_null() {
+            *backup = Value::Object(Map::new());
+        }
+        backup.as_object_mut().ok_or_else(|| ConfigError::Value {
+            path,
+            key: "backup".into(),
+            message: "expected an object".into(),
+        })
+    }
+
+    fn value_error(&self, key: &str, message: String) -> ConfigError {
+        ConfigError::Value {
+            path: self.path.clone(),
+            key: key.into(),
+            message,
+        }
+    }
+
+    /// Write the document back atomically (two-space indent, as thrum writes it) and reload
+    /// the typed view.
+    fn save(&mut self) -> Result<(), ConfigError> {
+        let bytes = render(&self.doc);
+        fsx::write_atomic(&self.path, &bytes).map_err(|e| ConfigError::Write {
+            path: self.path.clone(),
+            message: e.to_string(),
+        })?;
+        let reloaded = Self::from_document(self.path.clone(), std::mem::take(&mut self.doc))?;
+        *self = reloaded;
+        Ok(())
+    }
+
+    /// The whole document as JSON text, as it would be saved.
+    pub fn render(&self) -> Vec<u8> {
+        render(&self.doc)
+    }
+}
+
+fn parse_document(path: &Path, bytes: &[u8]) -> Result<Map<String, Value>, ConfigError> {
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(other) => Err(ConfigError::Syntax {
+            path: path.to_path_buf(),
+            message: format!("expected a JSON object at the top level, found {}", kind(&other)),
+        }),
+        Err(e) => Err(ConfigError::Syntax {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        }),
+    }
+}
+
+fn render(doc: &Map<String, Value>) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec_pretty(doc).unwrap_or_default();
+    bytes.push(b'\n');
+    bytes
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "an integer",
+        Value::Number(_) => "a number with a fraction",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+struct Reader<'a> {
+    path: &'a Path,
+}
+
+impl Reader<'_> {
+    fn err(&self, key: &str, message: String) -> ConfigError {
+        ConfigError::Value {
+            path: self.path.to_path_buf(),
+            key: key.to_owned(),
+            message,
+        }
+    }
+
+    fn expected(&self, key: &str, what: &str, v: &Value) -> ConfigError {
+        self.err(key, format!("expected {what}, found {}", kind(v)))
+    }
+
+    fn boolean(&self, key: &str, v: &Value) -> Result<bool, ConfigError> {
+        v.as_bool().ok_or_else(|| self.expected(key, "true or false", v))
+    }
+
+    fn string(&self, key: &str, v: &Value) -> Result<String, ConfigError> {
+        v.as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| self.expected(key, "a string", v))
+    }
+
+    fn object<'v>(&self, key: &str, v: &'v Value) -> Result<&'v Map<String, Value>, ConfigError> {
+        v.as_object().ok_or_else(|| self.expected(key, "an object", v))
+    }
+
+    fn tier(&self, key: &str, v: &Value) -> Result<i64, ConfigError> {
+        let n = v.as_i64().ok_or_else(|| self.expected(key, "an integer", v))?;
+        if n < -1 {
+            return Err(self.err(
+                key,
+                format!("{n} is not allowed: use a count, 0 to disable, or -1 to keep forever"),
+            ));
+        }
+        Ok(n)
+    }
+
+    fn backup(&self, v: &Value, warnings: &mut Vec<String>) -> Result<BackupConfig, ConfigError> {
+        let obj = self.object("backup", v)?;
+        let mut cfg = BackupConfig::default();
+        for (key, value) in obj {
+            let dotted = format!("backup.{key}");
+            if value.is_null() {
+                continue;
+            }
+            match key.as_str() {
+                "dir" => cfg.dir = Some(self.string(&dotted, value)?).filter(|s| !s.is_empty()),
+                "schedule" => {
+                    let s = self.string(&dotted, value)?;
+                    if !s.is_empty() && s != "off" {
+                        duration::parse(&s).map_err(|m| self.err(&dotted, m))?;
+                        cfg.schedule = Some(s);
+                    }
+                }
+                "post_backup" => {
+                    cfg.post_backup =
+                        Some(self.string(&dotted, value)?).filter(|s| !s.trim().is_empty());
+                }
+                "retention" => {
+                    for (tier, n) in self.object(&dotted, value)? {
+                        let key = format!("{dotted}.{tier}");
+                        if n.is_null() {
+                            continue;
+                        }
+                        match tier.as_str() {
+                            "daily" => cfg.daily = Some(self.tier(&key, n)?),
+                            "weekly" => cfg.weekly = Some(self.tier(&key, n)?),
+                            "monthly" => cfg.monthly = Some(self.tier(&key, n)?),
+                            "last" => cfg.last = Some(self.tier(&key, n)?),
+                            _ => warnings.push(format!("unknown key {key} (ignored, kept)")),
+                        }
+                    }
+                }
+                "plugins" => {
+                    let list = value
+                        .as_array()
+                        .ok_or_else(|| self.expected(&dotted, "an array", value))?;
+                    for (i, entry) in list.iter().enumerate() {
+                        let plugin = self.plugin(&format!("{dotted}[{i}]"), entry, warnings)?;
+                        if cfg.plugins.iter().any(|p| p.name == plugin.name) {
+                            return Err(self.err(
+                                &format!("{dotted}[{i}].name"),
+                                format!("duplicate plugin name {:?}", plugin.name),
+                            ));
+                        }
+                        cfg.plugins.push(plugin);
+                    }
+                }
+                _ => warnings.push(format!("unknown key {dotted} (ignored, kept)")),
+            }
+        }
+        Ok(cfg)
+    }
+
+    fn plugin(
+        &self,
+        key: &str,
+        v: &Value,
+        warnings: &mut Vec<String>,
+    ) -> Result<ShellPlugin, ConfigError> {
+        let obj = self.object(key, v)?;
+        let name_key = format!("{key}.name");
+        let name = match obj.get("name") {
+            Some(n) => self.string(&name_key, n)?,
+            None => return Err(self.err(&name_key, "missing; every plugin needs a name".into())),
+        };
+        validate_plugin_name(self.path, &name_key, &name)?;
+        let command = match obj.get("command") {
+            None | Some(Value::Null) => String::new(),
+            Some(c) => self.string(&format!("{key}.command"), c)?,
+        };
+        let mut include = Vec::new();
+        if let Some(list) = obj.get("include").filter(|v| !v.is_null()) {
+            let inc_key = format!("{key}.include");
+            let list = list
+                .as_array()
+                .ok_or_else(|| self.expected(&inc_key, "an array of strings", list))?;
+            for (i, p) in list.iter().enumerate() {
+                include.push(self.string(&format!("{inc_key}[{i}]"), p)?);
+            }
+        }
+        for other in obj.keys() {
+            if !matches!(other.as_str(), "name" | "command" | "include") {
+                warnings.push(format!("unknown key {key}.{other} (ignored, kept)"));
+            }
+        }
+        Ok(ShellPlugin {
+            name,
+            command,
+            include,
+        })
+    }
+}
+
+/// A plugin name becomes a folder name: keep it to a safe alphabet.
+fn validate_plugin_name(path: &Path, key: &str, name: &str) -> Result<(), ConfigError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::Value {
+            path: path.to_path_buf(),
+            key: key.to_owned(),
+            message: format!(
+                "invalid plugin name {name:?}: use 1-64 letters, digits, '-', '_' or '.'"
+            ),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(text: &str) -> Result<ThrumConfig, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.json"), text).unwrap();
+        ThrumConfig::load(dir.path())
+    }
+
+    #[test]
+    fn defaults_when_absent() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = ThrumConfig::load(dir.path()).unwrap();
+        assert_eq!(cfg.backup.retention(), Retention::DEFAULT);
+        assert!(!cfg.local_only);
+    }
+
+    #[test]
+    fn reads_thrum_keys() {
+        let cfg = load_str(
+            r#"{"local_only": true, "backup": {"dir": "/b", "schedule": "6h30m",
+               "retention": {"daily": 0, "monthly": 12},
+               "plugins": [{"name": "beads", "command": "bd backup --force", "include": [".beads/backup/*"]}],
+               "post_backup": "echo hi"}}"#,
+        )
+        .unwrap();
+        assert!(cfg.local_only);
+        let b = &cfg.backup;
+        assert_eq!(b.dir.as_deref(), Some("/b"));
+        assert_eq!(b.schedule_interval(), Some(Duration::from_secs(23_400)));
+        assert_eq!(
+            b.retention(),
+            Retention {
+                daily: 0,
+                weekly: 4,
+                monthly: 12,
+                last: 0
+            }
+        );
+        assert_eq!(b.plugins[0].include, vec![".beads/backup/*"]);
+        assert_eq!(b.post_backup.as_deref(), Some("echo hi"));
+        assert!(cfg.warnings.is_empty());
+    }
+
+    #[test]
+    fn precise_errors() {
+        let cases = [
+            (
+                r#"{"backup": {"retention": {"daily": "5"}}}"#,
+                "backup.retention.daily: expected an integer, found a string",
+            ),
+            (
+                r#"{"backup": {"retention": {"weekly": 1.5}}}"#,
+                "backup.retention.weekly: expected an integer",
+            ),
+            (r#"{"backup": {"retention": {"monthly": -2}}}"#, "-2 is not allowed"),
+            (r#"{"backup": {"schedule": "often"}}"#, "backup.schedule"),
+            (r#"{"backup": {"plugins": {}}}"#, "backup.plugins: expected an array"),
+            (r#"{"backup": {"plugins": [{"command": "x"}]}}"#, "backup.plugins[0].name: missing"),
+            (r#"{"backup": {"plugins": [{"name": "../x"}]}}"#, "invalid plugin name"),
+            (r#"{"backup": []}"#, "backup: expected an object, found an array"),
+            (r#"{"local_only": "yes"}"#, "local_only: expected true or false"),
+            (r#"[1]"#, "expected a JSON object at the top level"),
+            (r#"{"backup": "#, "not valid JSON"),
+        ];
+        for (text, needle) in cases {
+            let err = load_str(text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text} -> {err}");
+            assert!(err.contains("config.json"), "{err}");
+        }
+    }
+
+    #[test]
+    fn unknown_backup_keys_warn_and_survive() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = r#"{
+  "daemon": {"port": 9999},
+  "backup": {
+    "mystery": 1,
+    "retention": {"daily": 3, "yearly": 2}
+  },
+  "zeta": [1, 2]
+}
+"#;
+        std::fs::write(dir.path().join("config.json"), text).unwrap();
+        let mut cfg = ThrumConfig::load(dir.path()).unwrap();
+        assert_eq!(cfg.warnings.len(), 2, "{:?}", cfg.warnings);
+        cfg.set_schedule(Some("24h")).unwrap();
+        cfg.set_schedule(None).unwrap();
+        let after: Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("config.json")).unwrap())
+                .unwrap();
+        let before: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(after, before);
+        // Key order survives too.
+        let keys: Vec<_> = after.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(keys, ["daemon", "backup", "zeta"]);
+    }
+
+    #[test]
+    fn plugins_add_and_remove() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = ThrumConfig::load(dir.path()).unwrap();
+        let p = ShellPlugin {
+            name: "notes".into(),
+            command: "true".into(),
+            include: vec!["notes/*.md".into()],
+        };
+        cfg.add_plugin(&p).unwrap();
+        assert!(cfg.add_plugin(&p).unwrap_err().to_string().contains("already exists"));
+        let cfg2 = ThrumConfig::load(dir.path()).unwrap();
+        assert_eq!(cfg2.backup.plugins, vec![p]);
+        let mut cfg3 = cfg2;
+        assert!(cfg3.remove_plugin("notes").unwrap());
+        assert!(!cfg3.remove_plugin("notes").unwrap());
+        assert!(cfg3.backup.plugins.is_empty());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn round_trip_keeps_every_other_key(
+            keys in proptest::collection::vec("[a-z_]{1,8}", 0..6),
+            vals in proptest::collection::vec(proptest::num::i64::ANY, 0..6),
+        ) {
+            let mut doc = Map::new();
+            for (k, v) in keys.iter().zip(vals.iter()) {
+                if k != "backup" && k != "local_only" {
+                    doc.insert(k.clone(), Value::from(*v));
+                }
+            }
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("config.json"), render(&doc)).unwrap();
+            let mut cfg = ThrumConfig::load(dir.path()).unwrap();
+            cfg.set_schedule(Some("1h")).unwrap();
+            cfg.set_schedule(None).unwrap();
+            let mut after: Map<String, Value> = serde_json::from_slice(
+                &std::fs::read(dir.path().join("config.json")).unwrap()).unwrap();
+            // The emptied backup object is the only addition.
+            proptest::prop_assert_eq!(after.shift_remove("backup"), Some(Value::Object(Map::new())));
+            proptest::prop_assert_eq!(after, doc);
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! Everything an operation needs: the workspace, its config, and its backup directory.
+
+use std::path::{Path, PathBuf};
+
+use crate::backup_dir::BackupDir;
+use crate::config::ThrumConfig;
+use crate::error::Result;
+use crate::locate::Workspace;
+
+/// A located workspace with its config and backup directory.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// Where thrum keeps the data.
+    pub workspace: Workspace,
+    /// `.thrum/config.json`.
+    pub config: ThrumConfig,
+    /// `<backup dir>/<repo name>/`.
+    pub backup: BackupDir,
+    /// Where the backup dir setting came from: `--dir`, `backup.dir` or the default.
+    pub dir_source: &'static str,
+}
+
+impl Context {
+    /// Locate the workspace containing `repo` and resolve the backup directory:
+    /// `dir_override` (`--dir`) > `backup.dir` > `<thrum dir>/backup`.
+    pub fn open(repo: &Path, dir_override: Option<&Path>) -> Result<Self> {
+        let workspace = Workspace::locate(repo)?;
+        let config = ThrumConfig::load(&workspace.thrum_dir)?;
+        let (base, dir_source): (PathBuf, _) = match (dir_override, config.backup.dir.as_deref()) {
+            (Some(d), _) => (absolute(d, &std::env::current_dir().unwrap_or_default()), "--dir"),
+            (None, Some(d)) => (absolute(Path::new(d), &workspace.repo_root), "backup.dir"),
+            (None, None) => (workspace.thrum_dir.join("backup"), "default"),
+        };
+        let backup = BackupDir::new(base.join(&workspace.repo_name));
+        Ok(Self {
+            workspace,
+            config,
+            backup,
+            dir_source,
+        })
+    }
+
+    /// Whether the message log lives in the thrum dir.
+    pub fn local_only(&self) -> bool {
+        self.config.local_only
+    }
+}
+
+fn absolute(p: &Path, base: &Path) -> PathBuf {
+    if let Some(rest) = p.to_str().and_then(|s| s.strip_prefix("~/"))
+        && let Some(home) = std::env::var_os("HOME")
+    {
+        return PathBuf::from(home).join(rest);
+    }
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}

@@ -1,0 +1,184 @@
+//! `create`: back up the workspace now.
+//!
+//! locate → lock → recover → stage a complete snapshot (workspace, then plugins, then the
+//! manifest) → archive the previous `current/` → swap the staged snapshot in → prune →
+//! unlock → post-backup hook. A kill at any instant leaves the previous snapshot in place;
+//! the next command removes the unfinished stage.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::archive;
+use crate::context::Context;
+use crate::error::Result;
+use crate::hook::{self, HookReport};
+use crate::manifest::Manifest;
+use crate::plugin::shell;
+use crate::progress::{Cancel, Progress};
+use crate::prune::{self, PruneReport};
+use crate::snapshot::{self, Staging};
+
+/// How to run `create`.
+#[derive(Debug, Clone)]
+pub struct CreateOptions {
+    /// How long to wait for the backup directory's lock.
+    pub lock_timeout: Duration,
+    /// How long to wait for a locked database.
+    pub db_wait: Duration,
+    /// Deflate level of the archive of the previous snapshot.
+    pub level: i64,
+    /// Run the configured plugins.
+    pub plugins: bool,
+    /// Run the post-backup hook.
+    pub hook: bool,
+    /// Apply retention afterwards.
+    pub prune: bool,
+    /// Timeout of each shell plugin.
+    pub plugin_timeout: Duration,
+    /// Timeout of the post-backup hook.
+    pub hook_timeout: Duration,
+}
+
+impl Default for CreateOptions {
+    fn default() -> Self {
+        Self {
+            lock_timeout: Duration::from_secs(30),
+            db_wait: Duration::from_secs(30),
+            level: archive::DEFAULT_LEVEL,
+            plugins: true,
+            hook: true,
+            prune: true,
+            plugin_timeout: shell::TIMEOUT,
+            hook_timeout: hook::TIMEOUT,
+        }
+    }
+}
+
+/// What `create` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct CreateReport {
+    /// The new snapshot's manifest.
+    pub manifest: Manifest,
+    /// `current/`.
+    pub current: PathBuf,
+    /// The archive of the previous snapshot, if there was one.
+    pub archived: Option<PathBuf>,
+    /// Retention applied afterwards.
+    pub prune: Option<PruneReport>,
+    /// The post-backup hook.
+    pub hook: Option<HookReport>,
+    /// What recovery finished or rolled back first.
+    pub recovered: Vec<String>,
+    /// Warnings (config keys, missing tables, ...).
+    pub notes: Vec<String>,
+}
+
+/// Back up the workspace of `ctx` now.
+pub fn create(
+    ctx: &Context,
+    opts: &CreateOptions,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<CreateReport> {
+    ctx.workspace.require_thrum_dir()?;
+    let dir = &ctx.backup;
+    let lock = dir.lock(opts.lock_timeout)?;
+    let recovered = dir.recover()?.actions;
+    let stage_dir = dir.new_work_dir("stage")?;
+    let staged = stage(ctx, opts, stage_dir.clone(), progress, cancel);
+    let (manifest, mut notes) = match staged {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = crate::fsx::remove_any(&stage_dir);
+            return Err(e);
+        }
+    };
+    let archived = match dir.archive_current(opts.level, progress, cancel) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = crate::fsx::remove_any(&stage_dir);
+            return Err(e);
+        }
+    };
+    if let Err(e) = cancel.check() {
+        let _ = crate::fsx::remove_any(&stage_dir);
+        return Err(e);
+    }
+    progress.phase("publishing the snapshot", None);
+    dir.publish(&stage_dir)?;
+    let prune = if opts.prune {
+        Some(prune::prune_locked(ctx, false)?)
+    } else {
+        None
+    };
+    drop(lock);
+    // The hook runs unlocked: it may well call thrum-backup itself.
+    let hook = match (&ctx.config.backup.post_backup, opts.hook) {
+        (Some(cmd), true) => {
+            progress.phase("running the post-backup hook", None);
+            let base = dir.root().parent().unwrap_or(dir.root());
+            Some(hook::run(
+                cmd,
+                &ctx.workspace.repo_root,
+                base,
+                &ctx.workspace.repo_name,
+                &dir.current(),
+                opts.hook_timeout,
+            ))
+        }
+        _ => None,
+    };
+    notes.extend(ctx.config.warnings.iter().map(|w| format!("config: {w}")));
+    progress.finish();
+    Ok(CreateReport {
+        manifest,
+        current: dir.current(),
+        archived,
+        prune,
+        hook,
+        recovered,
+        notes,
+    })
+}
+
+fn stage(
+    ctx: &Context,
+    opts: &CreateOptions,
+    stage_dir: PathBuf,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<(Manifest, Vec<String>)> {
+    let mut staging = Staging::new(stage_dir);
+    let captured = snapshot::capture_workspace(
+        &ctx.workspace,
+        ctx.local_only(),
+        &mut staging,
+        opts.db_wait,
+        progress,
+        cancel,
+    )?;
+    let notes = captured.notes.clone();
+    let mut manifest = snapshot::new_manifest(&ctx.workspace.repo_name, captured, ctx.local_only());
+    if opts.plugins {
+        for plugin in &ctx.config.backup.plugins {
+            cancel.check()?;
+            progress.phase(&format!("running plugin {}", plugin.name), None);
+            let report = shell::run(plugin, &ctx.workspace.repo_root, &mut staging, opts.plugin_timeout);
+            if report.status == "ok" {
+                manifest.counts.plugins.push(report.name.clone());
+            } else {
+                progress.note(&format!(
+                    "plugin {} failed: {}",
+                    report.name,
+                    report.error.as_deref().unwrap_or("")
+                ));
+            }
+            manifest.plugin_results.push(report);
+        }
+    }
+    cancel.check()?;
+    let manifest = staging.finish(manifest)?;
+    Ok((manifest, notes))
+}

@@ -1,0 +1,325 @@
+//! Filesystem primitives every write in the engine goes through.
+//!
+//! Nothing is written in place: content goes to a temporary name in the destination's
+//! directory, is flushed to disk, and is renamed over the final name. Publishing a file that
+//! must never replace another (an archive) uses a hard link, which fails if the name exists.
+
+use std::fs::{self, File};
+use std::io::{self, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{IoContext, Result};
+
+/// Size, SHA-256 and newline count of a file's content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileDigest {
+    /// Bytes.
+    pub size: u64,
+    /// Lower-case hex SHA-256.
+    pub sha256: String,
+    /// Number of `\n` bytes (thrum counts events this way).
+    pub lines: u64,
+}
+
+/// A writer that hashes, counts bytes and counts lines as it writes.
+pub struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    size: u64,
+    lines: u64,
+}
+
+impl<W: Write> HashingWriter<W> {
+    /// Wrap `inner`.
+    pub fn new(inner: W) -> Self {
+        Self {
+            inner,
+            hasher: Sha256::new(),
+            size: 0,
+            lines: 0,
+        }
+    }
+
+    /// Finish, returning the inner writer and the digest of everything written.
+    pub fn finish(self) -> (W, FileDigest) {
+        let digest = FileDigest {
+            size: self.size,
+            sha256: hex::encode(self.hasher.finalize()),
+            lines: self.lines,
+        };
+        (self.inner, digest)
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        let done = &buf[..n];
+        self.hasher.update(done);
+        self.size += n as u64;
+        self.lines += memchr_count(done);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn memchr_count(buf: &[u8]) -> u64 {
+    buf.iter().filter(|&&b| b == b'\n').count() as u64
+}
+
+/// Hash a file by reading it once.
+pub fn digest_file(path: &Path) -> Result<FileDigest> {
+    let file = File::open(path).at("open", path)?;
+    let mut reader = BufReader::with_capacity(256 * 1024, file);
+    let mut sink = HashingWriter::new(io::sink());
+    io::copy(&mut reader, &mut sink).at("read", path)?;
+    Ok(sink.finish().1)
+}
+
+/// A temporary sibling name for `path`: same directory, so a rename is atomic.
+pub fn temp_sibling(path: &Path, tag: &str) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let nonce: u32 = rand::random();
+    path.with_file_name(format!(".{name}.{tag}-{nonce:08x}"))
+}
+
+/// Create `dir` and its parents.
+pub fn create_dir_all(dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir).at("create directory", dir)
+}
+
+/// Flush a directory's entries (renames, creations) to disk.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .at("sync directory", dir)
+}
+
+/// Write `bytes` to `path` atomically: temp file, fsync, rename, fsync of the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, |w| w.write_all(bytes)).map(|_| ())
+}
+
+/// Write `path` atomically with a closure that streams the content; returns its digest.
+pub fn write_atomic_with(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<FileDigest> {
+    let parent = path.parent().unwrap_or(Path::new("."));
+    create_dir_all(parent)?;
+    let tmp = temp_sibling(path, "tmp");
+    let result = (|| -> Result<FileDigest> {
+        let file = File::create(&tmp).at("create", &tmp)?;
+        let mut writer = HashingWriter::new(io::BufWriter::with_capacity(256 * 1024, file));
+        fill(&mut writer).at("write", &tmp)?;
+        let (buffered, digest) = writer.finish();
+        let file = buffered
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .at("write", &tmp)?;
+        file.sync_all().at("sync", &tmp)?;
+        fs::rename(&tmp, path).at("rename into place", path)?;
+        Ok(digest)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    let digest = result?;
+    sync_dir(parent)?;
+    Ok(digest)
+}
+
+/// Copy `src` to `dst` atomically, hashing while writing.
+pub fn copy_atomic(src: &Path, dst: &Path) -> Result<FileDigest> {
+    let mut input = File::open(src).at("open", src)?;
+    write_atomic_with(dst, |w| io::copy(&mut input, w).map(|_| ()))
+}
+
+/// Copy `src` into a new file `dst` (which must not exist), hashing while writing and
+/// flushing it to disk. Used inside staging directories, which are published as a whole.
+pub fn copy_new(src: &Path, dst: &Path) -> Result<FileDigest> {
+    let mut input = File::open(src).at("open", src)?;
+    write_new_with(dst, |w| io::copy(&mut input, w).map(|_| ()))
+}
+
+/// Create the new file `dst` with streamed content, flush it to disk and return its digest.
+pub fn write_new_with(
+    dst: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<FileDigest> {
+    if let Some(parent) = dst.parent() {
+        create_dir_all(parent)?;
+    }
+    let file = File::options()
+        .write(true)
+        .create_new(true)
+        .open(dst)
+        .at("create", dst)?;
+    let mut writer = HashingWriter::new(io::BufWriter::with_capacity(256 * 1024, file));
+    fill(&mut writer).at("write", dst)?;
+    let (buffered, digest) = writer.finish();
+    let file = buffered
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .at("write", dst)?;
+    file.sync_all().at("sync", dst)?;
+    Ok(digest)
+}
+
+/// Give the finished file `tmp` the name `dst` only if no file has that name yet.
+///
+/// Returns `Ok(false)` (and leaves `tmp` alone) when `dst` exists. A hard link is atomic and
+/// never replaces an existing name, unlike `rename`.
+pub fn publish_no_clobber(tmp: &Path, dst: &Path) -> Result<bool> {
+    match fs::hard_link(tmp, dst) {
+        Ok(()) => {
+            fs::remove_file(tmp).at("remove", tmp)?;
+            if let Some(parent) = dst.parent() {
+                sync_dir(parent)?;
+            }
+            Ok(true)
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e).at("link", dst),
+    }
+}
+
+/// Remove a file or a directory tree if it exists.
+pub fn remove_any(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path).at("remove", path),
+        Ok(_) => fs::remove_file(path).at("remove", path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).at("inspect", path),
+    }
+}
+
+/// Every regular file below `root`, as sorted `/`-separated relative paths.
+///
+/// Symbolic links are not followed and not listed: a snapshot holds plain files only.
+pub fn walk_files(root: &Path) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    walk_into(root, String::new(), &mut out)?;
+    out.sort();
+    Ok(out)
+}
+
+fn walk_into(dir: &Path, prefix: String, out: &mut Vec<String>) -> Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).at("read directory", dir),
+    };
+    for entry in entries {
+        let entry = entry.at("read directory", dir)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let kind = entry.file_type().at("inspect", &entry.path())?;
+        let rel = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}/{name}")
+        };
+        if kind.is_dir() {
+            walk_into(&entry.path(), rel, out)?;
+        } else if kind.is_file() {
+            out.push(rel);
+        }
+    }
+    Ok(())
+}
+
+/// Free bytes available to this user on the filesystem holding `path`.
+pub fn available_space(path: &Path) -> Option<u64> {
+    let mut probe = path;
+    loop {
+        if probe.exists() {
+            break;
+        }
+        probe = probe.parent()?;
+    }
+    let stat = rustix::fs::statvfs(probe).ok()?;
+    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
+/// Read a whole file, attaching the path to any error.
+pub fn read(path: &Path) -> Result<Vec<u8>> {
+    fs::read(path).at("read", path)
+}
+
+/// Exchange two directory entries atomically (`renameat2(RENAME_EXCHANGE)`).
+///
+/// Returns `Ok(false)` where the filesystem does not support it; the caller then falls
+/// back to two renames, which its recovery knows how to finish.
+pub fn exchange(a: &Path, b: &Path) -> Result<bool> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    match renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE) {
+        Ok(()) => Ok(true),
+        Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => Ok(false),
+        Err(e) => Err(io::Error::from(e)).at("exchange", a),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.txt");
+        write_atomic(&path, b"one\n").unwrap();
+        write_atomic(&path, b"two\nlines\n").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two\nlines\n");
+        assert_eq!(walk_files(dir.path()).unwrap(), vec!["a.txt"]);
+    }
+
+    #[test]
+    fn digest_counts_lines_and_hashes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x");
+        let d = write_atomic_with(&path, |w| w.write_all(b"a\nb\n")).unwrap();
+        assert_eq!(d.size, 4);
+        assert_eq!(d.lines, 2);
+        assert_eq!(d, digest_file(&path).unwrap());
+        assert_eq!(
+            d.sha256,
+            "911169ddaaf146aff539f58c26c489af3b892dff0fe283c1c264c65ae5aa59a2"
+        );
+    }
+
+    #[test]
+    fn publish_never_overwrites() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.tmp");
+        let dst = dir.path().join("a.zip");
+        fs::write(&a, b"first").unwrap();
+        assert!(publish_no_clobber(&a, &dst).unwrap());
+        let b = dir.path().join("b.tmp");
+        fs::write(&b, b"second").unwrap();
+        assert!(!publish_no_clobber(&b, &dst).unwrap());
+        assert_eq!(fs::read(&dst).unwrap(), b"first");
+        assert!(b.exists());
+    }
+
+    #[test]
+    fn exchange_swaps_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        let b = dir.path().join("b");
+        fs::create_dir(&a).unwrap();
+        fs::create_dir(&b).unwrap();
+        fs::write(a.join("in-a"), b"").unwrap();
+        if exchange(&a, &b).unwrap() {
+            assert!(b.join("in-a").exists());
+            assert!(!a.join("in-a").exists());
+        }
+    }
+}

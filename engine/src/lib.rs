@@ -1,0 +1,50 @@
+//! # thrum-backup
+//!
+//! A backup engine for [thrum](https://github.com/leonletto/thrum) workspaces: the JSONL
+//! message log on the `a-sync` branch, the SQLite `messages.db`, and the `.thrum/` config,
+//! identity and context files. It takes complete, verifiable snapshots, archives older ones
+//! as zips, rotates archives by Grandfather-Father-Son rules, and restores as one
+//! transaction that either completes or leaves the workspace as it was.
+//!
+//! The library never prints: long operations report through [`Progress`], and every
+//! operation returns a serializable report.
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use thrum_backup::{Context, create, progress};
+//!
+//! let ctx = Context::open(Path::new("."), None)?;
+//! let report = create::create(&ctx, &Default::default(), &progress::Silent, &Default::default())?;
+//! println!("{} events backed up", report.manifest.counts.events);
+//! # Ok::<(), thrum_backup::Error>(())
+//! ```
+
+pub mod archive;
+pub mod backup_dir;
+pub mod config;
+pub mod context;
+pub mod create;
+pub mod daemon;
+pub mod database;
+pub mod demo;
+pub mod duration;
+mod error;
+pub mod fsx;
+pub mod hook;
+pub mod locate;
+pub mod lock;
+pub mod manifest;
+pub mod plugin;
+pub mod process;
+pub mod progress;
+pub mod prune;
+pub mod restore;
+pub mod retention;
+pub mod sample;
+pub mod snapshot;
+pub mod status;
+pub mod verify;
+
+pub use context::Context;
+pub use error::{Error, Result};
+pub use progress::{Cancel, Progress};

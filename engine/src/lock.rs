@@ -1,0 +1,92 @@
+//! One lock per backup directory, so that two commands never work on it at once.
+//!
+//! The lock is an advisory `flock` on `<backup dir>/.lock` (std's `File::lock`): it is
+//! released by the kernel when the process dies, so a killed run never leaves a stale lock.
+
+use std::fs::{File, TryLockError};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The lock could not be taken.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LockError {
+    /// Another process kept it for the whole wait.
+    #[error(
+        "backup directory {} is busy: another thrum-backup command holds its lock \
+         (waited {}s; retry later, or raise --lock-timeout)",
+        dir.display(), waited.as_secs()
+    )]
+    Busy {
+        /// The backup directory.
+        dir: PathBuf,
+        /// How long we waited.
+        waited: Duration,
+    },
+    /// The lock file could not be opened.
+    #[error("cannot open lock file {}: {source}", path.display())]
+    Open {
+        /// The lock file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+/// A held lock; released on drop.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: File,
+}
+
+impl DirLock {
+    /// Take the lock of `dir`, waiting up to `timeout` for another holder to finish.
+    pub fn acquire(dir: &Path, timeout: Duration) -> Result<Self, LockError> {
+        let path = dir.join(".lock");
+        let open_err = |source| LockError::Open {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(open_err)?;
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(open_err)?;
+        let start = Instant::now();
+        let mut pause = Duration::from_millis(10);
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(Self { _file: file }),
+                Err(TryLockError::WouldBlock) => {}
+                Err(TryLockError::Error(e)) => return Err(open_err(e)),
+            }
+            let waited = start.elapsed();
+            if waited >= timeout {
+                return Err(LockError::Busy {
+                    dir: dir.to_path_buf(),
+                    waited,
+                });
+            }
+            std::thread::sleep(pause.min(timeout - waited));
+            pause = (pause * 2).min(Duration::from_millis(250));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_holder_waits_then_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = DirLock::acquire(dir.path(), Duration::ZERO).unwrap();
+        let err = DirLock::acquire(dir.path(), Duration::from_millis(50)).unwrap_err();
+        assert!(err.to_string().contains("busy"), "{err}");
+        drop(held);
+        DirLock::acquire(dir.path(), Duration::ZERO).unwrap();
+    }
+}

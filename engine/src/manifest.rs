@@ -1,0 +1,211 @@
+//! `manifest.json`: thrum's version-1 fields, which thrum's reader needs, plus our
+//! extensions (per-file size and sha256, the engine version, the database copy, each
+//! plugin's result) as extra keys thrum's reader ignores.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The manifest file name inside a snapshot.
+pub const FILE_NAME: &str = "manifest.json";
+
+/// A snapshot's manifest.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    /// Always 1 (thrum's format version).
+    pub version: u32,
+    /// When the snapshot was taken (UTC).
+    pub timestamp: DateTime<Utc>,
+    /// thrum writes its own version here; we write `thrum-backup <version>`.
+    #[serde(default)]
+    pub thrum_version: String,
+    /// Base name of the repository.
+    #[serde(default)]
+    pub repo_name: String,
+    /// thrum's counts.
+    #[serde(default)]
+    pub counts: Counts,
+    /// The engine that wrote the snapshot (absent in thrum's manifests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<EngineInfo>,
+    /// A random id, unique per snapshot (absent in thrum's manifests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_id: Option<String>,
+    /// Whether the message log came from the thrum dir (local-only mode).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub local_only: bool,
+    /// Every file of the snapshot but the manifest, sorted by path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileEntry>,
+    /// The consistent copy of `messages.db`, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseInfo>,
+    /// Rows exported per local-only table.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub local_tables: BTreeMap<String, u64>,
+    /// What each plugin did.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plugin_results: Vec<PluginReport>,
+}
+
+/// thrum's `counts` object.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Counts {
+    /// Lines of `events.jsonl`.
+    #[serde(default)]
+    pub events: u64,
+    /// Files in `messages/`.
+    #[serde(default)]
+    pub message_files: u64,
+    /// Local-only tables exported.
+    #[serde(default)]
+    pub local_tables: u64,
+    /// Files under `config/`.
+    #[serde(default)]
+    pub config_files: u64,
+    /// Names of the plugins that succeeded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plugins: Vec<String>,
+}
+
+/// Which engine wrote a snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EngineInfo {
+    /// `thrum-backup`.
+    pub name: String,
+    /// The crate version.
+    pub version: String,
+}
+
+impl EngineInfo {
+    /// This engine.
+    pub fn current() -> Self {
+        Self {
+            name: "thrum-backup".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+}
+
+/// One file of a snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FileEntry {
+    /// `/`-separated path relative to the snapshot root.
+    pub path: String,
+    /// Bytes.
+    pub size: u64,
+    /// Lower-case hex SHA-256.
+    pub sha256: String,
+}
+
+/// The database copy in a snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DatabaseInfo {
+    /// Path of the copy inside the snapshot (`db/messages.db`).
+    pub path: String,
+    /// Rows per table at the instant of the copy.
+    pub tables: BTreeMap<String, u64>,
+}
+
+/// What one plugin did during a backup.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PluginReport {
+    /// The plugin's name.
+    pub name: String,
+    /// `shell` (and later `wasm`).
+    pub kind: String,
+    /// `ok` or `failed`.
+    pub status: String,
+    /// Files it contributed.
+    pub files: u64,
+    /// Bytes it contributed.
+    pub bytes: u64,
+    /// Wall time in milliseconds.
+    pub duration_ms: u64,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Manifest {
+    /// Parse a manifest, accepting thrum's (no extensions) and ours.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, String> {
+        let m: Manifest = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        if m.version != 1 {
+            return Err(format!(
+                "manifest version {} is not supported (this engine reads version 1)",
+                m.version
+            ));
+        }
+        Ok(m)
+    }
+
+    /// Serialize with two-space indentation and a final newline, as thrum does.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec_pretty(self).unwrap_or_default();
+        v.push(b'\n');
+        v
+    }
+
+    /// Whether the manifest carries checksums (ours do; thrum's do not).
+    pub fn has_checksums(&self) -> bool {
+        !self.files.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_thrums_manifest() {
+        let thrum = br#"{
+  "version": 1,
+  "timestamp": "2026-02-27T12:00:00.123456789Z",
+  "thrum_version": "0.9.1",
+  "repo_name": "demo",
+  "counts": {"events": 12, "message_files": 2, "local_tables": 3, "config_files": 4, "plugins": ["beads"]}
+}"#;
+        let m = Manifest::from_slice(thrum).unwrap();
+        assert_eq!(m.counts.events, 12);
+        assert_eq!(m.counts.plugins, vec!["beads"]);
+        assert!(!m.has_checksums());
+        assert!(m.engine.is_none());
+    }
+
+    #[test]
+    fn ours_keeps_thrum_fields_and_round_trips() {
+        let m = Manifest {
+            version: 1,
+            timestamp: "2026-11-25T10:00:00Z".parse().unwrap(),
+            thrum_version: "thrum-backup 0.1.0".into(),
+            repo_name: "r".into(),
+            counts: Counts::default(),
+            engine: Some(EngineInfo::current()),
+            snapshot_id: Some("abc".into()),
+            local_only: false,
+            files: vec![FileEntry {
+                path: "events.jsonl".into(),
+                size: 3,
+                sha256: "00".into(),
+            }],
+            database: None,
+            local_tables: BTreeMap::new(),
+            plugin_results: vec![],
+        };
+        let bytes = m.to_vec();
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        for key in ["version", "timestamp", "thrum_version", "repo_name", "counts"] {
+            assert!(v.get(key).is_some(), "{key}");
+        }
+        assert_eq!(Manifest::from_slice(&bytes).unwrap(), m);
+    }
+
+    #[test]
+    fn refuses_unknown_versions() {
+        let err = Manifest::from_slice(br#"{"version": 2, "timestamp": "2026-01-01T00:00:00Z"}"#)
+            .unwrap_err();
+        assert!(err.contains("version 2"));
+    }
+}

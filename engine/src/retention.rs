@@ -1,0 +1,383 @@
+//! Grandfather-Father-Son retention as a pure function.
+//!
+//! The semantics are restic's: for each tier, walk the archives from newest to oldest and keep
+//! the newest archive of each calendar period (UTC day, ISO week, month), for the newest N
+//! periods that have an archive; periods without one do not count. One archive may fill several
+//! tiers. `-1` keeps every period; `0` disables a tier; `last` keeps the N newest archives.
+//! The newest archive is never removed, and a policy with every tier at 0 keeps everything.
+
+use chrono::{DateTime, Datelike, NaiveDateTime, TimeZone, Utc};
+use serde::Serialize;
+
+use crate::config::Retention;
+
+/// The `strftime` form of an archive's name (UTC), as thrum writes it.
+pub const NAME_FORMAT: &str = "%Y-%m-%dT%H%M%S";
+
+/// An archive the engine named: `YYYY-MM-DDTHHMMSS.zip`, or `...-N.zip` when several
+/// archives fell in the same second.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct ArchiveName {
+    /// When (UTC, whole seconds).
+    pub time: DateTime<Utc>,
+    /// 0 for the plain name, N for `-N`.
+    pub seq: u32,
+    /// The file name.
+    pub name: String,
+}
+
+impl ArchiveName {
+    /// Parse a file name; `None` for anything the engine did not name (including
+    /// `pre-restore-*.zip`), which retention never touches.
+    pub fn parse(file_name: &str) -> Option<Self> {
+        let stem = file_name.strip_suffix(".zip")?;
+        let (base, seq) = match stem.split_once('-').and_then(|_| stem.rsplit_once('-')) {
+            Some((b, n)) if b.len() == 17 && !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()) => {
+                (b, n.parse().ok()?)
+            }
+            _ => (stem, 0),
+        };
+        if base.len() != 17 {
+            return None;
+        }
+        let naive = NaiveDateTime::parse_from_str(base, NAME_FORMAT).ok()?;
+        Some(Self {
+            time: Utc.from_utc_datetime(&naive),
+            seq,
+            name: file_name.to_owned(),
+        })
+    }
+
+    /// The file name for an archive taken at `time`, `seq` 0 being the plain name.
+    pub fn format(time: DateTime<Utc>, seq: u32) -> String {
+        let base = time.format(NAME_FORMAT);
+        if seq == 0 {
+            format!("{base}.zip")
+        } else {
+            format!("{base}-{seq}.zip")
+        }
+    }
+}
+
+/// Why an archive is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "rule", rename_all = "snake_case")]
+pub enum Reason {
+    /// One of the N newest archives.
+    Last {
+        /// Its rank, 1 = newest.
+        rank: u32,
+    },
+    /// The newest archive of a day.
+    Daily {
+        /// `YYYY-MM-DD`.
+        period: String,
+    },
+    /// The newest archive of an ISO week.
+    Weekly {
+        /// `YYYY-Www`.
+        period: String,
+    },
+    /// The newest archive of a month.
+    Monthly {
+        /// `YYYY-MM`.
+        period: String,
+    },
+    /// The newest archive is never removed.
+    Newest,
+    /// Every tier is 0: the policy keeps everything rather than deleting it all.
+    KeepAll,
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::Last { rank } => write!(f, "last #{rank}"),
+            Reason::Daily { period } => write!(f, "daily {period}"),
+            Reason::Weekly { period } => write!(f, "weekly {period}"),
+            Reason::Monthly { period } => write!(f, "monthly {period}"),
+            Reason::Newest => f.write_str("newest archive"),
+            Reason::KeepAll => f.write_str("all tiers are 0: keep everything"),
+        }
+    }
+}
+
+/// The decision for one archive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    /// The archive.
+    pub archive: ArchiveName,
+    /// Every rule that keeps it; empty means it is removed.
+    pub reasons: Vec<Reason>,
+}
+
+impl Decision {
+    /// Whether the archive is kept.
+    pub fn keep(&self) -> bool {
+        !self.reasons.is_empty()
+    }
+}
+
+/// Decide which archives to keep, newest first in the result.
+pub fn apply(archives: &[ArchiveName], policy: &Retention) -> Vec<Decision> {
+    let mut sorted: Vec<ArchiveName> = archives.to_vec();
+    sorted.sort_by(|a, b| b.cmp(a));
+    let mut decisions: Vec<Decision> = sorted
+        .into_iter()
+        .map(|archive| Decision {
+            archive,
+            reasons: Vec::new(),
+        })
+        .collect();
+    if decisions.is_empty() {
+        return decisions;
+    }
+    let all_off = policy.daily == 0 && policy.weekly == 0 && policy.monthly == 0 && policy.last == 0;
+    if all_off {
+        for d in &mut decisions {
+            d.reasons.push(Reason::KeepAll);
+        }
+        return decisions;
+    }
+    if policy.last != 0 {
+        for (i, d) in decisions.iter_mut().enumerate() {
+            if policy.last > 0 && i as i64 >= policy.last {
+                break;
+            }
+            d.reasons.push(Reason::Last { rank: i as u32 + 1 });
+        }
+    }
+    tier(&mut decisions, policy.daily, |t| t.format("%Y-%m-%d").to_string(), |period| {
+        Reason::Daily { period }
+    });
+    tier(
+        &mut decisions,
+        policy.weekly,
+        |t| {
+            let w = t.iso_week();
+            format!("{}-W{:02}", w.year(), w.week())
+        },
+        |period| Reason::Weekly { period },
+    );
+    tier(&mut decisions, policy.monthly, |t| t.format("%Y-%m").to_string(), |period| {
+        Reason::Monthly { period }
+    });
+    if !decisions[0].keep() {
+        decisions[0].reasons.push(Reason::Newest);
+    }
+    decisions
+}
+
+fn tier(
+    decisions: &mut [Decision],
+    count: i64,
+    period_of: impl Fn(&DateTime<Utc>) -> String,
+    reason: impl Fn(String) -> Reason,
+) {
+    if count == 0 {
+        return;
+    }
+    let mut last_period: Option<String> = None;
+    let mut filled = 0i64;
+    for d in decisions.iter_mut() {
+        if count > 0 && filled >= count {
+            break;
+        }
+        let period = period_of(&d.archive.time);
+        if last_period.as_deref() == Some(period.as_str()) {
+            continue;
+        }
+        last_period = Some(period.clone());
+        d.reasons.push(reason(period));
+        filled += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    fn at(s: &str) -> ArchiveName {
+        let t: DateTime<Utc> = s.parse().unwrap();
+        ArchiveName::parse(&ArchiveName::format(t, 0)).unwrap()
+    }
+
+    fn policy(daily: i64, weekly: i64, monthly: i64, last: i64) -> Retention {
+        Retention {
+            daily,
+            weekly,
+            monthly,
+            last,
+        }
+    }
+
+    fn kept(decisions: &[Decision]) -> Vec<String> {
+        decisions
+            .iter()
+            .filter(|d| d.keep())
+            .map(|d| d.archive.name.clone())
+            .collect()
+    }
+
+    fn series(start: &str, step: Duration, n: i64) -> Vec<ArchiveName> {
+        let base: DateTime<Utc> = start.parse().unwrap();
+        (0..n)
+            .map(|i| {
+                let t = base - step * i as i32;
+                ArchiveName::parse(&ArchiveName::format(t, 0)).unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn names_round_trip_and_refuse_others() {
+        let a = ArchiveName::parse("2026-02-27T120000.zip").unwrap();
+        assert_eq!(a.time.to_rfc3339(), "2026-02-27T12:00:00+00:00");
+        assert_eq!(a.seq, 0);
+        let b = ArchiveName::parse("2026-02-27T120000-2.zip").unwrap();
+        assert_eq!(b.seq, 2);
+        assert!(b > a);
+        for other in [
+            "pre-restore-2026-02-28T091500.zip",
+            "2026-02-27T120000.zip.tmp",
+            "notes.zip",
+            "2026-13-01T000000.zip",
+            "2026-02-27T120000-.zip",
+            "2026-02-27T120000-x.zip",
+        ] {
+            assert_eq!(ArchiveName::parse(other), None, "{other}");
+        }
+    }
+
+    // thrum's own scenarios (internal/backup/rotation_test.go).
+    #[test]
+    fn thrum_daily() {
+        let a = series("2026-02-27T12:00:00Z", Duration::days(1), 7);
+        assert_eq!(kept(&apply(&a, &policy(5, 0, 0, 0))).len(), 5);
+    }
+
+    #[test]
+    fn thrum_weekly() {
+        let a = series("2026-02-27T12:00:00Z", Duration::days(7), 8);
+        assert_eq!(kept(&apply(&a, &policy(0, 4, 0, 0))).len(), 4);
+    }
+
+    #[test]
+    fn thrum_monthly_forever() {
+        let base: DateTime<Utc> = "2026-02-15T12:00:00Z".parse().unwrap();
+        let a: Vec<_> = (0..12)
+            .map(|i| {
+                let t = base.checked_sub_months(chrono::Months::new(i)).unwrap();
+                ArchiveName::parse(&ArchiveName::format(t, 0)).unwrap()
+            })
+            .collect();
+        assert_eq!(kept(&apply(&a, &policy(0, 0, -1, 0))).len(), 12);
+    }
+
+    #[test]
+    fn several_per_day_keep_the_newest_of_each_day() {
+        let a = vec![
+            at("2026-03-02T08:00:00Z"),
+            at("2026-03-02T20:00:00Z"),
+            at("2026-03-01T09:00:00Z"),
+            at("2026-03-01T23:59:59Z"),
+        ];
+        let d = apply(&a, &policy(2, 0, 0, 0));
+        assert_eq!(kept(&d), vec!["2026-03-02T200000.zip", "2026-03-01T235959.zip"]);
+    }
+
+    #[test]
+    fn gaps_do_not_count_as_periods() {
+        // Archives on the 1st, 5th and 20th: daily=3 keeps all three, whatever the gaps.
+        let a = vec![
+            at("2026-05-20T10:00:00Z"),
+            at("2026-05-05T10:00:00Z"),
+            at("2026-05-01T10:00:00Z"),
+        ];
+        assert_eq!(kept(&apply(&a, &policy(3, 0, 0, 0))).len(), 3);
+    }
+
+    #[test]
+    fn iso_week_one_spans_the_year_end() {
+        // 2025-12-29 (Mon) .. 2026-01-04 (Sun) is ISO week 2026-W01; 2025-12-28 is 2025-W52.
+        let a = vec![
+            at("2026-01-02T10:00:00Z"),
+            at("2025-12-30T10:00:00Z"),
+            at("2025-12-28T10:00:00Z"),
+        ];
+        let d = apply(&a, &policy(0, 2, 0, 0));
+        assert_eq!(kept(&d), vec!["2026-01-02T100000.zip", "2025-12-28T100000.zip"]);
+        assert_eq!(
+            d[0].reasons,
+            vec![Reason::Weekly {
+                period: "2026-W01".into()
+            }]
+        );
+        // ... while by month, 2025-12-30 is the newest of December.
+        let d = apply(&a, &policy(0, 0, 2, 0));
+        assert_eq!(kept(&d), vec!["2026-01-02T100000.zip", "2025-12-30T100000.zip"]);
+    }
+
+    #[test]
+    fn one_archive_fills_several_tiers() {
+        let a = vec![at("2026-04-30T10:00:00Z")];
+        let d = apply(&a, &policy(1, 1, 1, 1));
+        assert_eq!(d[0].reasons.len(), 4);
+    }
+
+    #[test]
+    fn all_zero_keeps_everything() {
+        let a = series("2026-02-27T12:00:00Z", Duration::days(1), 4);
+        let d = apply(&a, &policy(0, 0, 0, 0));
+        assert!(d.iter().all(|d| d.reasons == vec![Reason::KeepAll]));
+    }
+
+    #[test]
+    fn last_keeps_n_newest() {
+        let a = series("2026-02-27T12:00:00Z", Duration::hours(1), 5);
+        let d = apply(&a, &policy(0, 0, 0, 2));
+        assert_eq!(kept(&d).len(), 2);
+        assert_eq!(d[0].reasons, vec![Reason::Last { rank: 1 }]);
+    }
+
+    #[test]
+    fn same_second_archives_are_ordered_by_sequence() {
+        let a = vec![
+            ArchiveName::parse("2026-02-27T120000.zip").unwrap(),
+            ArchiveName::parse("2026-02-27T120000-1.zip").unwrap(),
+        ];
+        let d = apply(&a, &policy(0, 0, 0, 1));
+        assert_eq!(kept(&d), vec!["2026-02-27T120000-1.zip"]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_removes_the_newest(
+            offsets in proptest::collection::vec(0i64..(3 * 365 * 24), 1..60),
+            daily in -1i64..4, weekly in -1i64..4, monthly in -1i64..4, last in -1i64..3,
+        ) {
+            let base: DateTime<Utc> = "2027-01-01T00:00:00Z".parse().unwrap();
+            let mut archives: Vec<ArchiveName> = offsets.iter().map(|h| {
+                ArchiveName::parse(&ArchiveName::format(base - Duration::hours(*h), 0)).unwrap()
+            }).collect();
+            archives.sort();
+            archives.dedup();
+            let d = apply(&archives, &policy(daily, weekly, monthly, last));
+            proptest::prop_assert_eq!(d.len(), archives.len());
+            proptest::prop_assert!(d[0].keep());
+            proptest::prop_assert_eq!(&d[0].archive, archives.iter().max().unwrap());
+            // A tier of N never keeps more than N archives by itself.
+            if daily > 0 {
+                let n = d.iter().filter(|x| x.reasons.iter().any(|r| matches!(r, Reason::Daily{..}))).count();
+                proptest::prop_assert!(n as i64 <= daily);
+            }
+            // -1 on a tier keeps one archive for every period that has one.
+            if monthly == -1 {
+                let months: std::collections::BTreeSet<_> = archives.iter().map(|a| a.time.format("%Y-%m").to_string()).collect();
+                let n = d.iter().filter(|x| x.reasons.iter().any(|r| matches!(r, Reason::Monthly{..}))).count();
+                proptest::prop_assert_eq!(n, months.len());
+            }
+        }
+    }
+}

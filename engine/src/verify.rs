@@ -1,0 +1,135 @@
+//! `verify`: check a snapshot (`current/` or an archive) against its manifest.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::archive::{CheckedArchive, Limits};
+use crate::backup_dir::read_dir_manifest;
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::fsx::{self, FileDigest};
+use crate::manifest::{self, Manifest};
+use crate::progress::Progress;
+
+/// What was verified and what is wrong with it.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    /// `current` or the archive's path.
+    pub target: String,
+    /// Files whose content was read.
+    pub files: u64,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Whether the manifest has checksums (thrum's do not: only structure is checked).
+    pub checksums: bool,
+    /// Every mismatch found; empty means the snapshot verifies.
+    pub problems: Vec<String>,
+}
+
+impl VerifyReport {
+    /// Whether nothing is wrong.
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Verify `current/` (when `archive` is `None`) or an archive.
+pub fn verify(
+    ctx: &Context,
+    archive: Option<&Path>,
+    lock_timeout: Duration,
+    progress: &dyn Progress,
+) -> Result<VerifyReport> {
+    if !ctx.backup.exists() {
+        return Err(Error::NotFound(format!(
+            "no backups yet in {} (run `thrum-backup create`)",
+            ctx.backup.root().display()
+        )));
+    }
+    let _lock = ctx.backup.lock(lock_timeout)?;
+    ctx.backup.recover()?;
+    match archive {
+        None => verify_dir(&ctx.backup.current(), progress),
+        Some(a) => verify_archive(&ctx.backup.resolve_archive(a)?, progress),
+    }
+}
+
+/// Verify a snapshot directory.
+pub fn verify_dir(dir: &Path, progress: &dyn Progress) -> Result<VerifyReport> {
+    let manifest = read_dir_manifest(dir)?.ok_or_else(|| {
+        Error::NotFound(format!("{}: no manifest.json: not a complete snapshot", dir.display()))
+    })?;
+    let files = fsx::walk_files(dir)?;
+    let total = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+        .map(|m| m.len())
+        .sum();
+    progress.phase("verifying", Some(total));
+    let mut digests = BTreeMap::new();
+    for f in files.iter().filter(|f| *f != manifest::FILE_NAME) {
+        let d = fsx::digest_file(&dir.join(f))?;
+        progress.advance(d.size);
+        digests.insert(f.clone(), d);
+    }
+    Ok(compare("current".into(), &manifest, &digests))
+}
+
+/// Verify an archive file.
+pub fn verify_archive(path: &Path, progress: &dyn Progress) -> Result<VerifyReport> {
+    let mut archive = CheckedArchive::open(path, &Limits::default())?;
+    let manifest = archive.manifest()?.ok_or_else(|| {
+        Error::Invalid(format!("{}: no manifest.json in the archive", path.display()))
+    })?;
+    let mut digests = archive.digest_all(progress)?;
+    digests.remove(manifest::FILE_NAME);
+    Ok(compare(path.display().to_string(), &manifest, &digests))
+}
+
+fn compare(target: String, m: &Manifest, digests: &BTreeMap<String, FileDigest>) -> VerifyReport {
+    let mut problems = Vec::new();
+    if m.has_checksums() {
+        let listed: BTreeMap<&str, &manifest::FileEntry> =
+            m.files.iter().map(|f| (f.path.as_str(), f)).collect();
+        for (path, entry) in &listed {
+            match digests.get(*path) {
+                None => problems.push(format!("{path}: missing")),
+                Some(d) if d.size != entry.size => problems.push(format!(
+                    "{path}: size {} but the manifest says {}",
+                    d.size, entry.size
+                )),
+                Some(d) if d.sha256 != entry.sha256 => {
+                    problems.push(format!("{path}: sha256 does not match the manifest"))
+                }
+                Some(_) => {}
+            }
+        }
+        for path in digests.keys() {
+            if !listed.contains_key(path.as_str()) {
+                problems.push(format!("{path}: not listed in the manifest"));
+            }
+        }
+    } else if let Some(d) = digests.get("events.jsonl")
+        && d.lines != m.counts.events
+    {
+        problems.push(format!(
+            "events.jsonl: {} lines but the manifest counts {}",
+            d.lines, m.counts.events
+        ));
+    }
+    VerifyReport {
+        target,
+        files: digests.len() as u64,
+        bytes: digests.values().map(|d| d.size).sum(),
+        checksums: m.has_checksums(),
+        problems,
+    }
+}
+
+/// Where a verify target lives, for messages.
+pub fn describe(archive: Option<&Path>) -> PathBuf {
+    archive.map_or_else(|| PathBuf::from("current"), Path::to_path_buf)
+}
