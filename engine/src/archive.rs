@@ -250,12 +250,20 @@ impl CheckedArchive {
             ))
             .into());
         }
+        if zip.has_duplicate_names() {
+            return Err(refused(
+                "duplicate entries: two entries share a name (which one would be restored?)".into(),
+            )
+            .into());
+        }
         let mut entries = Vec::new();
         let mut seen = HashSet::new();
         let mut ranges: Vec<(u64, u64, String)> = Vec::new();
         let mut total: u64 = 0;
         for index in 0..zip.len() {
-            let f = zip.by_index_raw(index).map_err(|e| corrupt(e.to_string()))?;
+            let f = zip
+                .by_index_raw(index)
+                .map_err(|e| corrupt(e.to_string()))?;
             let raw_name = String::from_utf8_lossy(f.name_raw()).into_owned();
             let bad = |reason: String| ArchiveError::Entry {
                 path: path.to_path_buf(),
@@ -287,7 +295,9 @@ impl CheckedArchive {
             }
             match f.compression() {
                 CompressionMethod::Stored | CompressionMethod::Deflated => {}
-                other => return Err(bad(format!("unsupported compression method {other:?}")).into()),
+                other => {
+                    return Err(bad(format!("unsupported compression method {other:?}")).into());
+                }
             }
             let size = f.size();
             let ratio = size / f.compressed_size().max(1);
@@ -306,7 +316,11 @@ impl CheckedArchive {
                 ))
                 .into());
             }
-            entries.push(Entry { index, path: name, size });
+            entries.push(Entry {
+                index,
+                path: name,
+                size,
+            });
         }
         ranges.sort();
         for pair in ranges.windows(2) {
@@ -382,9 +396,10 @@ impl CheckedArchive {
             }
             .into()
         };
+        let options = zip::read::ZipReadOptions::new().enforce_header_consistency(true);
         let f = self
             .zip
-            .by_index(entry.index)
+            .by_index_with_options(entry.index, options)
             .map_err(|e| corrupt(e.to_string()))?;
         let mut limited = f.take(entry.size + 1);
         let mut buf = vec![0u8; 256 * 1024];
@@ -399,7 +414,7 @@ impl CheckedArchive {
             n_total += n as u64;
             if n_total > entry.size {
                 return Err(corrupt(format!(
-                    "holds more data than its header declares ({} bytes): refused",
+                    "is larger than its header declares ({} bytes): refused",
                     entry.size
                 )));
             }
@@ -510,10 +525,22 @@ mod tests {
 
     #[test]
     fn names_that_escape_are_refused() {
-        for bad in ["../x", "a/../../x", "/etc/passwd", "a\\b", "a//b", "./a", "C:/x", "a\0b"] {
+        for bad in [
+            "../x",
+            "a/../../x",
+            "/etc/passwd",
+            "a\\b",
+            "a//b",
+            "./a",
+            "C:/x",
+            "a\0b",
+        ] {
             assert!(check_entry_name(bad.as_bytes()).is_err(), "{bad}");
         }
-        assert_eq!(check_entry_name(b"messages/a.jsonl").unwrap(), "messages/a.jsonl");
+        assert_eq!(
+            check_entry_name(b"messages/a.jsonl").unwrap(),
+            "messages/a.jsonl"
+        );
         assert_eq!(check_entry_name(b"config/").unwrap(), "config");
     }
 
@@ -541,8 +568,12 @@ mod tests {
         assert_eq!(a.entries()[0].path, "manifest.json");
         let dest = out.path().join("x");
         std::fs::create_dir(&dest).unwrap();
-        a.extract_all(&dest, &BTreeMap::new(), &Silent, &Cancel::new()).unwrap();
-        assert_eq!(std::fs::read(dest.join("messages/a.jsonl")).unwrap(), b"{\"a\":1}\n");
+        a.extract_all(&dest, &BTreeMap::new(), &Silent, &Cancel::new())
+            .unwrap();
+        assert_eq!(
+            std::fs::read(dest.join("messages/a.jsonl")).unwrap(),
+            b"{\"a\":1}\n"
+        );
     }
 
     #[test]

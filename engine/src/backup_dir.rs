@@ -192,7 +192,9 @@ impl BackupDir {
         let current = self.current();
         if current.exists() {
             if !fsx::exchange(staged, &current)? {
-                let retired = self.tmp().join(format!("retired-{:08x}", rand::random::<u32>()));
+                let retired = self
+                    .tmp()
+                    .join(format!("retired-{:08x}", rand::random::<u32>()));
                 fs::rename(&current, &retired).at("rename", &current)?;
                 fs::rename(staged, &current).at("rename into place", &current)?;
             }
@@ -294,7 +296,10 @@ impl BackupDir {
             let (kind, time) = if let Some(a) = ArchiveName::parse(&name) {
                 (ArchiveKind::Snapshot, Some(a.time))
             } else if let Some(rest) = name.strip_prefix(PRE_RESTORE_PREFIX) {
-                (ArchiveKind::PreRestore, ArchiveName::parse(rest).map(|a| a.time))
+                (
+                    ArchiveKind::PreRestore,
+                    ArchiveName::parse(rest).map(|a| a.time),
+                )
             } else {
                 (ArchiveKind::Other, None)
             };
@@ -305,7 +310,9 @@ impl BackupDir {
                 size: meta.len(),
             });
         }
-        out.sort_by(|a, b| (a.time.is_none(), a.time, &a.name).cmp(&(b.time.is_none(), b.time, &b.name)));
+        out.sort_by(|a, b| {
+            (a.time.is_none(), a.time, &a.name).cmp(&(b.time.is_none(), b.time, &b.name))
+        });
         Ok(out)
     }
 

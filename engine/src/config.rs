@@ -291,7 +291,10 @@ fn parse_document(path: &Path, bytes: &[u8]) -> Result<Map<String, Value>, Confi
         Ok(Value::Object(map)) => Ok(map),
         Ok(other) => Err(ConfigError::Syntax {
             path: path.to_path_buf(),
-            message: format!("expected a JSON object at the top level, found {}", kind(&other)),
+            message: format!(
+                "expected a JSON object at the top level, found {}",
+                kind(&other)
+            ),
         }),
         Err(e) => Err(ConfigError::Syntax {
             path: path.to_path_buf(),
@@ -336,7 +339,8 @@ impl Reader<'_> {
     }
 
     fn boolean(&self, key: &str, v: &Value) -> Result<bool, ConfigError> {
-        v.as_bool().ok_or_else(|| self.expected(key, "true or false", v))
+        v.as_bool()
+            .ok_or_else(|| self.expected(key, "true or false", v))
     }
 
     fn string(&self, key: &str, v: &Value) -> Result<String, ConfigError> {
@@ -346,11 +350,14 @@ impl Reader<'_> {
     }
 
     fn object<'v>(&self, key: &str, v: &'v Value) -> Result<&'v Map<String, Value>, ConfigError> {
-        v.as_object().ok_or_else(|| self.expected(key, "an object", v))
+        v.as_object()
+            .ok_or_else(|| self.expected(key, "an object", v))
     }
 
     fn tier(&self, key: &str, v: &Value) -> Result<i64, ConfigError> {
-        let n = v.as_i64().ok_or_else(|| self.expected(key, "an integer", v))?;
+        let n = v
+            .as_i64()
+            .ok_or_else(|| self.expected(key, "an integer", v))?;
         if n < -1 {
             return Err(self.err(
                 key,
@@ -535,13 +542,31 @@ mod tests {
                 r#"{"backup": {"retention": {"weekly": 1.5}}}"#,
                 "backup.retention.weekly: expected an integer",
             ),
-            (r#"{"backup": {"retention": {"monthly": -2}}}"#, "-2 is not allowed"),
+            (
+                r#"{"backup": {"retention": {"monthly": -2}}}"#,
+                "-2 is not allowed",
+            ),
             (r#"{"backup": {"schedule": "often"}}"#, "backup.schedule"),
-            (r#"{"backup": {"plugins": {}}}"#, "backup.plugins: expected an array"),
-            (r#"{"backup": {"plugins": [{"command": "x"}]}}"#, "backup.plugins[0].name: missing"),
-            (r#"{"backup": {"plugins": [{"name": "../x"}]}}"#, "invalid plugin name"),
-            (r#"{"backup": []}"#, "backup: expected an object, found an array"),
-            (r#"{"local_only": "yes"}"#, "local_only: expected true or false"),
+            (
+                r#"{"backup": {"plugins": {}}}"#,
+                "backup.plugins: expected an array",
+            ),
+            (
+                r#"{"backup": {"plugins": [{"command": "x"}]}}"#,
+                "backup.plugins[0].name: missing",
+            ),
+            (
+                r#"{"backup": {"plugins": [{"name": "../x"}]}}"#,
+                "invalid plugin name",
+            ),
+            (
+                r#"{"backup": []}"#,
+                "backup: expected an object, found an array",
+            ),
+            (
+                r#"{"local_only": "yes"}"#,
+                "local_only: expected true or false",
+            ),
             (r#"[1]"#, "expected a JSON object at the top level"),
             (r#"{"backup": "#, "not valid JSON"),
         ];
@@ -589,13 +614,39 @@ mod tests {
             include: vec!["notes/*.md".into()],
         };
         cfg.add_plugin(&p).unwrap();
-        assert!(cfg.add_plugin(&p).unwrap_err().to_string().contains("already exists"));
+        assert!(
+            cfg.add_plugin(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("already exists")
+        );
         let cfg2 = ThrumConfig::load(dir.path()).unwrap();
         assert_eq!(cfg2.backup.plugins, vec![p]);
         let mut cfg3 = cfg2;
         assert!(cfg3.remove_plugin("notes").unwrap());
         assert!(!cfg3.remove_plugin("notes").unwrap());
         assert!(cfg3.backup.plugins.is_empty());
+    }
+
+    #[test]
+    fn every_shipped_example_parses_without_warnings() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/examples");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let tmp = tempfile::tempdir().unwrap();
+            std::fs::copy(&path, tmp.path().join("config.json")).unwrap();
+            let cfg =
+                ThrumConfig::load(tmp.path()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(
+                cfg.warnings.is_empty(),
+                "{}: {:?}",
+                path.display(),
+                cfg.warnings
+            );
+            n += 1;
+        }
+        assert!(n >= 4, "examples missing from {}", dir.display());
     }
 
     proptest::proptest! {

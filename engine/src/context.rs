@@ -27,7 +27,10 @@ impl Context {
         let workspace = Workspace::locate(repo)?;
         let config = ThrumConfig::load(&workspace.thrum_dir)?;
         let (base, dir_source): (PathBuf, _) = match (dir_override, config.backup.dir.as_deref()) {
-            (Some(d), _) => (absolute(d, &std::env::current_dir().unwrap_or_default()), "--dir"),
+            (Some(d), _) => (
+                absolute(d, &std::env::current_dir().unwrap_or_default()),
+                "--dir",
+            ),
             (None, Some(d)) => (absolute(Path::new(d), &workspace.repo_root), "backup.dir"),
             (None, None) => (workspace.thrum_dir.join("backup"), "default"),
         };

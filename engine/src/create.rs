@@ -165,7 +165,12 @@ fn stage(
         for plugin in &ctx.config.backup.plugins {
             cancel.check()?;
             progress.phase(&format!("running plugin {}", plugin.name), None);
-            let report = shell::run(plugin, &ctx.workspace.repo_root, &mut staging, opts.plugin_timeout);
+            let report = shell::run(
+                plugin,
+                &ctx.workspace.repo_root,
+                &mut staging,
+                opts.plugin_timeout,
+            );
             if report.status == "ok" {
                 manifest.counts.plugins.push(report.name.clone());
             } else {

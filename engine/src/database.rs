@@ -89,13 +89,19 @@ fn is_busy(e: &rusqlite::Error) -> bool {
 
 /// Copy `src` into the new file `dst` as one consistent snapshot, check it, and return the
 /// row count of every table. `dst` is a self-contained file (no `-wal`) when this returns.
-pub fn copy_consistent(src: &Path, dst: &Path, wait: Duration) -> Result<BTreeMap<String, u64>, DbError> {
+pub fn copy_consistent(
+    src: &Path,
+    dst: &Path,
+    wait: Duration,
+) -> Result<BTreeMap<String, u64>, DbError> {
     let source = Connection::open_with_flags(
         src,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(sql(src, "open"))?;
-    source.busy_timeout(Duration::from_millis(200)).map_err(sql(src, "configure"))?;
+    source
+        .busy_timeout(Duration::from_millis(200))
+        .map_err(sql(src, "configure"))?;
     let mut dest = Connection::open(dst).map_err(sql(dst, "create copy"))?;
     let start = Instant::now();
     {
@@ -150,18 +156,20 @@ pub fn check_integrity(conn: &Connection, reported: &Path) -> Result<(), DbError
 
 /// Row counts of every user table.
 pub fn table_counts(conn: &Connection, path: &Path) -> Result<BTreeMap<String, u64>, DbError> {
-    let names = table_names(conn, path)?;
+    let names = list_tables(conn, path)?;
     let mut out = BTreeMap::new();
     for name in names {
         let n: i64 = conn
-            .query_row(&format!("SELECT COUNT(*) FROM {}", quote(&name)), [], |r| r.get(0))
+            .query_row(&format!("SELECT COUNT(*) FROM {}", quote(&name)), [], |r| {
+                r.get(0)
+            })
             .map_err(sql(path, "count rows"))?;
         out.insert(name, n as u64);
     }
     Ok(out)
 }
 
-fn table_names(conn: &Connection, path: &Path) -> Result<Vec<String>, DbError> {
+fn list_tables(conn: &Connection, path: &Path) -> Result<Vec<String>, DbError> {
     let mut stmt = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
         .map_err(sql(path, "list tables"))?;
@@ -175,18 +183,22 @@ fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
-/// Export `table` of the database at `db` as JSONL into `out`: one object per row, keys in
-/// column order. Returns the number of rows; `None` when the table does not exist.
-pub fn export_table(db: &Path, table: &str, out: &mut dyn Write) -> Result<Option<u64>, DbError> {
+/// Names of the user tables of the database at `db`.
+pub fn table_names(db: &Path) -> Result<Vec<String>, DbError> {
     let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(sql(db, "open"))?;
-    if !table_names(&conn, db)?.iter().any(|t| t == table) {
-        return Ok(None);
-    }
+    list_tables(&conn, db)
+}
+
+/// Export `table` of the database at `db` as JSONL into `out`: one object per row, keys in
+/// column order. Returns the number of rows.
+pub fn export_table(db: &Path, table: &str, out: &mut dyn Write) -> Result<u64, DbError> {
+    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(sql(db, "open"))?;
     let mut stmt = conn
         .prepare(&format!("SELECT * FROM {}", quote(table)))
         .map_err(sql(db, "export table"))?;
-    let columns: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
+    let columns: Vec<String> = stmt.column_names().map(str::to_owned).collect();
     let mut rows = stmt.query([]).map_err(sql(db, "export table"))?;
     let mut count = 0u64;
     let write_err = |line: u64, e: std::io::Error| DbError::Import {
@@ -205,7 +217,7 @@ pub fn export_table(db: &Path, table: &str, out: &mut dyn Write) -> Result<Optio
         out.write_all(b"\n").map_err(|e| write_err(count + 1, e))?;
         count += 1;
     }
-    Ok(Some(count))
+    Ok(count)
 }
 
 /// The key of a single-key object that carries bytes that are not UTF-8.
@@ -252,6 +264,17 @@ fn to_sql(v: &Value) -> Result<SqlValue, String> {
     })
 }
 
+/// A local-table JSONL file to import.
+#[derive(Debug, Clone)]
+pub struct LocalFile {
+    /// The table.
+    pub table: String,
+    /// Where the file is.
+    pub path: PathBuf,
+    /// How to name it in errors (relative to the backup it came from).
+    pub shown: PathBuf,
+}
+
 /// Import `local/<table>.jsonl` files into `conn` in one transaction (`INSERT OR IGNORE`),
 /// checking every key against the table's columns. Returns rows read per table.
 ///
@@ -260,15 +283,24 @@ fn to_sql(v: &Value) -> Result<SqlValue, String> {
 pub fn import_local_tables(
     conn: &mut Connection,
     db_path: &Path,
-    files: &[(String, PathBuf)],
+    files: &[LocalFile],
 ) -> Result<BTreeMap<String, u64>, DbError> {
+    // thrum's local rows reference messages its daemon projects from the log later (and
+    // thrum's own driver does not enforce foreign keys): keep every row.
+    conn.pragma_update(None, "foreign_keys", "OFF")
+        .map_err(sql(db_path, "configure import"))?;
     let tx = conn.transaction().map_err(sql(db_path, "begin import"))?;
     let mut counts = BTreeMap::new();
-    let tables = table_names(&tx, db_path)?;
-    for (table, file) in files {
+    let tables = list_tables(&tx, db_path)?;
+    for LocalFile {
+        table,
+        path: file,
+        shown,
+    } in files
+    {
         if !tables.iter().any(|t| t == table) {
             return Err(DbError::Import {
-                path: file.clone(),
+                path: shown.clone(),
                 line: 0,
                 message: format!("table {table:?} does not exist in {}", db_path.display()),
             });
@@ -282,7 +314,7 @@ pub fn import_local_tables(
                 .map_err(sql(db_path, "read columns"))?
         };
         let reader = std::fs::File::open(file).map_err(|e| DbError::Import {
-            path: file.clone(),
+            path: shown.clone(),
             line: 0,
             message: format!("cannot open: {e}"),
         })?;
@@ -290,7 +322,7 @@ pub fn import_local_tables(
         for (i, line) in std::io::BufReader::new(reader).lines().enumerate() {
             let line_no = i as u64 + 1;
             let fail = |message: String| DbError::Import {
-                path: file.clone(),
+                path: shown.clone(),
                 line: line_no,
                 message,
             };
@@ -336,6 +368,14 @@ pub fn import_local_tables(
 mod tests {
     use super::*;
 
+    fn local(table: &str, path: PathBuf) -> LocalFile {
+        LocalFile {
+            table: table.into(),
+            shown: path.clone(),
+            path,
+        }
+    }
+
     fn sample_db(path: &Path) -> Connection {
         let conn = Connection::open(path).unwrap();
         conn.pragma_update(None, "journal_mode", "WAL").unwrap();
@@ -369,8 +409,8 @@ mod tests {
         let src = dir.path().join("a.db");
         drop(sample_db(&src));
         let mut out = Vec::new();
-        assert_eq!(export_table(&src, "blobs", &mut out).unwrap(), Some(2));
-        assert_eq!(export_table(&src, "missing", &mut Vec::new()).unwrap(), None);
+        assert_eq!(export_table(&src, "blobs", &mut out).unwrap(), 2);
+        assert!(!table_names(&src).unwrap().contains(&"missing".to_owned()));
         let text = String::from_utf8(out.clone()).unwrap();
         assert!(text.contains("$base64"), "{text}");
         let jsonl = dir.path().join("blobs.jsonl");
@@ -379,12 +419,14 @@ mod tests {
         let mut conn = Connection::open(&dst).unwrap();
         conn.execute_batch("CREATE TABLE blobs (id INTEGER PRIMARY KEY, data BLOB, r REAL);")
             .unwrap();
-        import_local_tables(&mut conn, &dst, &[("blobs".into(), jsonl)]).unwrap();
+        import_local_tables(&mut conn, &dst, &[local("blobs", jsonl)]).unwrap();
         let data: Vec<u8> = conn
             .query_row("SELECT data FROM blobs WHERE id = 1", [], |r| r.get(0))
             .unwrap();
         assert_eq!(data, vec![0, 0xff, 0x10]);
-        let r: f64 = conn.query_row("SELECT r FROM blobs WHERE id = 1", [], |r| r.get(0)).unwrap();
+        let r: f64 = conn
+            .query_row("SELECT r FROM blobs WHERE id = 1", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(r, 1.5);
     }
 
@@ -399,11 +441,13 @@ mod tests {
             "{\"message_id\":\"m9\",\"session_id\":\"s\",\"agent_id\":\"a\",\"read_at\":\"t\"}\n{\"nope\":1}\n",
         )
         .unwrap();
-        let err = import_local_tables(&mut conn, &db, &[("message_reads".into(), jsonl)])
+        let err = import_local_tables(&mut conn, &db, &[local("message_reads", jsonl)])
             .unwrap_err()
             .to_string();
         assert!(err.contains("line 2") && err.contains("\"nope\""), "{err}");
-        let n: i64 = conn.query_row("SELECT COUNT(*) FROM message_reads", [], |r| r.get(0)).unwrap();
+        let n: i64 = conn
+            .query_row("SELECT COUNT(*) FROM message_reads", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(n, 2, "the first line must have been rolled back");
     }
 
@@ -415,6 +459,9 @@ mod tests {
         let err = copy_consistent(&src, &dir.path().join("c.db"), Duration::from_secs(1))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("messages.db") && err.contains("not an SQLite database"), "{err}");
+        assert!(
+            err.contains("messages.db") && err.contains("not an SQLite database"),
+            "{err}"
+        );
     }
 }

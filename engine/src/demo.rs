@@ -29,7 +29,11 @@ pub struct DemoReport {
 }
 
 /// Run the demo in the empty directory `root`, telling `on_step` about each step.
-pub fn run(root: &Path, progress: &dyn Progress, on_step: &mut dyn FnMut(&str)) -> Result<DemoReport> {
+pub fn run(
+    root: &Path,
+    progress: &dyn Progress,
+    on_step: &mut dyn FnMut(&str),
+) -> Result<DemoReport> {
     let mut steps = Vec::new();
     let mut say = |s: String| {
         on_step(&s);
@@ -56,10 +60,9 @@ pub fn run(root: &Path, progress: &dyn Progress, on_step: &mut dyn FnMut(&str)) 
     ));
     ws.add_messages(60)?;
     let second = create::create(&ctx, &opts, progress, &cancel)?;
-    let archived = second
-        .archived
-        .clone()
-        .ok_or_else(|| Error::Invalid("the second create did not archive the first snapshot".into()))?;
+    let archived = second.archived.clone().ok_or_else(|| {
+        Error::Invalid("the second create did not archive the first snapshot".into())
+    })?;
     say(format!(
         "create #2 after 60 new messages: {} events; snapshot #1 archived as {}",
         second.manifest.counts.events,
@@ -181,7 +184,11 @@ fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
 fn compare_workspaces(ws: &SampleWorkspace, copy: &Context) -> Result<(usize, usize)> {
     let orig_thrum = ws.root.join(".thrum");
     let pairs: Vec<(PathBuf, PathBuf)> = [
-        (ws.sync_dir.clone(), copy.workspace.sync_dir.clone(), vec!["events.jsonl", "messages"]),
+        (
+            ws.sync_dir.clone(),
+            copy.workspace.sync_dir.clone(),
+            vec!["events.jsonl", "messages"],
+        ),
         (
             orig_thrum.clone(),
             copy.workspace.thrum_dir.clone(),
@@ -189,11 +196,7 @@ fn compare_workspaces(ws: &SampleWorkspace, copy: &Context) -> Result<(usize, us
         ),
     ]
     .into_iter()
-    .flat_map(|(a, b, names)| {
-        names
-            .into_iter()
-            .map(move |n| (a.join(n), b.join(n)))
-    })
+    .flat_map(|(a, b, names)| names.into_iter().map(move |n| (a.join(n), b.join(n))))
     .collect();
     let mut files = 0;
     for (a, b) in pairs {
@@ -224,25 +227,30 @@ fn compare_workspaces(ws: &SampleWorkspace, copy: &Context) -> Result<(usize, us
     let da = sample::dump_database(&ws.db_path)?;
     let db = sample::dump_database(&copy.workspace.db_path)?;
     if da != db {
-        return Err(Error::Invalid("the restored database differs from the original".into()));
+        return Err(Error::Invalid(
+            "the restored database differs from the original".into(),
+        ));
     }
     Ok((files, da.len()))
 }
 
 fn count_rows(db: &Path, table: &str) -> Result<u64> {
-    let conn = rusqlite::Connection::open(db).map_err(|source| crate::database::DbError::Sqlite {
-        path: db.to_path_buf(),
-        action: "open",
-        source,
-    })?;
-    conn.query_row(&format!("SELECT COUNT(*) FROM \"{table}\""), [], |r| r.get::<_, i64>(0))
-        .map(|n| n as u64)
-        .map_err(|source| {
-            crate::database::DbError::Sqlite {
-                path: db.to_path_buf(),
-                action: "count rows",
-                source,
-            }
-            .into()
-        })
+    let conn =
+        rusqlite::Connection::open(db).map_err(|source| crate::database::DbError::Sqlite {
+            path: db.to_path_buf(),
+            action: "open",
+            source,
+        })?;
+    conn.query_row(&format!("SELECT COUNT(*) FROM \"{table}\""), [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|n| n as u64)
+    .map_err(|source| {
+        crate::database::DbError::Sqlite {
+            path: db.to_path_buf(),
+            action: "count rows",
+            source,
+        }
+        .into()
+    })
 }

@@ -58,9 +58,7 @@ pub fn format(d: Duration) -> String {
     let (h, m, s) = (secs / 3600, (secs / 60) % 60, secs % 60);
     let frac = d.subsec_millis();
     let s = if frac > 0 {
-        format!("{s}.{frac:03}")
-            .trim_end_matches('0')
-            .to_owned()
+        format!("{s}.{frac:03}").trim_end_matches('0').to_owned()
     } else {
         s.to_string()
     };

@@ -19,6 +19,9 @@
 //! # Ok::<(), thrum_backup::Error>(())
 //! ```
 
+// The library never prints (the CLI owns the terminal) and never panics on bad input.
+#![warn(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used)]
+
 pub mod archive;
 pub mod backup_dir;
 pub mod config;

@@ -143,7 +143,10 @@ fn resolve_thrum_dir(repo_root: &Path) -> Result<PathBuf, LocateError> {
         reason,
     };
     if target.is_empty() {
-        return Err(fail("redirect file is empty; it must hold the absolute path of the main .thrum directory".into()));
+        return Err(fail(
+            "redirect file is empty; it must hold the absolute path of the main .thrum directory"
+                .into(),
+        ));
     }
     let target = PathBuf::from(target);
     if !target.is_absolute() {
@@ -210,7 +213,11 @@ mod tests {
             assert!(err.contains("redirect"), "{err}");
         }
         let target = tempfile::tempdir().unwrap();
-        fs::write(thrum.join("redirect"), format!("{}\n", target.path().display())).unwrap();
+        fs::write(
+            thrum.join("redirect"),
+            format!("{}\n", target.path().display()),
+        )
+        .unwrap();
         let ws = Workspace::locate(dir.path()).unwrap();
         assert_eq!(ws.thrum_dir, target.path());
     }

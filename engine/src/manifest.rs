@@ -196,7 +196,13 @@ mod tests {
         };
         let bytes = m.to_vec();
         let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-        for key in ["version", "timestamp", "thrum_version", "repo_name", "counts"] {
+        for key in [
+            "version",
+            "timestamp",
+            "thrum_version",
+            "repo_name",
+            "counts",
+        ] {
             assert!(v.get(key).is_some(), "{key}");
         }
         assert_eq!(Manifest::from_slice(&bytes).unwrap(), m);

@@ -31,7 +31,10 @@ impl Outcome {
     /// A one-line description of a failure.
     pub fn describe_failure(&self, timeout: Duration) -> String {
         let mut msg = if self.timed_out {
-            format!("timed out after {}s (process group killed)", timeout.as_secs())
+            format!(
+                "timed out after {}s (process group killed)",
+                timeout.as_secs()
+            )
         } else {
             match self.code {
                 Some(c) => format!("exit status {c}"),
@@ -125,9 +128,18 @@ mod tests {
     #[test]
     fn captures_failure_tail() {
         let dir = tempfile::tempdir().unwrap();
-        let out = run_shell("echo oops >&2; exit 3", dir.path(), &[], Duration::from_secs(10)).unwrap();
+        let out = run_shell(
+            "echo oops >&2; exit 3",
+            dir.path(),
+            &[],
+            Duration::from_secs(10),
+        )
+        .unwrap();
         assert_eq!(out.code, Some(3));
-        assert!(out.describe_failure(Duration::from_secs(1)).contains("oops"));
+        assert!(
+            out.describe_failure(Duration::from_secs(1))
+                .contains("oops")
+        );
     }
 
     #[test]
@@ -139,6 +151,9 @@ mod tests {
         assert!(out.timed_out);
         assert!(out.elapsed < Duration::from_secs(5));
         std::thread::sleep(Duration::from_millis(2500));
-        assert!(!marker.exists(), "a child of the shell survived the timeout");
+        assert!(
+            !marker.exists(),
+            "a child of the shell survived the timeout"
+        );
     }
 }

@@ -178,7 +178,7 @@ fn restore_locked(
             (extracted, m, path.display().to_string())
         }
     };
-    validate_jsonl_tree(&src)?;
+    validate_jsonl_tree(&src, &label)?;
     cancel.check()?;
 
     // 2. What goes where.
@@ -188,7 +188,11 @@ fn restore_locked(
     let has_log = src.join("events.jsonl").is_file()
         || src.join("messages").is_dir()
         || src.join("messages-v2").is_dir();
-    let log_dir = if local_only { ws.thrum_dir.clone() } else { ws.sync_dir.clone() };
+    let log_dir = if local_only {
+        ws.thrum_dir.clone()
+    } else {
+        ws.sync_dir.clone()
+    };
     if has_log {
         if !local_only && !log_dir.is_dir() {
             notes.push(format!(
@@ -196,24 +200,60 @@ fn restore_locked(
                 log_dir.display()
             ));
         }
-        plan_file(&mut plan, &src.join("events.jsonl"), &log_dir.join("events.jsonl"));
-        plan_exact(&mut plan, &src.join("messages"), &log_dir.join("messages"), ".jsonl", false)?;
-        plan_exact(&mut plan, &src.join("messages-v2"), &log_dir.join("messages-v2"), "", true)?;
+        plan_file(
+            &mut plan,
+            &src.join("events.jsonl"),
+            &log_dir.join("events.jsonl"),
+        );
+        plan_exact(
+            &mut plan,
+            &src.join("messages"),
+            &log_dir.join("messages"),
+            ".jsonl",
+            false,
+        )?;
+        plan_exact(
+            &mut plan,
+            &src.join("messages-v2"),
+            &log_dir.join("messages-v2"),
+            "",
+            true,
+        )?;
     } else {
         notes.push("the snapshot has no message log: the live one was left as it is".into());
     }
     let cfg = src.join("config");
     if cfg.is_dir() {
-        plan_file(&mut plan, &cfg.join("config.json"), &ws.thrum_dir.join("config.json"));
-        plan_exact(&mut plan, &cfg.join("identities"), &ws.thrum_dir.join("identities"), ".json", false)?;
-        plan_exact(&mut plan, &cfg.join("context"), &ws.thrum_dir.join("context"), ".md", false)?;
+        plan_file(
+            &mut plan,
+            &cfg.join("config.json"),
+            &ws.thrum_dir.join("config.json"),
+        );
+        plan_exact(
+            &mut plan,
+            &cfg.join("identities"),
+            &ws.thrum_dir.join("identities"),
+            ".json",
+            false,
+        )?;
+        plan_exact(
+            &mut plan,
+            &cfg.join("context"),
+            &ws.thrum_dir.join("context"),
+            ".md",
+            false,
+        )?;
     }
 
     // The database: the snapshot's copy, or (for thrum's archives) the live one, with the
     // local tables imported, prepared on a private copy beside its target.
-    let local_files: Vec<(String, PathBuf)> = snapshot::list_files(&src.join("local"), ".jsonl")?
+    let local_files: Vec<database::LocalFile> = snapshot::list_files(&src.join("local"), ".jsonl")?
         .into_iter()
-        .map(|n| (n.trim_end_matches(".jsonl").to_owned(), src.join("local").join(&n)))
+        .map(|n| database::LocalFile {
+            table: n.trim_end_matches(".jsonl").to_owned(),
+            path: src.join("local").join(&n),
+            shown: PathBuf::from(format!("{label}: local/{n}")),
+        })
         .collect();
     let snap_db = src.join(DB_PATH);
     let db_base = if snap_db.is_file() {
@@ -223,7 +263,9 @@ fn restore_locked(
         Some(ws.db_path.clone())
     } else {
         if !local_files.is_empty() {
-            notes.push("no database to import the local tables into: they stay in the backup".into());
+            notes.push(
+                "no database to import the local tables into: they stay in the backup".into(),
+            );
         }
         None
     };
@@ -231,7 +273,9 @@ fn restore_locked(
     // Every step is decided, and journaled, before the first temporary file exists: a kill
     // from here on is rolled back by the next command.
     let mut steps: Vec<Step> = Vec::new();
-    let db_temp = db_base.as_ref().map(|_| fsx::temp_sibling(&ws.db_path, "restore-tmp"));
+    let db_temp = db_base
+        .as_ref()
+        .map(|_| fsx::temp_sibling(&ws.db_path, "restore-tmp"));
     if let Some(temp) = &db_temp {
         steps.push(step(&ws.db_path, Some(temp.clone())));
         for side in ["-wal", "-shm"] {
@@ -243,7 +287,9 @@ fn restore_locked(
     }
     let mut sources: Vec<Option<PathBuf>> = vec![None; steps.len()];
     for (target, source) in &plan {
-        let temp = source.as_ref().map(|_| fsx::temp_sibling(target, "restore-tmp"));
+        let temp = source
+            .as_ref()
+            .map(|_| fsx::temp_sibling(target, "restore-tmp"));
         steps.push(step(target, temp));
         sources.push(source.clone());
     }
@@ -362,7 +408,7 @@ fn cleanup_db_temp(temp: &Path) {
 fn prepare_db(
     base: &Path,
     temp: &Path,
-    local_files: &[(String, PathBuf)],
+    local_files: &[database::LocalFile],
     db_wait: Duration,
 ) -> Result<BTreeMap<String, u64>> {
     fsx::create_dir_all(temp.parent().unwrap_or(Path::new(".")))?;
@@ -423,8 +469,20 @@ fn write_journal(path: &Path, j: &Journal) -> Result<()> {
     fsx::write_atomic(path, &bytes)
 }
 
+/// Fault injection for the test suite: with `THRUM_BACKUP_FAULT_RESTORE_AFTER=N` the commit
+/// fails after N steps, as a full disk or a vanished directory would make it fail.
+const FAULT_ENV: &str = "THRUM_BACKUP_FAULT_RESTORE_AFTER";
+
 fn commit(steps: &[Step]) -> Result<()> {
-    for s in steps {
+    let fault_at: Option<usize> = std::env::var(FAULT_ENV).ok().and_then(|v| v.parse().ok());
+    for (i, s) in steps.iter().enumerate() {
+        if fault_at == Some(i) {
+            return Err(Error::Io {
+                action: "rename into place",
+                path: s.target.clone(),
+                source: std::io::Error::other(format!("fault injected by {FAULT_ENV}")),
+            });
+        }
         if let Some(parent) = s.target.parent() {
             fsx::create_dir_all(parent)?;
         }
@@ -478,11 +536,16 @@ pub(crate) fn recover_journal(dir: &BackupDir, rec: &mut Recovery) -> Result<()>
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e).at("read", &path),
     };
-    let journal: Journal = serde_json::from_slice(&bytes)
-        .map_err(|e| Error::Invalid(format!("{}: unreadable restore journal: {e}", path.display())))?;
+    let journal: Journal = serde_json::from_slice(&bytes).map_err(|e| {
+        Error::Invalid(format!(
+            "{}: unreadable restore journal: {e}",
+            path.display()
+        ))
+    })?;
     if journal.committed {
         finish(&journal.steps);
-        rec.actions.push("finished an interrupted restore (it had committed)".into());
+        rec.actions
+            .push("finished an interrupted restore (it had committed)".into());
     } else {
         rollback(&journal.steps);
         rec.actions.push(format!(
@@ -536,15 +599,17 @@ fn save_live(
             let _ = fs::remove_file(&tmp);
         })?;
     ctx.backup
-        .publish_archive(&tmp, |seq| format!("{PRE_RESTORE_PREFIX}{}", ArchiveName::format(time, seq)))
+        .publish_archive(&tmp, |seq| {
+            format!("{PRE_RESTORE_PREFIX}{}", ArchiveName::format(time, seq))
+        })
         .map(Some)
 }
 
 /// Every `.jsonl` file below `root` must hold one JSON value per non-empty line.
-pub fn validate_jsonl_tree(root: &Path) -> Result<()> {
+pub fn validate_jsonl_tree(root: &Path, label: &str) -> Result<()> {
     for rel in fsx::walk_files(root)? {
         if rel.ends_with(".jsonl") && !rel.starts_with("plugins/") {
-            validate_jsonl(&root.join(&rel), &rel)?;
+            validate_jsonl(&root.join(&rel), &format!("{label}: {rel}"))?;
         }
     }
     Ok(())
@@ -596,7 +661,11 @@ pub fn peek(ctx: &Context, source: &Source) -> Result<Manifest> {
         Source::Archive(a) => {
             let path = ctx.backup.resolve_archive(a)?;
             crate::archive::read_manifest(&path)?.ok_or_else(|| {
-                Error::Invalid(format!("{}: no {} in the archive", path.display(), manifest::FILE_NAME))
+                Error::Invalid(format!(
+                    "{}: no {} in the archive",
+                    path.display(),
+                    manifest::FILE_NAME
+                ))
             })
         }
     }

@@ -32,7 +32,9 @@ impl ArchiveName {
     pub fn parse(file_name: &str) -> Option<Self> {
         let stem = file_name.strip_suffix(".zip")?;
         let (base, seq) = match stem.split_once('-').and_then(|_| stem.rsplit_once('-')) {
-            Some((b, n)) if b.len() == 17 && !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()) => {
+            Some((b, n))
+                if b.len() == 17 && !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()) =>
+            {
                 (b, n.parse().ok()?)
             }
             _ => (stem, 0),
@@ -132,7 +134,8 @@ pub fn apply(archives: &[ArchiveName], policy: &Retention) -> Vec<Decision> {
     if decisions.is_empty() {
         return decisions;
     }
-    let all_off = policy.daily == 0 && policy.weekly == 0 && policy.monthly == 0 && policy.last == 0;
+    let all_off =
+        policy.daily == 0 && policy.weekly == 0 && policy.monthly == 0 && policy.last == 0;
     if all_off {
         for d in &mut decisions {
             d.reasons.push(Reason::KeepAll);
@@ -147,9 +150,12 @@ pub fn apply(archives: &[ArchiveName], policy: &Retention) -> Vec<Decision> {
             d.reasons.push(Reason::Last { rank: i as u32 + 1 });
         }
     }
-    tier(&mut decisions, policy.daily, |t| t.format("%Y-%m-%d").to_string(), |period| {
-        Reason::Daily { period }
-    });
+    tier(
+        &mut decisions,
+        policy.daily,
+        |t| t.format("%Y-%m-%d").to_string(),
+        |period| Reason::Daily { period },
+    );
     tier(
         &mut decisions,
         policy.weekly,
@@ -159,9 +165,12 @@ pub fn apply(archives: &[ArchiveName], policy: &Retention) -> Vec<Decision> {
         },
         |period| Reason::Weekly { period },
     );
-    tier(&mut decisions, policy.monthly, |t| t.format("%Y-%m").to_string(), |period| {
-        Reason::Monthly { period }
-    });
+    tier(
+        &mut decisions,
+        policy.monthly,
+        |t| t.format("%Y-%m").to_string(),
+        |period| Reason::Monthly { period },
+    );
     if !decisions[0].keep() {
         decisions[0].reasons.push(Reason::Newest);
     }
@@ -284,7 +293,10 @@ mod tests {
             at("2026-03-01T23:59:59Z"),
         ];
         let d = apply(&a, &policy(2, 0, 0, 0));
-        assert_eq!(kept(&d), vec!["2026-03-02T200000.zip", "2026-03-01T235959.zip"]);
+        assert_eq!(
+            kept(&d),
+            vec!["2026-03-02T200000.zip", "2026-03-01T235959.zip"]
+        );
     }
 
     #[test]
@@ -307,7 +319,10 @@ mod tests {
             at("2025-12-28T10:00:00Z"),
         ];
         let d = apply(&a, &policy(0, 2, 0, 0));
-        assert_eq!(kept(&d), vec!["2026-01-02T100000.zip", "2025-12-28T100000.zip"]);
+        assert_eq!(
+            kept(&d),
+            vec!["2026-01-02T100000.zip", "2025-12-28T100000.zip"]
+        );
         assert_eq!(
             d[0].reasons,
             vec![Reason::Weekly {
@@ -316,7 +331,10 @@ mod tests {
         );
         // ... while by month, 2025-12-30 is the newest of December.
         let d = apply(&a, &policy(0, 0, 2, 0));
-        assert_eq!(kept(&d), vec!["2026-01-02T100000.zip", "2025-12-30T100000.zip"]);
+        assert_eq!(
+            kept(&d),
+            vec!["2026-01-02T100000.zip", "2025-12-30T100000.zip"]
+        );
     }
 
     #[test]

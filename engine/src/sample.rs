@@ -78,12 +78,67 @@ pub struct SampleWorkspace {
 }
 
 const WORDS: &[&str] = &[
-    "the", "build", "agent", "review", "merge", "branch", "test", "passes", "fails", "on", "main",
-    "please", "check", "schema", "migration", "daemon", "restart", "sync", "worktree", "message",
-    "thread", "reply", "context", "deploy", "staging", "we", "should", "refactor", "parser", "for",
-    "edge", "cases", "and", "then", "retry", "with", "backoff", "latency", "looks", "fine", "now",
-    "I", "pushed", "a", "fix", "to", "issue", "queue", "is", "empty", "blocked", "waiting",
-    "approval", "done", "cache", "invalidated", "after", "config", "change", "lint", "warnings",
+    "the",
+    "build",
+    "agent",
+    "review",
+    "merge",
+    "branch",
+    "test",
+    "passes",
+    "fails",
+    "on",
+    "main",
+    "please",
+    "check",
+    "schema",
+    "migration",
+    "daemon",
+    "restart",
+    "sync",
+    "worktree",
+    "message",
+    "thread",
+    "reply",
+    "context",
+    "deploy",
+    "staging",
+    "we",
+    "should",
+    "refactor",
+    "parser",
+    "for",
+    "edge",
+    "cases",
+    "and",
+    "then",
+    "retry",
+    "with",
+    "backoff",
+    "latency",
+    "looks",
+    "fine",
+    "now",
+    "I",
+    "pushed",
+    "a",
+    "fix",
+    "to",
+    "issue",
+    "queue",
+    "is",
+    "empty",
+    "blocked",
+    "waiting",
+    "approval",
+    "done",
+    "cache",
+    "invalidated",
+    "after",
+    "config",
+    "change",
+    "lint",
+    "warnings",
 ];
 
 impl SampleWorkspace {
@@ -103,11 +158,26 @@ impl SampleWorkspace {
         git(&root, &["branch", "a-sync", &commit])?;
         let sync_dir = root.join(".git/thrum-sync/a-sync");
         fsx::create_dir_all(sync_dir.parent().unwrap_or(&root))?;
-        git(&root, &["worktree", "add", "-q", &sync_dir.to_string_lossy(), "a-sync"])?;
+        git(
+            &root,
+            &[
+                "worktree",
+                "add",
+                "-q",
+                &sync_dir.to_string_lossy(),
+                "a-sync",
+            ],
+        )?;
 
         let thrum = root.join(".thrum");
         let agents: Vec<String> = (0..scale.agents)
-            .map(|i| format!("{}-{}", ["coder", "reviewer", "planner", "tester"][i % 4], i + 1))
+            .map(|i| {
+                format!(
+                    "{}-{}",
+                    ["coder", "reviewer", "planner", "tester"][i % 4],
+                    i + 1
+                )
+            })
             .collect();
         fsx::write_atomic(
             &thrum.join("config.json"),
@@ -142,13 +212,15 @@ impl SampleWorkspace {
             )?;
             fsx::write_atomic(
                 &thrum.join("context").join(format!("{a}.md")),
-                format!("# Context for {a}\n\nWorking on the parser refactor; see thread t-{i}.\n").as_bytes(),
+                format!("# Context for {a}\n\nWorking on the parser refactor; see thread t-{i}.\n")
+                    .as_bytes(),
             )?;
         }
         let db_path = thrum.join("var/messages.db");
         fsx::create_dir_all(db_path.parent().unwrap_or(&thrum))?;
         let conn = Connection::open(&db_path).map_err(db_err(&db_path))?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(db_err(&db_path))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db_err(&db_path))?;
         conn.execute_batch(SCHEMA).map_err(db_err(&db_path))?;
         conn.execute("INSERT INTO schema_version (version) VALUES (25)", [])
             .map_err(db_err(&db_path))?;
@@ -212,7 +284,8 @@ impl SampleWorkspace {
     /// (messages, events, and a read receipt for each).
     pub fn add_messages(&mut self, n: usize) -> Result<()> {
         let conn = Connection::open(&self.db_path).map_err(db_err(&self.db_path))?;
-        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(db_err(&self.db_path))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(db_err(&self.db_path))?;
         let mut events = String::new();
         let mut per_agent: Vec<String> = vec![String::new(); self.agents.len()];
         conn.execute_batch("BEGIN").map_err(db_err(&self.db_path))?;
@@ -222,7 +295,13 @@ impl SampleWorkspace {
             let a = (self.rand() % self.agents.len() as u64) as usize;
             let agent = self.agents[a].clone();
             let body = self.sentence();
-            let ts = format!("2026-11-{:02}T{:02}:{:02}:{:02}Z", 1 + (k / 3600) % 28, (k / 60) % 24, k % 60, (k * 7) % 60);
+            let ts = format!(
+                "2026-11-{:02}T{:02}:{:02}:{:02}Z",
+                1 + (k / 3600) % 28,
+                (k / 60) % 24,
+                k % 60,
+                (k * 7) % 60
+            );
             let id = format!("msg-{k:07}");
             let thread = format!("t-{}", k % 7);
             let event = serde_json::json!({
@@ -257,11 +336,15 @@ impl SampleWorkspace {
             params![self.next_message as i64],
         )
         .map_err(db_err(&self.db_path))?;
-        conn.execute_batch("COMMIT").map_err(db_err(&self.db_path))?;
+        conn.execute_batch("COMMIT")
+            .map_err(db_err(&self.db_path))?;
         append(&self.sync_dir.join("events.jsonl"), events.as_bytes())?;
         for (a, text) in per_agent.iter().enumerate() {
             if !text.is_empty() {
-                let path = self.sync_dir.join("messages").join(format!("{}.jsonl", self.agents[a]));
+                let path = self
+                    .sync_dir
+                    .join("messages")
+                    .join(format!("{}.jsonl", self.agents[a]));
                 append(&path, text.as_bytes())?;
             }
         }

@@ -135,19 +135,29 @@ pub fn capture_workspace(
             sources.push((log.join("messages").join(&name), format!("messages/{name}")));
         }
         for rel in fsx::walk_files(&log.join("messages-v2"))? {
-            sources.push((log.join("messages-v2").join(&rel), format!("messages-v2/{rel}")));
+            sources.push((
+                log.join("messages-v2").join(&rel),
+                format!("messages-v2/{rel}"),
+            ));
         }
     } else {
-        cap.notes
-            .push("no sync worktree yet: no message log to back up (normal before the first sync)".into());
+        cap.notes.push(
+            "no sync worktree yet: no message log to back up (normal before the first sync)".into(),
+        );
     }
     let t = &ws.thrum_dir;
     push_if_file(&mut sources, t.join("config.json"), "config/config.json");
     for name in list_files(&t.join("identities"), ".json")? {
-        sources.push((t.join("identities").join(&name), format!("config/identities/{name}")));
+        sources.push((
+            t.join("identities").join(&name),
+            format!("config/identities/{name}"),
+        ));
     }
     for name in list_files(&t.join("context"), ".md")? {
-        sources.push((t.join("context").join(&name), format!("config/context/{name}")));
+        sources.push((
+            t.join("context").join(&name),
+            format!("config/context/{name}"),
+        ));
     }
     let db_size = std::fs::metadata(&ws.db_path).map(|m| m.len()).unwrap_or(0);
     let total: u64 = sources
@@ -176,35 +186,31 @@ pub fn capture_workspace(
         let tables = database::copy_consistent(&ws.db_path, &dst, db_wait)?;
         staging.adopt(DB_PATH)?;
         progress.advance(db_size);
+        let present = database::table_names(&dst)?;
         for table in LOCAL_TABLES {
             cancel.check()?;
-            let rel = format!("local/{table}.jsonl");
-            let mut rows = None;
-            let mut failure = None;
-            staging.write(&rel, |w| match database::export_table(&dst, table, w) {
-                Ok(n) => {
-                    rows = n;
-                    Ok(())
-                }
-                Err(e) => {
-                    let msg = e.to_string();
-                    failure = Some(e);
-                    Err(std::io::Error::other(msg))
-                }
-            })
-            .or_else(|e| match failure.take() {
-                Some(db) => Err(db.into()),
-                None => Err(e),
-            })?;
-            match rows {
-                Some(n) => {
-                    cap.local_tables.insert(table.to_owned(), n);
-                }
-                None => {
-                    staging.discard_file(&rel)?;
-                    cap.notes.push(format!("messages.db has no table {table}: not exported"));
-                }
+            if !present.iter().any(|t| t == table) {
+                cap.notes
+                    .push(format!("messages.db has no table {table}: not exported"));
+                continue;
             }
+            let rel = format!("local/{table}.jsonl");
+            let mut rows = 0;
+            let mut failure = None;
+            staging
+                .write(&rel, |w| match database::export_table(&dst, table, w) {
+                    Ok(n) => {
+                        rows = n;
+                        Ok(())
+                    }
+                    Err(e) => {
+                        let msg = e.to_string();
+                        failure = Some(e);
+                        Err(std::io::Error::other(msg))
+                    }
+                })
+                .map_err(|e| failure.take().map_or(e, Into::into))?;
+            cap.local_tables.insert(table.to_owned(), rows);
         }
         cap.counts.local_tables = cap.local_tables.len() as u64;
         cap.database = Some(DatabaseInfo {
@@ -213,14 +219,6 @@ pub fn capture_workspace(
         });
     }
     Ok(cap)
-}
-
-impl Staging {
-    fn discard_file(&mut self, rel: &str) -> Result<()> {
-        fsx::remove_any(&self.root.join(rel))?;
-        self.files.remove(rel);
-        Ok(())
-    }
 }
 
 /// A manifest for a snapshot of `repo_name` taken now.

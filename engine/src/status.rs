@@ -90,10 +90,16 @@ pub fn status(ctx: &Context, lock_timeout: Duration) -> Result<StatusReport> {
 }
 
 fn stats(list: &[ArchiveInfo]) -> ArchiveStats {
-    let snapshots: Vec<_> = list.iter().filter(|a| a.kind == ArchiveKind::Snapshot).collect();
+    let snapshots: Vec<_> = list
+        .iter()
+        .filter(|a| a.kind == ArchiveKind::Snapshot)
+        .collect();
     ArchiveStats {
         count: snapshots.len() as u64,
-        pre_restore: list.iter().filter(|a| a.kind == ArchiveKind::PreRestore).count() as u64,
+        pre_restore: list
+            .iter()
+            .filter(|a| a.kind == ArchiveKind::PreRestore)
+            .count() as u64,
         total_bytes: list.iter().map(|a| a.size).sum(),
         oldest: snapshots.first().map(|a| a.name.clone()),
         newest: snapshots.last().map(|a| a.name.clone()),

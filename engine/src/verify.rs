@@ -60,7 +60,10 @@ pub fn verify(
 /// Verify a snapshot directory.
 pub fn verify_dir(dir: &Path, progress: &dyn Progress) -> Result<VerifyReport> {
     let manifest = read_dir_manifest(dir)?.ok_or_else(|| {
-        Error::NotFound(format!("{}: no manifest.json: not a complete snapshot", dir.display()))
+        Error::NotFound(format!(
+            "{}: no manifest.json: not a complete snapshot",
+            dir.display()
+        ))
     })?;
     let files = fsx::walk_files(dir)?;
     let total = files
@@ -82,7 +85,10 @@ pub fn verify_dir(dir: &Path, progress: &dyn Progress) -> Result<VerifyReport> {
 pub fn verify_archive(path: &Path, progress: &dyn Progress) -> Result<VerifyReport> {
     let mut archive = CheckedArchive::open(path, &Limits::default())?;
     let manifest = archive.manifest()?.ok_or_else(|| {
-        Error::Invalid(format!("{}: no manifest.json in the archive", path.display()))
+        Error::Invalid(format!(
+            "{}: no manifest.json in the archive",
+            path.display()
+        ))
     })?;
     let mut digests = archive.digest_all(progress)?;
     digests.remove(manifest::FILE_NAME);

@@ -17,7 +17,12 @@ pub const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Run one shell plugin into `plugins/<name>/` of `staging`. Never fails the backup: the
 /// report says what happened, and a failed plugin leaves nothing in the snapshot.
-pub fn run(plugin: &ShellPlugin, repo_root: &Path, staging: &mut Staging, timeout: Duration) -> PluginReport {
+pub fn run(
+    plugin: &ShellPlugin,
+    repo_root: &Path,
+    staging: &mut Staging,
+    timeout: Duration,
+) -> PluginReport {
     let start = Instant::now();
     let prefix = format!("plugins/{}", plugin.name);
     let result = run_inner(plugin, repo_root, staging, &prefix, timeout);
@@ -63,7 +68,11 @@ fn run_inner(
         .canonicalize()
         .map_err(|e| format!("cannot resolve {}: {e}", repo_root.display()))?;
     for pattern in &plugin.include {
-        let full = format!("{}/{}", glob::Pattern::escape(&root.to_string_lossy()), pattern);
+        let full = format!(
+            "{}/{}",
+            glob::Pattern::escape(&root.to_string_lossy()),
+            pattern
+        );
         let matches = glob::glob(&full).map_err(|e| format!("include pattern {pattern:?}: {e}"))?;
         for m in matches {
             let m = m.map_err(|e| format!("include pattern {pattern:?}: {e}"))?;
@@ -81,7 +90,9 @@ fn check_pattern(pattern: &str) -> std::result::Result<(), String> {
         ));
     }
     if p.components().any(|c| matches!(c, Component::ParentDir)) {
-        return Err(format!("include pattern {pattern:?} reaches outside the repository (`..`)"));
+        return Err(format!(
+            "include pattern {pattern:?} reaches outside the repository (`..`)"
+        ));
     }
     Ok(())
 }

@@ -15,8 +15,15 @@ use clap::{Args, Parser, Subcommand};
 /// Exit codes: 0 success, 1 failure, 2 usage error, 3 verification found problems,
 /// 4 the backup directory is locked by another command.
 #[derive(Debug, Parser)]
-#[command(name = "thrum-backup", version, propagate_version = true, max_term_width = 100)]
-#[command(after_help = "Start with `thrum-backup demo` to see the whole cycle on a sample workspace.")]
+#[command(
+    name = "thrum-backup",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+#[command(
+    after_help = "Start with `thrum-backup demo` to see the whole cycle on a sample workspace."
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -42,6 +49,15 @@ pub struct Global {
     /// Seconds to wait for another command holding the backup directory.
     #[arg(long, global = true, value_name = "SECS", default_value_t = 30)]
     pub lock_timeout: u64,
+    /// Seconds to wait for a messages.db locked by another process.
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECS",
+        default_value_t = 30,
+        env = "THRUM_BACKUP_DB_WAIT"
+    )]
+    pub db_wait: u64,
 }
 
 #[derive(Debug, Subcommand)]

@@ -47,6 +47,10 @@ fn lock_timeout(g: &Global) -> Duration {
     Duration::from_secs(g.lock_timeout)
 }
 
+fn db_wait(g: &Global) -> Duration {
+    Duration::from_secs(g.db_wait)
+}
+
 fn print_recovered(ui: &Ui, actions: &[String]) {
     for a in actions {
         ui.warn(format!("recovered: {a}"));

@@ -14,19 +14,27 @@ pub fn run(g: &Global, ui: &Ui) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if list.is_empty() {
-        ui.line(format!("No archives in {}", ctx.backup.archives().display()));
+        ui.line(format!(
+            "No archives in {}",
+            ctx.backup.archives().display()
+        ));
         return Ok(ExitCode::SUCCESS);
     }
     for a in &list {
-        let time = a
-            .time
-            .map_or_else(|| "-".to_owned(), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string());
+        let time = a.time.map_or_else(
+            || "-".to_owned(),
+            |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        );
         let kind = match a.kind {
             ArchiveKind::Snapshot => "",
             ArchiveKind::PreRestore => "  (pre-restore, never pruned)",
             ArchiveKind::Other => "  (not named by thrum-backup, never pruned)",
         };
-        ui.line(format!("{:<40} {time:<24} {:>10}{kind}", a.name, bytes(a.size)));
+        ui.line(format!(
+            "{:<40} {time:<24} {:>10}{kind}",
+            a.name,
+            bytes(a.size)
+        ));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -47,8 +47,15 @@ pub fn run(g: &Global, ui: &Ui) -> Result<ExitCode> {
         n => n.to_string(),
     };
     ui.line(format!("Config file:  {}", ctx.config.path().display()));
-    ui.line(format!("Repository:   {} ({})", ctx.workspace.repo_root.display(), ctx.workspace.repo_name));
-    ui.line(format!("Thrum dir:    {}", ctx.workspace.thrum_dir.display()));
+    ui.line(format!(
+        "Repository:   {} ({})",
+        ctx.workspace.repo_root.display(),
+        ctx.workspace.repo_name
+    ));
+    ui.line(format!(
+        "Thrum dir:    {}",
+        ctx.workspace.thrum_dir.display()
+    ));
     ui.line(format!(
         "Message log:  {}{}",
         if ctx.config.local_only {
@@ -56,12 +63,22 @@ pub fn run(g: &Global, ui: &Ui) -> Result<ExitCode> {
         } else {
             ctx.workspace.sync_dir.display().to_string()
         },
-        if ctx.config.local_only { "  (local-only mode)" } else if ctx.workspace.sync_dir.is_dir() { "" } else { "  (missing)" }
+        if ctx.config.local_only {
+            "  (local-only mode)"
+        } else if ctx.workspace.sync_dir.is_dir() {
+            ""
+        } else {
+            "  (missing)"
+        }
     ));
     ui.line(format!("Database:     {}", ctx.workspace.db_path.display()));
     ui.line(format!(
         "backup.dir:   {}{}",
-        ctx.backup.root().parent().unwrap_or(ctx.backup.root()).display(),
+        ctx.backup
+            .root()
+            .parent()
+            .unwrap_or(ctx.backup.root())
+            .display(),
         match ctx.dir_source {
             "default" => "  (default)",
             "--dir" => "  (from --dir)",
@@ -74,17 +91,36 @@ pub fn run(g: &Global, ui: &Ui) -> Result<ExitCode> {
         mark(b.schedule.is_none())
     ));
     ui.line("retention:");
-    ui.line(format!("  daily:      {}{}", tier(r.daily), mark(b.daily.is_none())));
-    ui.line(format!("  weekly:     {}{}", tier(r.weekly), mark(b.weekly.is_none())));
-    ui.line(format!("  monthly:    {}{}", tier(r.monthly), mark(b.monthly.is_none())));
-    ui.line(format!("  last:       {}{}", tier(r.last), mark(b.last.is_none())));
+    ui.line(format!(
+        "  daily:      {}{}",
+        tier(r.daily),
+        mark(b.daily.is_none())
+    ));
+    ui.line(format!(
+        "  weekly:     {}{}",
+        tier(r.weekly),
+        mark(b.weekly.is_none())
+    ));
+    ui.line(format!(
+        "  monthly:    {}{}",
+        tier(r.monthly),
+        mark(b.monthly.is_none())
+    ));
+    ui.line(format!(
+        "  last:       {}{}",
+        tier(r.last),
+        mark(b.last.is_none())
+    ));
     let _ = d;
     if b.plugins.is_empty() {
         ui.line("plugins:      none");
     } else {
         ui.line("plugins:");
         for p in &b.plugins {
-            ui.line(format!("  {} (shell): {:?}, include {:?}", p.name, p.command, p.include));
+            ui.line(format!(
+                "  {} (shell): {:?}, include {:?}",
+                p.name, p.command, p.include
+            ));
         }
     }
     ui.line(format!(

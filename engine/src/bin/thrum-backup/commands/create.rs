@@ -4,7 +4,7 @@ use anyhow::Result;
 use thrum_backup::create::{self, CreateOptions};
 use thrum_backup::{Cancel, Progress};
 
-use super::{context, lock_timeout, print_recovered};
+use super::{context, db_wait, lock_timeout, print_recovered};
 use crate::cli::{CreateArgs, Global};
 use crate::ui::{Ui, bytes};
 
@@ -12,6 +12,7 @@ pub fn run(g: &Global, a: CreateArgs, ui: &Ui) -> Result<ExitCode> {
     let ctx = context(g)?;
     let opts = CreateOptions {
         lock_timeout: lock_timeout(g),
+        db_wait: db_wait(g),
         level: a.level,
         plugins: !a.no_plugins,
         hook: !a.no_hook,
@@ -31,19 +32,35 @@ pub fn run(g: &Global, a: CreateArgs, ui: &Ui) -> Result<ExitCode> {
     }
     let m = &report.manifest;
     let total: u64 = m.files.iter().map(|f| f.size).sum();
-    ui.line(format!("Backed up {} to {}", ctx.workspace.repo_name, report.current.display()));
+    ui.line(format!(
+        "Backed up {} to {}",
+        ctx.workspace.repo_name,
+        report.current.display()
+    ));
     ui.line(format!(
         "  events: {}   message files: {}   local tables: {}   config files: {}",
         m.counts.events, m.counts.message_files, m.counts.local_tables, m.counts.config_files
     ));
     if let Some(db) = &m.database {
         let rows: u64 = db.tables.values().sum();
-        ui.line(format!("  database: consistent copy, {} tables, {rows} rows", db.tables.len()));
+        ui.line(format!(
+            "  database: consistent copy, {} tables, {rows} rows",
+            db.tables.len()
+        ));
     }
-    ui.line(format!("  files: {}   size: {}", m.files.len(), bytes(total)));
+    ui.line(format!(
+        "  files: {}   size: {}",
+        m.files.len(),
+        bytes(total)
+    ));
     for p in &m.plugin_results {
         match &p.error {
-            None => ui.line(format!("  plugin {}: {} files, {}", p.name, p.files, bytes(p.bytes))),
+            None => ui.line(format!(
+                "  plugin {}: {} files, {}",
+                p.name,
+                p.files,
+                bytes(p.bytes)
+            )),
             Some(e) => ui.line(format!("  plugin {}: FAILED ({e})", p.name)),
         }
     }

@@ -4,7 +4,7 @@ use anyhow::{Result, anyhow};
 use thrum_backup::create::CreateOptions;
 use thrum_backup::{Cancel, daemon, duration};
 
-use super::lock_timeout;
+use super::{db_wait, lock_timeout};
 use crate::cli::{DaemonArgs, Global};
 use crate::ui::Ui;
 
@@ -20,6 +20,7 @@ pub fn run(g: &Global, a: DaemonArgs, ui: &Ui) -> Result<ExitCode> {
     }
     let opts = CreateOptions {
         lock_timeout: lock_timeout(g),
+        db_wait: db_wait(g),
         ..CreateOptions::default()
     };
     ui.line(format!(
@@ -31,8 +32,15 @@ pub fn run(g: &Global, a: DaemonArgs, ui: &Ui) -> Result<ExitCode> {
         }
     ));
     let progress = thrum_backup::progress::Silent;
-    daemon::run(&g.repo, g.dir.as_deref(), interval, &opts, &progress, &cancel, |result| {
-        match result {
+    daemon::run(
+        &g.repo,
+        g.dir.as_deref(),
+        interval,
+        &opts,
+        &progress,
+        &cancel,
+        |result| {
+            match result {
             Ok(r) => {
                 if !ui.emit(&serde_json::json!({"ok": true, "timestamp": r.manifest.timestamp, "events": r.manifest.counts.events, "archived": r.archived})) {
                     ui.line(format!(
@@ -48,7 +56,8 @@ pub fn run(g: &Global, a: DaemonArgs, ui: &Ui) -> Result<ExitCode> {
                 ui.warn(format!("scheduled backup failed: {e}"));
             }
         }
-    })?;
+        },
+    )?;
     ui.line("thrum-backup daemon: stopped");
     Ok(ExitCode::SUCCESS)
 }

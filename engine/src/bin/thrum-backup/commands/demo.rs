@@ -17,8 +17,13 @@ pub fn run(a: DemoArgs, ui: &Ui) -> Result<ExitCode> {
         n += 1;
         ui.line(format!("{n}. {step}"));
     });
-    let root = if a.keep || report.is_err() { tmp.keep() } else { tmp.path().to_path_buf() };
-    let report = report.with_context(|| format!("the demo failed (its files are in {})", root.display()))?;
+    let root = if a.keep || report.is_err() {
+        tmp.keep()
+    } else {
+        tmp.path().to_path_buf()
+    };
+    let report =
+        report.with_context(|| format!("the demo failed (its files are in {})", root.display()))?;
     if !ui.emit(&report) {
         ui.line(format!(
             "Demo complete: every step passed. {}",

@@ -23,7 +23,12 @@ pub fn run(g: &Global, c: PluginCommand, ui: &Ui) -> Result<ExitCode> {
                 ui.line("No plugins configured (add one with `thrum-backup plugin add`).");
             }
             for p in plugins {
-                ui.line(format!("{}  shell  command: {:?}  include: {}", p.name, p.command, p.include.join(" ")));
+                ui.line(format!(
+                    "{}  shell  command: {:?}  include: {}",
+                    p.name,
+                    p.command,
+                    p.include.join(" ")
+                ));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -42,15 +47,21 @@ pub fn run(g: &Global, c: PluginCommand, ui: &Ui) -> Result<ExitCode> {
 fn add(ctx: &mut thrum_backup::Context, a: PluginAddArgs, ui: &Ui) -> Result<ExitCode> {
     let plugin = match a.preset.as_deref() {
         Some(p) => {
-            let mut plugin = presets::preset(p)
-                .ok_or_else(|| anyhow!("unknown preset {p:?} (known: {})", presets::NAMES.join(", ")))?;
+            let mut plugin = presets::preset(p).ok_or_else(|| {
+                anyhow!(
+                    "unknown preset {p:?} (known: {})",
+                    presets::NAMES.join(", ")
+                )
+            })?;
             if let Some(name) = a.name {
                 plugin.name = name;
             }
             plugin
         }
         None => {
-            let name = a.name.ok_or_else(|| anyhow!("--name is required without --preset"))?;
+            let name = a
+                .name
+                .ok_or_else(|| anyhow!("--name is required without --preset"))?;
             if a.command.trim().is_empty() && a.include.is_empty() {
                 bail!("a plugin needs --command, --include, or both");
             }

@@ -21,7 +21,11 @@ pub fn run(g: &Global, a: PruneArgs, ui: &Ui) -> Result<ExitCode> {
     for d in &report.decisions {
         let verdict = if d.keep() { "keep  " } else { "remove" };
         let why = if d.keep() {
-            d.reasons.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            d.reasons
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         } else {
             "no rule keeps it".to_owned()
         };
@@ -32,7 +36,9 @@ pub fn run(g: &Global, a: PruneArgs, ui: &Ui) -> Result<ExitCode> {
     }
     let removing = report.decisions.iter().filter(|d| !d.keep()).count();
     if report.dry_run {
-        ui.line(format!("Dry run: {removing} archive(s) would be removed; nothing changed."));
+        ui.line(format!(
+            "Dry run: {removing} archive(s) would be removed; nothing changed."
+        ));
     } else {
         ui.line(format!("Removed {} archive(s).", report.removed.len()));
     }

@@ -6,7 +6,7 @@ use thrum_backup::archive::Limits;
 use thrum_backup::restore::{self, RestoreOptions, Source};
 use thrum_backup::{Cancel, Progress};
 
-use super::{context, lock_timeout, print_recovered};
+use super::{context, db_wait, lock_timeout, print_recovered};
 use crate::cli::{Global, RestoreArgs};
 use crate::ui::Ui;
 
@@ -28,15 +28,18 @@ pub fn run(g: &Global, a: RestoreArgs, ui: &Ui) -> Result<ExitCode> {
                  (the replaced data is saved as archives/pre-restore-<time>.zip)"
             );
         }
-        eprint!(
+        let mut err = std::io::stderr().lock();
+        write!(
+            err,
             "Restore {} from {what} (snapshot of {}, {} events)?\n\
              The live data it replaces is saved first as archives/pre-restore-<time>.zip.\n\
              Stop the thrum daemon before restoring. Continue? [y/N] ",
             ctx.workspace.repo_root.display(),
             manifest.timestamp.format("%Y-%m-%d %H:%M:%S UTC"),
             manifest.counts.events
-        );
-        let _ = std::io::stderr().flush();
+        )?;
+        err.flush()?;
+        drop(err);
         let mut answer = String::new();
         std::io::stdin().lock().read_line(&mut answer)?;
         if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES") {
@@ -50,7 +53,7 @@ pub fn run(g: &Global, a: RestoreArgs, ui: &Ui) -> Result<ExitCode> {
             ..Limits::default()
         },
         lock_timeout: lock_timeout(g),
-        db_wait: std::time::Duration::from_secs(30),
+        db_wait: db_wait(g),
     };
     let progress = ui.progress();
     let report = restore::restore(&ctx, &opts, &progress, &Cancel::new())?;

@@ -18,7 +18,10 @@ pub fn run(g: &Global, ui: &Ui) -> Result<ExitCode> {
     match &report.last_backup {
         None => ui.line("Last backup: none yet (run `thrum-backup create`)"),
         Some(b) => {
-            ui.line(format!("Last backup: {}", b.timestamp.format("%Y-%m-%d %H:%M:%S UTC")));
+            ui.line(format!(
+                "Last backup: {}",
+                b.timestamp.format("%Y-%m-%d %H:%M:%S UTC")
+            ));
             ui.line(format!(
                 "  events: {}   message files: {}   local tables: {}   config files: {}   files: {}   size: {}",
                 b.counts.events,

@@ -30,16 +30,33 @@ pub fn run(g: &Global, a: VerifyArgs, ui: &Ui) -> Result<ExitCode> {
     let ok = reports.iter().all(|r| r.ok());
     if !ui.emit(&serde_json::json!({"ok": ok, "targets": reports})) {
         for r in &reports {
-            let kind = if r.checksums { "sha256" } else { "structure only (made by thrum: no checksums)" };
-            if r.ok() {
-                ui.line(format!("OK   {}: {} files, {} ({kind})", r.target, r.files, bytes(r.bytes)));
+            let kind = if r.checksums {
+                "sha256"
             } else {
-                ui.line(format!("FAIL {}: {} problem(s)", r.target, r.problems.len()));
+                "structure only (made by thrum: no checksums)"
+            };
+            if r.ok() {
+                ui.line(format!(
+                    "OK   {}: {} files, {} ({kind})",
+                    r.target,
+                    r.files,
+                    bytes(r.bytes)
+                ));
+            } else {
+                ui.line(format!(
+                    "FAIL {}: {} problem(s)",
+                    r.target,
+                    r.problems.len()
+                ));
                 for p in &r.problems {
                     ui.line(format!("     {p}"));
                 }
             }
         }
     }
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(EXIT_PROBLEMS) })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_PROBLEMS)
+    })
 }

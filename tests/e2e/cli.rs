@@ -1,0 +1,226 @@
+//! The CLI as a user meets it: status, config, schedule, daemon, archives, lock, demo, help.
+
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+use serde_json::Value;
+
+#[test]
+fn status_and_archives_report_what_is_there() {
+    let mut fx = Fx::new();
+    let s = fx.json(&["status"]);
+    assert!(s["last_backup"].is_null());
+    fx.create();
+    fx.ws.add_messages(5).unwrap();
+    fx.create();
+    let s = fx.json(&["status"]);
+    assert_eq!(s["last_backup"]["counts"]["events"], 245);
+    assert_eq!(s["archives"]["count"], 1);
+    assert!(s["archives"]["total_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(s["archives"]["oldest"], s["archives"]["newest"]);
+    let text = fx.cmd().arg("status").output().unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("Last backup:") && text.contains("Archives: 1"),
+        "{text}"
+    );
+    let list = fx.json(&["archives"]);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["kind"], "snapshot");
+}
+
+#[test]
+fn config_marks_defaults_and_schedule_keeps_other_keys() {
+    let fx = Fx::new();
+    let c = fx.json(&["config"]);
+    assert_eq!(c["retention"]["daily"]["value"], 5);
+    assert_eq!(c["retention"]["daily"]["default"], false); // the sample sets it
+    assert_eq!(c["retention"]["last"]["default"], true);
+    assert_eq!(c["dir"]["source"], "--dir");
+    let text =
+        String::from_utf8_lossy(&fx.cmd().arg("config").output().unwrap().stdout).into_owned();
+    assert!(text.contains("monthly:    forever"), "{text}");
+    assert!(text.contains("(default)"), "{text}");
+
+    let cfg_path = fx.thrum().join("config.json");
+    let before: Value = serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
+    fx.cmd().args(["schedule", "6h30m"]).assert().success();
+    let after: Value = serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
+    assert_eq!(after["backup"]["schedule"], "6h30m");
+    assert_eq!(after["daemon"], before["daemon"]);
+    assert_eq!(after["identity"], before["identity"]);
+    assert_eq!(fx.json(&["schedule"])["interval_seconds"], 23400.0);
+    let bad = fx.cmd().args(["schedule", "soon"]).output().unwrap();
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("Go duration"), "{}", stderr(&bad));
+    fx.cmd().args(["schedule", "off"]).assert().success();
+    let off: Value = serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
+    assert_eq!(
+        off, before,
+        "schedule off did not give back the original config"
+    );
+}
+
+#[test]
+fn a_held_lock_makes_commands_wait_then_fail_clearly() {
+    let fx = Fx::new();
+    fx.create();
+    let lock = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(fx.repo_dir().join(".lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    let start = Instant::now();
+    let out = fx
+        .cmd()
+        .args(["--lock-timeout", "1", "create"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("busy"), "{}", stderr(&out));
+    assert!(start.elapsed() >= Duration::from_millis(900));
+    lock.unlock().unwrap();
+    fx.cmd().arg("create").assert().success();
+}
+
+#[test]
+fn concurrent_commands_are_serialized() {
+    let fx = Fx::new();
+    fx.create();
+    let children: Vec<_> = (0..4)
+        .map(|i| {
+            let mut c = std::process::Command::new(BIN);
+            c.arg("--repo")
+                .arg(fx.root())
+                .arg("--dir")
+                .arg(&fx.backups)
+                .arg("--json");
+            match i % 4 {
+                0 | 2 => c.args(["create", "--no-prune"]),
+                1 => c.args(["prune"]),
+                _ => c.args(["restore", "--yes"]),
+            };
+            c.stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped());
+            c.spawn().unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    fx.cmd().args(["verify", "--all"]).assert().success();
+}
+
+#[test]
+fn daemon_runs_on_schedule_and_stops_cleanly_on_sigterm() {
+    let fx = Fx::new();
+    fx.cmd().args(["schedule", "1s"]).assert().success();
+    let child = std::process::Command::new(BIN)
+        .arg("--repo")
+        .arg(fx.root())
+        .arg("--dir")
+        .arg(&fx.backups)
+        .arg("daemon")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !fx.current().join("manifest.json").exists() {
+        assert!(Instant::now() < deadline, "no scheduled backup within 30s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("backup ok") && text.contains("stopped"),
+        "{text}"
+    );
+    fx.cmd().arg("verify").assert().success();
+    assert!(
+        !fx.repo_dir()
+            .join(".tmp")
+            .read_dir()
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false)
+    );
+
+    // Without a schedule the daemon says how to set one.
+    fx.cmd().args(["schedule", "off"]).assert().success();
+    let out = fx.cmd().arg("daemon").output().unwrap();
+    assert!(
+        stderr(&out).contains("thrum-backup schedule 24h"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn demo_proves_the_round_trip() {
+    let out = std::process::Command::new(BIN)
+        .arg("demo")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("proved: the restored copy equals the original"),
+        "{text}"
+    );
+    assert!(text.contains("Demo complete"), "{text}");
+}
+
+#[test]
+fn help_teaches_and_errors_are_clear() {
+    let out = std::process::Command::new(BIN)
+        .arg("--help")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for cmd in [
+        "create", "status", "config", "restore", "prune", "verify", "archives", "schedule",
+        "daemon", "plugin", "demo",
+    ] {
+        assert!(text.contains(cmd), "--help lacks {cmd}");
+    }
+    assert!(text.contains("Exit codes"), "{text}");
+    let out = std::process::Command::new(BIN)
+        .args(["restore", "--help"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("pre-restore"));
+    // Outside any thrum workspace.
+    let empty = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(BIN)
+        .arg("--repo")
+        .arg(empty.path())
+        .arg("create")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no thrum directory"),
+        "{}",
+        stderr(&out)
+    );
+    let out = std::process::Command::new(BIN)
+        .args(["--json", "--repo"])
+        .arg(empty.path())
+        .arg("create")
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["error"].as_str().unwrap().contains("no thrum directory"));
+    // Verify before any backup.
+    let fx = Fx::new();
+    let out = fx.cmd().arg("verify").output().unwrap();
+    assert!(stderr(&out).contains("no backups yet"), "{}", stderr(&out));
+}

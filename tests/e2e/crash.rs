@@ -1,0 +1,168 @@
+//! Kill `create` and `restore` with SIGKILL at random instants: the next command finishes or
+//! rolls back the interrupted work, every earlier archive survives, `verify` passes, and a
+//! restore is never a mix of two snapshots.
+//!
+//! CI runs a few kills; `THRUM_BACKUP_CRASH_ITERATIONS=300` runs the long version.
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use thrum_backup::sample::Scale;
+
+use crate::harness::*;
+
+fn iterations(default: usize) -> usize {
+    std::env::var("THRUM_BACKUP_CRASH_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Rng(u64);
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
+
+fn spawn(fx: &Fx, args: &[&str]) -> std::process::Child {
+    Command::new(BIN)
+        .arg("--repo")
+        .arg(fx.root())
+        .arg("--dir")
+        .arg(&fx.backups)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn timed(fx: &Fx, args: &[&str]) -> Duration {
+    let start = Instant::now();
+    let status = spawn(fx, args).wait().unwrap();
+    assert!(status.success());
+    start.elapsed()
+}
+
+fn archive_bytes(fx: &Fx) -> BTreeMap<String, Vec<u8>> {
+    fx.archive_names()
+        .into_iter()
+        .map(|n| {
+            let b = std::fs::read(fx.archives().join(&n)).unwrap();
+            (n, b)
+        })
+        .collect()
+}
+
+#[test]
+fn killed_creates_lose_nothing() {
+    let mut fx = Fx::with_scale(Scale {
+        agents: 8,
+        messages: 12_000,
+    });
+    fx.create();
+    let full = timed(&fx, &["create", "--no-prune"]);
+    let mut rng = Rng(0x5eed_1234_abcd_ef01);
+    for i in 0..iterations(12) {
+        fx.ws.add_messages(50).unwrap();
+        let before = archive_bytes(&fx);
+        let current_before = std::fs::read(fx.current().join("manifest.json")).unwrap();
+        let mut child = spawn(&fx, &["create", "--no-prune"]);
+        let at = Duration::from_micros(rng.below(full.as_micros() as u64 * 12 / 10));
+        std::thread::sleep(at);
+        let _ = child.kill();
+        let finished = child.wait().unwrap().success();
+        // Any command first recovers; then current/ verifies.
+        fx.cmd().arg("status").assert().success();
+        fx.cmd().arg("verify").assert().success();
+        // Every archive that existed is still there, byte for byte.
+        let after = archive_bytes(&fx);
+        for (name, bytes) in &before {
+            assert_eq!(
+                after.get(name),
+                Some(bytes),
+                "iteration {i}: archive {name} lost or changed"
+            );
+        }
+        // current/ is either the previous snapshot or the new one, never something else.
+        let now = std::fs::read(fx.current().join("manifest.json")).unwrap();
+        if now != current_before {
+            assert_eq!(
+                after.len(),
+                before.len() + 1,
+                "iteration {i}: new snapshot but no archive of the old"
+            );
+        }
+        let _ = finished;
+        // No leftovers once recovered.
+        let tmp_left = std::fs::read_dir(fx.repo_dir().join(".tmp"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        assert_eq!(tmp_left, 0, "iteration {i}: work files left in .tmp");
+        fx.cmd().args(["create", "--no-prune"]).assert().success();
+    }
+    fx.cmd().args(["verify", "--all"]).assert().success();
+}
+
+#[test]
+fn killed_restores_are_rolled_back_or_complete() {
+    let mut fx = Fx::with_scale(Scale {
+        agents: 8,
+        messages: 6_000,
+    });
+    fx.create();
+    let snapshot = fx.state();
+    fx.ws.add_messages(500).unwrap();
+    std::fs::write(fx.thrum().join("identities/extra.json"), b"{}").unwrap();
+    let live = fx.state();
+    assert_ne!(live, snapshot);
+    let full = timed(&fx, &["restore", "--yes"]);
+    let mut rng = Rng(0xfeed_beef_0bad_cafe);
+    let mut outcomes = [0usize; 2];
+    for i in 0..iterations(10) {
+        // Start each round from the live state (restore the safety archive if needed).
+        if fx.state() != live {
+            let pre = fx
+                .archive_names()
+                .into_iter()
+                .filter(|n| n.starts_with("pre-restore-"))
+                .map(|n| fx.archives().join(n))
+                .find(|p| {
+                    let m = thrum_backup::archive::read_manifest(p).unwrap().unwrap();
+                    m.counts.events == 6_500
+                })
+                .expect("a pre-restore archive of the live state");
+            fx.cmd()
+                .arg("restore")
+                .arg(&pre)
+                .arg("--yes")
+                .assert()
+                .success();
+            assert_eq!(fx.state(), live);
+        }
+        let mut child = spawn(&fx, &["restore", "--yes"]);
+        std::thread::sleep(Duration::from_micros(
+            rng.below(full.as_micros() as u64 * 12 / 10),
+        ));
+        let _ = child.kill();
+        child.wait().unwrap();
+        fx.cmd().arg("status").assert().success();
+        let state = fx.state();
+        if state == live {
+            outcomes[0] += 1;
+        } else if state == snapshot {
+            outcomes[1] += 1;
+        } else {
+            panic!("iteration {i}: the workspace is a mix of two snapshots");
+        }
+    }
+    eprintln!(
+        "restore kills: {} rolled back, {} completed",
+        outcomes[0], outcomes[1]
+    );
+}

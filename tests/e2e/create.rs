@@ -1,0 +1,238 @@
+//! `create`: layout, manifest, the database under load, archiving.
+
+use std::time::Duration;
+
+use crate::harness::*;
+use serde_json::Value;
+use thrum_backup::manifest::Manifest;
+
+#[test]
+fn snapshot_has_thrums_layout_and_a_complete_manifest() {
+    let fx = Fx::new();
+    let report = fx.create();
+    let cur = fx.current();
+    for rel in [
+        "events.jsonl",
+        "manifest.json",
+        "config/config.json",
+        "db/messages.db",
+        "local/message_reads.jsonl",
+        "local/subscriptions.jsonl",
+        "local/sync_checkpoints.jsonl",
+    ] {
+        assert!(cur.join(rel).is_file(), "missing {rel}");
+    }
+    for a in &fx.ws.agents {
+        assert!(cur.join(format!("messages/{a}.jsonl")).is_file());
+        assert!(cur.join(format!("config/identities/{a}.json")).is_file());
+        assert!(cur.join(format!("config/context/{a}.md")).is_file());
+    }
+    // Byte-identical copies of the log.
+    assert_eq!(
+        std::fs::read(cur.join("events.jsonl")).unwrap(),
+        std::fs::read(fx.ws.sync_dir.join("events.jsonl")).unwrap()
+    );
+    let raw: Value =
+        serde_json::from_slice(&std::fs::read(cur.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(raw["version"], 1);
+    assert_eq!(raw["repo_name"], "proj");
+    assert!(raw["timestamp"].as_str().unwrap().ends_with('Z'));
+    assert!(raw["thrum_version"].as_str().is_some());
+    assert_eq!(raw["counts"]["events"], 240);
+    assert_eq!(raw["counts"]["message_files"], fx.ws.agents.len());
+    assert_eq!(raw["counts"]["local_tables"], 3);
+    // config.json + one identity and one context file per agent.
+    assert_eq!(raw["counts"]["config_files"], 1 + 2 * fx.ws.agents.len());
+    assert_eq!(report["manifest"], raw);
+    // Every file is listed with the right size and sha256, and nothing else is there.
+    let m = Manifest::from_slice(&std::fs::read(cur.join("manifest.json")).unwrap()).unwrap();
+    let on_disk = thrum_backup::fsx::walk_files(&cur).unwrap();
+    assert_eq!(on_disk.len(), m.files.len() + 1);
+    for f in &m.files {
+        let d = thrum_backup::fsx::digest_file(&cur.join(&f.path)).unwrap();
+        assert_eq!((d.size, &d.sha256), (f.size, &f.sha256), "{}", f.path);
+    }
+    let db = m.database.unwrap();
+    assert_eq!(db.tables["messages"], 240);
+    assert_eq!(m.local_tables["message_reads"], 240);
+    // The local tables are thrum's JSONL: one object per row, keys = columns.
+    let reads = std::fs::read_to_string(cur.join("local/message_reads.jsonl")).unwrap();
+    let first: Value = serde_json::from_str(reads.lines().next().unwrap()).unwrap();
+    for k in ["message_id", "session_id", "agent_id", "read_at"] {
+        assert!(first.get(k).is_some(), "{k}");
+    }
+}
+
+#[test]
+fn second_create_archives_the_first_snapshot() {
+    let mut fx = Fx::new();
+    let first = fx.create();
+    let first_manifest = std::fs::read(fx.current().join("manifest.json")).unwrap();
+    fx.ws.add_messages(10).unwrap();
+    let second = fx.create();
+    let archived = second["archived"].as_str().expect("archived path");
+    let name = std::path::Path::new(archived)
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    // Named by the archived snapshot's time, thrum's format.
+    let ts: chrono::DateTime<chrono::Utc> = first["manifest"]["timestamp"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(name, format!("{}.zip", ts.format("%Y-%m-%dT%H%M%S")));
+    // The archive holds exactly the first snapshot.
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(archived).unwrap()).unwrap();
+    let mut inner = Vec::new();
+    std::io::Read::read_to_end(&mut zip.by_name("manifest.json").unwrap(), &mut inner).unwrap();
+    assert_eq!(inner, first_manifest);
+    assert_eq!(second["manifest"]["counts"]["events"], 250);
+    // Info-ZIP reads it too.
+    if let Ok(out) = std::process::Command::new("unzip")
+        .arg("-tq")
+        .arg(archived)
+        .output()
+    {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    fx.cmd().args(["verify", &name]).assert().success();
+}
+
+#[test]
+fn same_second_creates_never_overwrite_an_archive() {
+    let fx = Fx::new();
+    let mut ids = std::collections::BTreeSet::new();
+    for _ in 0..5 {
+        let r = fx.json(&["create", "--no-prune"]);
+        ids.insert(r["manifest"]["snapshot_id"].as_str().unwrap().to_owned());
+    }
+    let names = fx.archive_names();
+    assert_eq!(names.len(), 4, "{names:?}");
+    // Every archive holds a different snapshot, and current/ the fifth.
+    let mut archived = std::collections::BTreeSet::new();
+    for n in &names {
+        let m = thrum_backup::archive::read_manifest(&fx.archives().join(n))
+            .unwrap()
+            .unwrap();
+        archived.insert(m.snapshot_id.unwrap());
+    }
+    assert_eq!(archived.len(), 4);
+    assert!(archived.is_subset(&ids));
+}
+
+#[test]
+fn database_copy_is_consistent_while_another_process_writes() {
+    let fx = Fx::new();
+    let db = fx.ws.db_path.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let conn = rusqlite::Connection::open(&db).unwrap();
+            conn.busy_timeout(Duration::from_secs(5)).unwrap();
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                // A message and its read receipt commit together: a consistent copy has
+                // exactly as many of each.
+                conn.execute_batch(&format!(
+                    "BEGIN; INSERT INTO messages (message_id, agent_id, session_id, created_at, body_format, body_content)
+                       VALUES ('w-{i}', 'a', 's', 't', 'markdown', 'load');
+                     INSERT INTO message_reads VALUES ('w-{i}', 's-w', 'a', 't'); COMMIT;"
+                ))
+                .unwrap();
+                i += 1;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            i
+        })
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    for _ in 0..3 {
+        let r = fx.create();
+        let tables = &r["manifest"]["database"]["tables"];
+        assert_eq!(
+            tables["messages"], tables["message_reads"],
+            "copy is not one instant"
+        );
+        let copy = fx.current().join("db/messages.db");
+        let conn = rusqlite::Connection::open(&copy).unwrap();
+        let check: String = conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(check, "ok");
+        // The local-table export comes from the same instant as the copy.
+        let exported = std::fs::read_to_string(fx.current().join("local/message_reads.jsonl"))
+            .unwrap()
+            .lines()
+            .count() as u64;
+        assert_eq!(Some(exported), tables["message_reads"].as_u64());
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(writer.join().unwrap() > 0);
+}
+
+#[test]
+fn local_only_mode_backs_up_the_log_in_the_thrum_dir() {
+    let fx = Fx::new();
+    // Move the log into .thrum and turn local-only mode on; remove the sync worktree.
+    let thrum = fx.thrum();
+    std::fs::rename(
+        fx.ws.sync_dir.join("events.jsonl"),
+        thrum.join("events.jsonl"),
+    )
+    .unwrap();
+    std::fs::rename(fx.ws.sync_dir.join("messages"), thrum.join("messages")).unwrap();
+    let cfg = thrum.join("config.json");
+    let mut v: Value = serde_json::from_slice(&std::fs::read(&cfg).unwrap()).unwrap();
+    v["local_only"] = Value::Bool(true);
+    std::fs::write(&cfg, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    let r = fx.create();
+    assert_eq!(r["manifest"]["counts"]["events"], 240);
+    assert_eq!(r["manifest"]["local_only"], true);
+    let before = std::fs::read(thrum.join("events.jsonl")).unwrap();
+    std::fs::remove_file(thrum.join("events.jsonl")).unwrap();
+    std::fs::remove_dir_all(thrum.join("messages")).unwrap();
+    fx.cmd().args(["restore", "--yes"]).assert().success();
+    assert_eq!(std::fs::read(thrum.join("events.jsonl")).unwrap(), before);
+    assert_eq!(
+        thrum_backup::snapshot::list_files(&thrum.join("messages"), ".jsonl")
+            .unwrap()
+            .len(),
+        fx.ws.agents.len()
+    );
+}
+
+#[test]
+fn messages_v2_and_a_missing_sync_worktree() {
+    let fx = Fx::new();
+    let v2 = fx.ws.sync_dir.join("messages-v2/shard-a");
+    std::fs::create_dir_all(&v2).unwrap();
+    std::fs::write(v2.join("x.jsonl"), b"{\"v\":2}\n").unwrap();
+    fx.create();
+    assert!(fx.current().join("messages-v2/shard-a/x.jsonl").is_file());
+
+    // Without a sync worktree (not yet synced) the backup still succeeds, with a note.
+    let other = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(other.path().join(".thrum/identities")).unwrap();
+    std::fs::write(other.path().join(".thrum/identities/a.json"), b"{}").unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["--json", "create", "--repo"])
+        .arg(other.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no sync worktree"));
+    // Default backup dir: .thrum/backup/<repo name>; outside git the name is "unknown".
+    assert!(
+        other
+            .path()
+            .join(".thrum/backup/unknown/current/config/identities/a.json")
+            .is_file()
+    );
+}

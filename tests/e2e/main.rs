@@ -1,0 +1,12 @@
+//! End-to-end tests: the real `thrum-backup` binary on real git repositories with thrum's
+//! layout, a real WAL SQLite database, real zips. No mocks.
+
+mod harness;
+
+mod cli;
+mod crash;
+mod create;
+mod hostile;
+mod plugins;
+mod restore;
+mod retention;
