@@ -87,8 +87,181 @@ pub struct ShellPlugin {
     pub include: Vec<String>,
 }
 
+/// A capability granted to a WASM plugin, written `read:PATH`, `write:PATH` or `exec:PROGRAM`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Grant {
+    /// Read-only view of a repository subpath.
+    Read(String),
+    /// On restore, files may be put back under this repository subpath.
+    Write(String),
+    /// The plugin may run this host program (argv, no shell).
+    Exec(String),
+}
+
+impl std::fmt::Display for Grant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Grant::Read(p) => write!(f, "read:{p}"),
+            Grant::Write(p) => write!(f, "write:{p}"),
+            Grant::Exec(p) => write!(f, "exec:{p}"),
+        }
+    }
+}
+
+impl serde::Serialize for Grant {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl Grant {
+    /// Parse `read:PATH`, `write:PATH` or `exec:PROGRAM`, checking that paths stay inside the
+    /// repository and programs are bare names.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (kind, value) = text
+            .split_once(':')
+            .ok_or_else(|| format!("{text:?}: expected read:PATH, write:PATH or exec:PROGRAM"))?;
+        match kind {
+            "read" | "write" => {
+                let p = value.trim_end_matches('/');
+                let ok = !p.is_empty()
+                    && !p.starts_with('/')
+                    && !p.contains('\\')
+                    && !p.contains('\0')
+                    && p.split('/').all(|c| !c.is_empty() && c != "..");
+                if !ok {
+                    return Err(format!(
+                        "{text:?}: the path must be relative to the repository, without `..`"
+                    ));
+                }
+                let p = p.to_owned();
+                Ok(if kind == "read" {
+                    Grant::Read(p)
+                } else {
+                    Grant::Write(p)
+                })
+            }
+            "exec" => {
+                let ok = !value.is_empty()
+                    && value
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+                if !ok {
+                    return Err(format!(
+                        "{text:?}: exec takes a bare program name (looked up on PATH)"
+                    ));
+                }
+                Ok(Grant::Exec(value.to_owned()))
+            }
+            other => Err(format!(
+                "{text:?}: unknown grant kind {other:?} (read, write, exec)"
+            )),
+        }
+    }
+}
+
+/// Limits of one WASM plugin run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct PluginLimits {
+    /// Wall-clock deadline of each call, in seconds (default 60, as thrum's shell timeout).
+    pub timeout_secs: u64,
+    /// Linear memory cap in MiB (default 256).
+    pub memory_mib: u64,
+    /// Output cap in MiB, enforced while writing (default 1024).
+    pub output_mib: u64,
+}
+
+impl Default for PluginLimits {
+    fn default() -> Self {
+        Self {
+            timeout_secs: 60,
+            memory_mib: 256,
+            output_mib: 1024,
+        }
+    }
+}
+
+/// A WebAssembly component plugin entry.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct WasmPlugin {
+    /// Unique name; the folder `plugins/<name>/` in the snapshot.
+    pub name: String,
+    /// `preset:<name>` (built into the engine) or a path inside the repository.
+    pub component: String,
+    /// sha256 pin of the component file (required for files; presets are part of the binary).
+    pub sha256: Option<String>,
+    /// Grants the user confirmed.
+    pub grants: Vec<Grant>,
+    /// Limits.
+    pub limits: PluginLimits,
+    /// Free-form config handed to the plugin (a JSON object).
+    pub config: Value,
+}
+
+/// One entry of `backup.plugins`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum PluginEntry {
+    /// thrum's shell form.
+    Shell(ShellPlugin),
+    /// A sandboxed WebAssembly component.
+    Wasm(WasmPlugin),
+}
+
+impl PluginEntry {
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        match self {
+            PluginEntry::Shell(p) => &p.name,
+            PluginEntry::Wasm(p) => &p.name,
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        let mut entry = Map::new();
+        match self {
+            PluginEntry::Shell(p) => {
+                entry.insert("name".into(), Value::String(p.name.clone()));
+                entry.insert("command".into(), Value::String(p.command.clone()));
+                entry.insert(
+                    "include".into(),
+                    Value::Array(p.include.iter().cloned().map(Value::String).collect()),
+                );
+            }
+            PluginEntry::Wasm(p) => {
+                entry.insert("name".into(), Value::String(p.name.clone()));
+                entry.insert("component".into(), Value::String(p.component.clone()));
+                if let Some(sha) = &p.sha256 {
+                    entry.insert("sha256".into(), Value::String(sha.clone()));
+                }
+                entry.insert(
+                    "grants".into(),
+                    Value::Array(
+                        p.grants
+                            .iter()
+                            .map(|g| Value::String(g.to_string()))
+                            .collect(),
+                    ),
+                );
+                if p.limits != PluginLimits::default() {
+                    entry.insert(
+                        "limits".into(),
+                        serde_json::json!({
+                            "timeout_secs": p.limits.timeout_secs,
+                            "memory_mib": p.limits.memory_mib,
+                            "output_mib": p.limits.output_mib,
+                        }),
+                    );
+                }
+                entry.insert("config".into(), p.config.clone());
+            }
+        }
+        Value::Object(entry)
+    }
+}
+
 /// The `backup` section, typed. `None` means "not set: the default applies".
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct BackupConfig {
     /// `backup.dir`.
     pub dir: Option<String>,
@@ -103,7 +276,7 @@ pub struct BackupConfig {
     /// `backup.retention.last` (ours; thrum ignores it).
     pub last: Option<i64>,
     /// `backup.plugins`.
-    pub plugins: Vec<ShellPlugin>,
+    pub plugins: Vec<PluginEntry>,
     /// `backup.post_backup`.
     pub post_backup: Option<String>,
 }
@@ -198,13 +371,19 @@ impl ThrumConfig {
         self.save()
     }
 
-    /// Append a shell plugin to `backup.plugins`, then save. Fails if the name is taken.
-    pub fn add_plugin(&mut self, plugin: &ShellPlugin) -> Result<(), ConfigError> {
-        validate_plugin_name(&self.path, "name", &plugin.name)?;
-        if self.backup.plugins.iter().any(|p| p.name == plugin.name) {
+    /// Append a plugin to `backup.plugins`, then save. Fails if the name is taken, unless
+    /// `replace` (then the entry of that name is replaced in place).
+    pub fn add_plugin(&mut self, plugin: &PluginEntry, replace: bool) -> Result<(), ConfigError> {
+        validate_plugin_name(&self.path, "name", plugin.name())?;
+        let exists = self
+            .backup
+            .plugins
+            .iter()
+            .any(|p| p.name() == plugin.name());
+        if exists && !replace {
             return Err(self.value_error(
                 "backup.plugins",
-                format!("a plugin named {:?} already exists", plugin.name),
+                format!("a plugin named {:?} already exists", plugin.name()),
             ));
         }
         let backup = self.backup_object()?;
@@ -217,14 +396,14 @@ impl ThrumConfig {
         let Some(list) = plugins.as_array_mut() else {
             return Err(self.value_error("backup.plugins", "expected an array".into()));
         };
-        let mut entry = Map::new();
-        entry.insert("name".into(), Value::String(plugin.name.clone()));
-        entry.insert("command".into(), Value::String(plugin.command.clone()));
-        entry.insert(
-            "include".into(),
-            Value::Array(plugin.include.iter().cloned().map(Value::String).collect()),
-        );
-        list.push(Value::Object(entry));
+        let entry = plugin.to_json();
+        match list
+            .iter_mut()
+            .find(|p| p.get("name").and_then(Value::as_str) == Some(plugin.name()))
+        {
+            Some(slot) => *slot = entry,
+            None => list.push(entry),
+        }
         self.save()
     }
 
@@ -409,10 +588,10 @@ impl Reader<'_> {
                         .ok_or_else(|| self.expected(&dotted, "an array", value))?;
                     for (i, entry) in list.iter().enumerate() {
                         let plugin = self.plugin(&format!("{dotted}[{i}]"), entry, warnings)?;
-                        if cfg.plugins.iter().any(|p| p.name == plugin.name) {
+                        if cfg.plugins.iter().any(|p| p.name() == plugin.name()) {
                             return Err(self.err(
                                 &format!("{dotted}[{i}].name"),
-                                format!("duplicate plugin name {:?}", plugin.name),
+                                format!("duplicate plugin name {:?}", plugin.name()),
                             ));
                         }
                         cfg.plugins.push(plugin);
@@ -429,7 +608,7 @@ impl Reader<'_> {
         key: &str,
         v: &Value,
         warnings: &mut Vec<String>,
-    ) -> Result<ShellPlugin, ConfigError> {
+    ) -> Result<PluginEntry, ConfigError> {
         let obj = self.object(key, v)?;
         let name_key = format!("{key}.name");
         let name = match obj.get("name") {
@@ -437,6 +616,11 @@ impl Reader<'_> {
             None => return Err(self.err(&name_key, "missing; every plugin needs a name".into())),
         };
         validate_plugin_name(self.path, &name_key, &name)?;
+        if obj.contains_key("component") {
+            return self
+                .wasm_plugin(key, name, obj, warnings)
+                .map(PluginEntry::Wasm);
+        }
         let command = match obj.get("command") {
             None | Some(Value::Null) => String::new(),
             Some(c) => self.string(&format!("{key}.command"), c)?,
@@ -456,10 +640,95 @@ impl Reader<'_> {
                 warnings.push(format!("unknown key {key}.{other} (ignored, kept)"));
             }
         }
-        Ok(ShellPlugin {
+        Ok(PluginEntry::Shell(ShellPlugin {
             name,
             command,
             include,
+        }))
+    }
+
+    fn wasm_plugin(
+        &self,
+        key: &str,
+        name: String,
+        obj: &Map<String, Value>,
+        warnings: &mut Vec<String>,
+    ) -> Result<WasmPlugin, ConfigError> {
+        let comp_key = format!("{key}.component");
+        let component = self.string(&comp_key, &obj["component"])?;
+        if component.is_empty() {
+            return Err(self.err(
+                &comp_key,
+                "empty; use preset:<name> or a path inside the repository".into(),
+            ));
+        }
+        let sha256 = match obj.get("sha256").filter(|v| !v.is_null()) {
+            None => None,
+            Some(v) => {
+                let s = self
+                    .string(&format!("{key}.sha256"), v)?
+                    .to_ascii_lowercase();
+                if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(self.err(&format!("{key}.sha256"), "expected 64 hex digits".into()));
+                }
+                Some(s)
+            }
+        };
+        if sha256.is_none() && !component.starts_with("preset:") {
+            return Err(self.err(
+                &format!("{key}.sha256"),
+                "missing: a component file needs its sha256 pin (`thrum-backup plugin add --wasm` writes it)".into(),
+            ));
+        }
+        let mut grants = Vec::new();
+        if let Some(list) = obj.get("grants").filter(|v| !v.is_null()) {
+            let gkey = format!("{key}.grants");
+            let list = list
+                .as_array()
+                .ok_or_else(|| self.expected(&gkey, "an array of strings", list))?;
+            for (i, g) in list.iter().enumerate() {
+                let k = format!("{gkey}[{i}]");
+                let text = self.string(&k, g)?;
+                grants.push(Grant::parse(&text).map_err(|m| self.err(&k, m))?);
+            }
+        }
+        let mut limits = PluginLimits::default();
+        if let Some(l) = obj.get("limits").filter(|v| !v.is_null()) {
+            let lkey = format!("{key}.limits");
+            for (k, v) in self.object(&lkey, l)? {
+                let full = format!("{lkey}.{k}");
+                let n = v
+                    .as_u64()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| self.expected(&full, "a positive integer", v))?;
+                match k.as_str() {
+                    "timeout_secs" => limits.timeout_secs = n,
+                    "memory_mib" => limits.memory_mib = n,
+                    "output_mib" => limits.output_mib = n,
+                    _ => warnings.push(format!("unknown key {full} (ignored, kept)")),
+                }
+            }
+        }
+        let config = match obj.get("config") {
+            None | Some(Value::Null) => Value::Object(Map::new()),
+            Some(v @ Value::Object(_)) => v.clone(),
+            Some(v) => return Err(self.expected(&format!("{key}.config"), "an object", v)),
+        };
+        for other in obj.keys() {
+            if !matches!(
+                other.as_str(),
+                "name" | "component" | "sha256" | "grants" | "limits" | "config"
+            ) {
+                warnings.push(format!("unknown key {key}.{other} (ignored, kept)"));
+            }
+        }
+        Ok(WasmPlugin {
+            name,
+            component,
+            sha256,
+            grants,
+            limits,
+            config,
         })
     }
 }
@@ -526,7 +795,10 @@ mod tests {
                 last: 0
             }
         );
-        assert_eq!(b.plugins[0].include, vec![".beads/backup/*"]);
+        let PluginEntry::Shell(p) = &b.plugins[0] else {
+            panic!("expected a shell plugin")
+        };
+        assert_eq!(p.include, vec![".beads/backup/*"]);
         assert_eq!(b.post_backup.as_deref(), Some("echo hi"));
         assert!(cfg.warnings.is_empty());
     }
@@ -608,14 +880,14 @@ mod tests {
     fn plugins_add_and_remove() {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = ThrumConfig::load(dir.path()).unwrap();
-        let p = ShellPlugin {
+        let p = PluginEntry::Shell(ShellPlugin {
             name: "notes".into(),
             command: "true".into(),
             include: vec!["notes/*.md".into()],
-        };
-        cfg.add_plugin(&p).unwrap();
+        });
+        cfg.add_plugin(&p, false).unwrap();
         assert!(
-            cfg.add_plugin(&p)
+            cfg.add_plugin(&p, false)
                 .unwrap_err()
                 .to_string()
                 .contains("already exists")
@@ -647,6 +919,47 @@ mod tests {
             n += 1;
         }
         assert!(n >= 4, "examples missing from {}", dir.display());
+    }
+
+    #[test]
+    fn wasm_entries_parse_and_round_trip() {
+        let cfg = load_str(
+            r#"{"backup": {"plugins": [{"name": "b", "component": "preset:beads",
+               "grants": ["read:.beads", "write:.beads", "exec:bd"],
+               "limits": {"timeout_secs": 5}, "config": {"refresh": true}}]}}"#,
+        )
+        .unwrap();
+        let PluginEntry::Wasm(w) = &cfg.backup.plugins[0] else {
+            panic!("expected a wasm plugin")
+        };
+        assert_eq!(w.grants[2], Grant::Exec("bd".into()));
+        assert_eq!(w.limits.timeout_secs, 5);
+        assert_eq!(w.limits.memory_mib, 256);
+        for (text, needle) in [
+            (
+                r#"{"backup": {"plugins": [{"name": "x", "component": "p.wasm"}]}}"#,
+                "sha256",
+            ),
+            (
+                r#"{"backup": {"plugins": [{"name": "x", "component": "preset:beads", "grants": ["read:../etc"]}]}}"#,
+                "without `..`",
+            ),
+            (
+                r#"{"backup": {"plugins": [{"name": "x", "component": "preset:beads", "grants": ["exec:/bin/sh"]}]}}"#,
+                "bare program name",
+            ),
+            (
+                r#"{"backup": {"plugins": [{"name": "x", "component": "preset:beads", "grants": ["net:all"]}]}}"#,
+                "unknown grant kind",
+            ),
+            (
+                r#"{"backup": {"plugins": [{"name": "x", "component": "preset:beads", "limits": {"memory_mib": 0}}]}}"#,
+                "positive integer",
+            ),
+        ] {
+            let err = load_str(text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text} -> {err}");
+        }
     }
 
     proptest::proptest! {

@@ -11,11 +11,12 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::archive;
+use crate::config::{PluginEntry, WasmPlugin};
 use crate::context::Context;
 use crate::error::Result;
 use crate::hook::{self, HookReport};
 use crate::manifest::Manifest;
-use crate::plugin::shell;
+use crate::plugin::{shell, wasm};
 use crate::progress::{Cancel, Progress};
 use crate::prune::{self, PruneReport};
 use crate::snapshot::{self, Staging};
@@ -162,15 +163,25 @@ fn stage(
     let notes = captured.notes.clone();
     let mut manifest = snapshot::new_manifest(&ctx.workspace.repo_name, captured, ctx.local_only());
     if opts.plugins {
+        let setting = wasm::Setting {
+            repo_root: &ctx.workspace.repo_root,
+            repo_name: &ctx.workspace.repo_name,
+            timestamp: manifest
+                .timestamp
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        };
         for plugin in &ctx.config.backup.plugins {
             cancel.check()?;
-            progress.phase(&format!("running plugin {}", plugin.name), None);
-            let report = shell::run(
-                plugin,
-                &ctx.workspace.repo_root,
-                &mut staging,
-                opts.plugin_timeout,
-            );
+            progress.phase(&format!("running plugin {}", plugin.name()), None);
+            let report = match plugin {
+                PluginEntry::Shell(p) => shell::run(
+                    p,
+                    &ctx.workspace.repo_root,
+                    &mut staging,
+                    opts.plugin_timeout,
+                ),
+                PluginEntry::Wasm(p) => run_wasm(p, &setting, &mut staging)?,
+            };
             if report.status == "ok" {
                 manifest.counts.plugins.push(report.name.clone());
             } else {
@@ -186,4 +197,33 @@ fn stage(
     cancel.check()?;
     let manifest = staging.finish(manifest)?;
     Ok((manifest, notes))
+}
+
+/// Run a WASM plugin into `plugins/<name>/` of the staging snapshot and record its files.
+/// A failing plugin leaves nothing behind and does not fail the backup.
+fn run_wasm(
+    plugin: &WasmPlugin,
+    setting: &wasm::Setting<'_>,
+    staging: &mut Staging,
+) -> Result<crate::manifest::PluginReport> {
+    let prefix = format!("plugins/{}", plugin.name);
+    let out = staging.root().join(&prefix);
+    crate::fsx::create_dir_all(&out)?;
+    let (mut report, outcome) = wasm::backup_report(plugin, setting, &out);
+    match outcome {
+        Ok(o) => {
+            for (rel, _) in &o.files {
+                staging.adopt(&format!("{prefix}/{rel}"))?;
+            }
+            if o.files.is_empty() {
+                crate::fsx::remove_any(&out)?;
+            }
+        }
+        Err(_) => {
+            staging.discard(&prefix)?;
+            report.files = 0;
+            report.bytes = 0;
+        }
+    }
+    Ok(report)
 }

@@ -4,4 +4,6 @@
 //! plugin never fails the backup: its partial output is dropped and its error reported.
 
 pub mod presets;
+pub mod scaffold;
 pub mod shell;
+pub mod wasm;

@@ -18,6 +18,8 @@ pub struct Outcome {
     pub timed_out: bool,
     /// The last bytes of its stderr.
     pub stderr_tail: String,
+    /// The first bytes of its stdout, when captured.
+    pub stdout_head: Vec<u8>,
     /// How long it ran.
     pub elapsed: Duration,
 }
@@ -57,40 +59,74 @@ pub fn run_shell(
     env: &[(&str, &std::ffi::OsStr)],
     timeout: Duration,
 ) -> std::io::Result<Outcome> {
-    use std::os::unix::process::CommandExt;
     let mut cmd = Command::new("sh");
-    cmd.arg("-c")
-        .arg(command)
-        .current_dir(cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .process_group(0);
+    cmd.arg("-c").arg(command).current_dir(cwd);
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let start = Instant::now();
-    let mut child = cmd.spawn()?;
-    let mut stderr = child.stderr.take();
-    let reader = std::thread::spawn(move || {
-        let mut tail: Vec<u8> = Vec::new();
+    run(cmd, timeout, None)
+}
+
+/// Run `program` with `args` (no shell) in `cwd`, capturing up to `stdout_cap` bytes of stdout.
+pub fn run_argv(
+    program: &str,
+    args: &[String],
+    cwd: &Path,
+    timeout: Duration,
+    stdout_cap: usize,
+) -> std::io::Result<Outcome> {
+    let mut cmd = Command::new(program);
+    cmd.args(args).current_dir(cwd);
+    run(cmd, timeout, Some(stdout_cap))
+}
+
+fn spawn_reader(
+    stream: Option<impl Read + Send + 'static>,
+    keep_head: Option<usize>,
+) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut kept: Vec<u8> = Vec::new();
         let mut buf = [0u8; 8192];
-        if let Some(s) = stderr.as_mut() {
+        if let Some(mut s) = stream {
             while let Ok(n) = s.read(&mut buf) {
                 if n == 0 {
                     break;
                 }
-                tail.extend_from_slice(&buf[..n]);
-                if tail.len() > 2 * STDERR_TAIL {
-                    tail.drain(..tail.len() - STDERR_TAIL);
+                match keep_head {
+                    Some(cap) => {
+                        let room = cap.saturating_sub(kept.len());
+                        kept.extend_from_slice(&buf[..n.min(room)]);
+                    }
+                    None => {
+                        kept.extend_from_slice(&buf[..n]);
+                        if kept.len() > 2 * STDERR_TAIL {
+                            kept.drain(..kept.len() - STDERR_TAIL);
+                        }
+                    }
                 }
             }
         }
-        if tail.len() > STDERR_TAIL {
-            tail.drain(..tail.len() - STDERR_TAIL);
+        if keep_head.is_none() && kept.len() > STDERR_TAIL {
+            kept.drain(..kept.len() - STDERR_TAIL);
         }
-        String::from_utf8_lossy(&tail).into_owned()
-    });
+        kept
+    })
+}
+
+fn run(mut cmd: Command, timeout: Duration, stdout_cap: Option<usize>) -> std::io::Result<Outcome> {
+    use std::os::unix::process::CommandExt;
+    cmd.stdin(Stdio::null())
+        .stdout(if stdout_cap.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let start = Instant::now();
+    let mut child = cmd.spawn()?;
+    let err_reader = spawn_reader(child.stderr.take(), None);
+    let out_reader = spawn_reader(child.stdout.take(), Some(stdout_cap.unwrap_or(0)));
     let pgid = rustix::process::Pid::from_child(&child);
     let mut timed_out = false;
     let status = loop {
@@ -104,19 +140,25 @@ pub fn run_shell(
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    // Whatever the shell left running in its group goes too: its output is over.
+    // Whatever the command left running in its group goes too: its output is over.
     let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
     let elapsed = start.elapsed();
-    let stderr_tail = if timed_out {
-        // A grandchild that escaped the group could hold the pipe open: do not wait for it.
-        String::new()
+    // A grandchild that escaped the group could hold a pipe open: after a timeout, do not
+    // wait for the readers.
+    let (stderr_tail, stdout_head) = if timed_out {
+        (String::new(), Vec::new())
     } else {
-        reader.join().unwrap_or_default()
+        let err = err_reader.join().unwrap_or_default();
+        (
+            String::from_utf8_lossy(&err).into_owned(),
+            out_reader.join().unwrap_or_default(),
+        )
     };
     Ok(Outcome {
         code: status.code(),
         timed_out,
         stderr_tail,
+        stdout_head,
         elapsed,
     })
 }

@@ -245,6 +245,64 @@ fn restore_locked(
         )?;
     }
 
+    // Plugins put their files back through the sandbox into private staging; those files join
+    // the same transaction. A failing plugin is reported and the rest of the restore goes on.
+    let mut plugin_results = Vec::new();
+    for entry in &ctx.config.backup.plugins {
+        let crate::config::PluginEntry::Wasm(plugin) = entry else {
+            continue;
+        };
+        let folder = src.join("plugins").join(&plugin.name);
+        if !folder.is_dir() {
+            continue;
+        }
+        cancel.check()?;
+        progress.phase(&format!("restoring plugin {}", plugin.name), None);
+        let out = work.join("plugin-restore").join(&plugin.name);
+        fsx::create_dir_all(&out)?;
+        let setting = crate::plugin::wasm::Setting {
+            repo_root: &ws.repo_root,
+            repo_name: &ws.repo_name,
+            timestamp: manifest
+                .timestamp
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        };
+        let result = crate::plugin::wasm::component_bytes(plugin, &ws.repo_root)
+            .and_then(|b| crate::plugin::wasm::load(&b))
+            .and_then(|l| {
+                crate::plugin::wasm::run(
+                    &l,
+                    plugin,
+                    crate::plugin::wasm::Call::Restore,
+                    &setting,
+                    Some(&out),
+                    Some(&folder),
+                )
+            });
+        match result {
+            Ok(outcome) => {
+                for (rel, _) in &outcome.files {
+                    let target = ws.repo_root.join(rel);
+                    plan.push((target.clone(), Some(out.join(rel))));
+                    if is_sqlite(&out.join(rel)) {
+                        for side in ["-wal", "-shm"] {
+                            let t = path_with_suffix(&target, side);
+                            if t.exists() {
+                                plan.push((t, None));
+                            }
+                        }
+                    }
+                }
+                plugin_results.push(format!(
+                    "plugin {}: {} files",
+                    plugin.name,
+                    outcome.files.len()
+                ));
+            }
+            Err(e) => notes.push(format!("plugin {} was not restored: {e}", plugin.name)),
+        }
+    }
+
     // The database: the snapshot's copy, or (for thrum's archives) the live one, with the
     // local tables imported, prepared on a private copy beside its target.
     let local_files: Vec<database::LocalFile> = snapshot::list_files(&src.join("local"), ".jsonl")?
@@ -349,6 +407,7 @@ fn restore_locked(
     finish(&journal.steps);
     fs::remove_file(&journal_path).at("remove", &journal_path)?;
     let database = db_temp.is_some();
+    notes.extend(plugin_results);
 
     let mut restored = Vec::new();
     let mut removed = Vec::new();
@@ -394,6 +453,14 @@ fn path_with_suffix(p: &Path, suffix: &str) -> PathBuf {
     let mut s = p.as_os_str().to_owned();
     s.push(suffix);
     PathBuf::from(s)
+}
+
+fn is_sqlite(path: &Path) -> bool {
+    let mut head = [0u8; 16];
+    fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok()
+        && &head == b"SQLite format 3\0"
 }
 
 fn cleanup_db_temp(temp: &Path) {

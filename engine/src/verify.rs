@@ -27,6 +27,9 @@ pub struct VerifyReport {
     pub checksums: bool,
     /// Every mismatch found; empty means the snapshot verifies.
     pub problems: Vec<String>,
+    /// What each plugin's own `verify` said.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub plugins: Vec<String>,
 }
 
 impl VerifyReport {
@@ -52,8 +55,56 @@ pub fn verify(
     let _lock = ctx.backup.lock(lock_timeout)?;
     ctx.backup.recover()?;
     match archive {
-        None => verify_dir(&ctx.backup.current(), progress),
+        None => {
+            let mut report = verify_dir(&ctx.backup.current(), progress)?;
+            verify_plugins(ctx, &ctx.backup.current(), &mut report);
+            Ok(report)
+        }
         Some(a) => verify_archive(&ctx.backup.resolve_archive(a)?, progress),
+    }
+}
+
+/// Ask each configured WASM plugin to check its own files in the snapshot `dir`.
+fn verify_plugins(ctx: &Context, dir: &Path, report: &mut VerifyReport) {
+    use crate::plugin::wasm;
+    for entry in &ctx.config.backup.plugins {
+        let crate::config::PluginEntry::Wasm(plugin) = entry else {
+            continue;
+        };
+        let folder = dir.join("plugins").join(&plugin.name);
+        if !folder.is_dir() {
+            continue;
+        }
+        let setting = wasm::Setting {
+            repo_root: &ctx.workspace.repo_root,
+            repo_name: &ctx.workspace.repo_name,
+            timestamp: String::new(),
+        };
+        let result = wasm::component_bytes(plugin, &ctx.workspace.repo_root)
+            .and_then(|b| wasm::load(&b))
+            .and_then(|l| {
+                wasm::run(
+                    &l,
+                    plugin,
+                    wasm::Call::Verify,
+                    &setting,
+                    None,
+                    Some(&folder),
+                )
+            });
+        match result {
+            Ok(o) => report.plugins.push(format!(
+                "{}: ok{}",
+                plugin.name,
+                o.warnings
+                    .iter()
+                    .map(|w| format!("; warning: {w}"))
+                    .collect::<String>()
+            )),
+            Err(e) => report
+                .problems
+                .push(format!("plugins/{}: {e}", plugin.name)),
+        }
     }
 }
 
@@ -132,6 +183,7 @@ fn compare(target: String, m: &Manifest, digests: &BTreeMap<String, FileDigest>)
         bytes: digests.values().map(|d| d.size).sum(),
         checksums: m.has_checksums(),
         problems,
+        plugins: Vec::new(),
     }
 }
 

@@ -122,27 +122,44 @@ fn include_patterns_cannot_reach_outside_the_repository() {
 #[test]
 fn presets_and_plugin_management() {
     let fx = Fx::new();
-    fx.cmd()
-        .args(["plugin", "add", "--preset", "beads"])
-        .assert()
-        .success();
-    fx.cmd()
-        .args(["plugin", "add", "--preset", "beads-rust"])
-        .assert()
-        .success();
+    // Without --yes (and no terminal to ask on) nothing is added.
     let out = fx
         .cmd()
         .args(["plugin", "add", "--preset", "beads"])
         .output()
         .unwrap();
+    assert!(stderr(&out).contains("--yes"), "{}", stderr(&out));
+    fx.cmd()
+        .args(["plugin", "add", "--preset", "beads", "--yes"])
+        .assert()
+        .success();
+    fx.cmd()
+        .args(["plugin", "add", "--preset", "beads-rust", "--yes"])
+        .assert()
+        .success();
+    let out = fx
+        .cmd()
+        .args(["plugin", "add", "--preset", "beads", "--yes"])
+        .output()
+        .unwrap();
     assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
     let list = fx.json(&["plugin", "list"]);
     assert_eq!(list[0]["name"], "beads");
-    assert_eq!(list[0]["command"], "bd backup --force");
-    assert_eq!(list[1]["command"], "br sync --flush-only");
-    // Neither tool is installed here: both fail, the backup completes.
+    assert_eq!(list[0]["kind"], "wasm");
+    assert_eq!(list[0]["component"], "preset:beads");
+    assert_eq!(
+        list[0]["grants"],
+        serde_json::json!(["read:.beads", "write:.beads"])
+    );
+    assert_eq!(list[1]["component"], "preset:beads-rust");
+    // This workspace has no .beads: both fail with their reason, the backup completes.
     let r = fx.create();
-    assert_eq!(r["manifest"]["plugin_results"].as_array().unwrap().len(), 2);
+    let results = r["manifest"]["plugin_results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    for p in results {
+        assert_eq!(p["status"], "failed");
+        assert!(p["error"].as_str().unwrap().contains(".beads"), "{p}");
+    }
     fx.cmd()
         .args(["plugin", "remove", "beads"])
         .assert()

@@ -1,32 +1,35 @@
-//! Built-in plugin presets, in thrum's shell form.
+//! Built-in plugin presets: components compiled from `plugins/` by the build script and
+//! embedded in the binary, so they need no file and no network.
 
-use crate::config::ShellPlugin;
+use crate::config::{PluginEntry, PluginLimits, WasmPlugin};
 
 /// Names of the presets, for `--help` and errors.
 pub const NAMES: [&str; 2] = ["beads", "beads-rust"];
 
-/// The preset `name`, if there is one.
-///
-/// - `beads` is thrum's: `bd backup --force`, collecting `.beads/backup/*`.
-/// - `beads-rust` fixes thrum's, which calls a `beads` binary that does not exist: the tool
-///   is `br` (crate `beads_rust`); `br sync --flush-only` refreshes `.beads/issues.jsonl`,
-///   which is collected with the tool's config and metadata.
-pub fn preset(name: &str) -> Option<ShellPlugin> {
+/// The embedded component of preset `name`.
+pub fn component(name: &str) -> Option<&'static [u8]> {
     match name {
-        "beads" => Some(ShellPlugin {
-            name: "beads".into(),
-            command: "bd backup --force".into(),
-            include: vec![".beads/backup/*".into()],
-        }),
-        "beads-rust" => Some(ShellPlugin {
-            name: "beads-rust".into(),
-            command: "br sync --flush-only".into(),
-            include: vec![
-                ".beads/issues.jsonl".into(),
-                ".beads/config.yaml".into(),
-                ".beads/metadata.json".into(),
-            ],
-        }),
+        "beads" => Some(include_bytes!(concat!(
+            env!("THRUM_BACKUP_COMPONENTS"),
+            "/beads.wasm"
+        ))),
+        "beads-rust" => Some(include_bytes!(concat!(
+            env!("THRUM_BACKUP_COMPONENTS"),
+            "/beads_rust.wasm"
+        ))),
         _ => None,
     }
+}
+
+/// The config entry `plugin add --preset NAME` writes, with the grants the preset asks for.
+pub fn entry(name: &str, grants: Vec<crate::config::Grant>) -> Option<PluginEntry> {
+    component(name)?;
+    Some(PluginEntry::Wasm(WasmPlugin {
+        name: name.to_owned(),
+        component: format!("preset:{name}"),
+        sha256: None,
+        grants,
+        limits: PluginLimits::default(),
+        config: serde_json::Value::Object(serde_json::Map::new()),
+    }))
 }

@@ -35,6 +35,8 @@ pub fn run(
         bytes,
         duration_ms: start.elapsed().as_millis() as u64,
         error: None,
+        notes: Vec::new(),
+        warnings: Vec::new(),
     };
     if let Err(message) = result {
         let _ = staging.discard(&prefix);

@@ -163,24 +163,34 @@ pub struct DaemonArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
-    /// Add a shell plugin (thrum's form) or a built-in preset.
+    /// Add a plugin: a built-in preset, a WebAssembly component, or a shell command.
+    ///
+    /// A component (--preset or --wasm) is loaded and asked what it is and which grants it
+    /// needs; those are shown, and saved only when you confirm (or pass --yes). A component
+    /// file outside the repository is copied to .thrum/plugins/<name>/plugin.wasm so the team
+    /// shares it; its sha256 is pinned in config.json and checked on every run.
     Add(PluginAddArgs),
-    /// List the configured plugins.
+    /// List the configured plugins with their kind, version and grants.
     List,
-    /// Remove a plugin from the config.
+    /// Remove a plugin from the config (and its component under .thrum/plugins/<name>/).
     Remove {
         /// The plugin's name.
         name: String,
     },
+    /// Scaffold a new Rust plugin crate that builds with one command.
+    New(PluginNewArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct PluginAddArgs {
-    /// A built-in preset: beads or beads-rust.
-    #[arg(long, value_parser = ["beads", "beads-rust"], conflicts_with_all = ["command", "include"])]
+    /// A built-in preset (embedded component): beads or beads-rust.
+    #[arg(long, value_parser = ["beads", "beads-rust"], conflicts_with_all = ["wasm", "command", "include"])]
     pub preset: Option<String>,
-    /// The plugin's name (default: the preset's).
-    #[arg(long, required_unless_present = "preset")]
+    /// A WebAssembly component file implementing the thrum:backup plugin world.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["command", "include"])]
+    pub wasm: Option<PathBuf>,
+    /// The plugin's name (default: what the component says).
+    #[arg(long, required_unless_present_any = ["preset", "wasm"])]
     pub name: Option<String>,
     /// Shell command run with `sh -c` in the repo root before collecting files.
     #[arg(long, default_value = "")]
@@ -188,6 +198,27 @@ pub struct PluginAddArgs {
     /// Glob of files to collect, relative to the repo root (repeatable).
     #[arg(long, value_name = "GLOB")]
     pub include: Vec<String>,
+    /// An extra grant beyond what the component requires (read:PATH, write:PATH, exec:PROGRAM).
+    #[arg(long, value_name = "GRANT")]
+    pub grant: Vec<String>,
+    /// The plugin's config, a JSON object.
+    #[arg(long, value_name = "JSON")]
+    pub config: Option<String>,
+    /// Confirm the grants without asking.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Replace an existing plugin of the same name.
+    #[arg(long)]
+    pub replace: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PluginNewArgs {
+    /// The plugin's name (also the crate's).
+    pub name: String,
+    /// Where to create the crate (default: ./<name>).
+    #[arg(long, value_name = "DIR")]
+    pub path: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -117,10 +117,22 @@ pub fn run(g: &Global, ui: &Ui) -> Result<ExitCode> {
     } else {
         ui.line("plugins:");
         for p in &b.plugins {
-            ui.line(format!(
-                "  {} (shell): {:?}, include {:?}",
-                p.name, p.command, p.include
-            ));
+            match p {
+                thrum_backup::config::PluginEntry::Shell(s) => ui.line(format!(
+                    "  {} (shell): {:?}, include {:?}",
+                    s.name, s.command, s.include
+                )),
+                thrum_backup::config::PluginEntry::Wasm(w) => ui.line(format!(
+                    "  {} (wasm): {}, grants {}",
+                    w.name,
+                    w.component,
+                    w.grants
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            }
         }
     }
     ui.line(format!(

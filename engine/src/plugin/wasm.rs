@@ -1,0 +1,509 @@
+//! The WebAssembly plugin host: runs components that implement `wit/backup.wit` in a sandbox.
+//!
+//! Deny by default: each call gets a fresh `Store` with an empty WASI context (no env, args,
+//! network; stdout and stderr into a bounded buffer), read-only preopens for the `read` grants
+//! (`/repo/<path>`) and, for restore and verify, the plugin's own backup folder (`/backup`).
+//! Output goes only through `host.create-file`, capped while it is written. A deadline
+//! (epoch interruption) and a memory cap (resource limiter) bound every call. A plugin that
+//! fails answers with a `plugin-error`; one that traps is stopped; either way only that plugin
+//! fails, with a message that names the reason.
+
+mod cache;
+mod host;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, Store};
+
+use crate::config::{Grant, PluginLimits, WasmPlugin};
+use crate::manifest::PluginReport;
+
+pub use host::OutputHandle;
+use host::{HostState, Phase};
+
+/// The generated host bindings of the contract.
+#[allow(missing_docs)]
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "plugin",
+        imports: { default: trappable },
+        with: { "thrum:backup/host.output-file": super::OutputHandle },
+    });
+}
+
+use bindings::exports::thrum::backup::exporter;
+
+/// Contract versions this host runs (`thrum:backup@MAJOR.MINOR.*`).
+pub const SUPPORTED_CONTRACTS: [&str; 1] = ["0.1"];
+
+/// Epoch tick: deadlines are counted in these.
+const TICK: Duration = Duration::from_millis(10);
+
+/// Bytes of guest stdout+stderr kept (beyond them the guest traps: output is bounded).
+const STDIO_CAP: usize = 1 << 20;
+
+/// Why a plugin did not run to a good end.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PluginFailure {
+    /// The component could not be loaded or does not implement the contract.
+    #[error("{0}")]
+    Invalid(String),
+    /// The plugin asks for grants the user's config does not give.
+    #[error("asks for grants the config does not give: {}", missing.join(", "))]
+    Ungranted {
+        /// The grants missing from the config.
+        missing: Vec<String>,
+    },
+    /// The plugin answered with an error.
+    #[error("failed ({code}): {message}")]
+    Failed {
+        /// The WIT error code.
+        code: String,
+        /// Its message.
+        message: String,
+    },
+    /// The plugin trapped (panic, deadline, memory, output limit, sandbox violation).
+    #[error("trapped: {0}")]
+    Trapped(String),
+}
+
+/// What a plugin says about itself.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Description {
+    /// Name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// One line.
+    pub description: String,
+    /// Grants it requires.
+    pub grants: Vec<Grant>,
+    /// What its config accepts.
+    pub config_help: String,
+    /// The contract version it was built for.
+    pub contract: String,
+}
+
+/// What a plugin call produced.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// Files written, relative to the output root, with sizes.
+    pub files: Vec<(String, u64)>,
+    /// Notes and warnings from the plugin.
+    pub notes: Vec<String>,
+    /// Warnings from the plugin.
+    pub warnings: Vec<String>,
+    /// Log lines.
+    pub log: Vec<String>,
+}
+
+struct Runtime {
+    engine: Engine,
+    linker: Linker<HostState>,
+}
+
+fn runtime() -> Result<&'static Runtime, PluginFailure> {
+    static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            let mut config = Config::new();
+            config.epoch_interruption(true);
+            let engine = Engine::new(&config).map_err(|e| format!("cannot start wasmtime: {e}"))?;
+            let mut linker = Linker::new(&engine);
+            wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+                .map_err(|e| format!("cannot link WASI: {e}"))?;
+            bindings::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+                .map_err(|e| format!("cannot link the host interface: {e}"))?;
+            let ticker = engine.clone();
+            std::thread::Builder::new()
+                .name("thrum-backup-epoch".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(TICK);
+                        ticker.increment_epoch();
+                    }
+                })
+                .map_err(|e| format!("cannot start the deadline thread: {e}"))?;
+            Ok(Runtime { engine, linker })
+        })
+        .as_ref()
+        .map_err(|e| PluginFailure::Invalid(e.clone()))
+}
+
+/// A loaded component, checked against the contract.
+pub struct Loaded {
+    component: Component,
+    contract: String,
+}
+
+impl std::fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loaded")
+            .field("contract", &self.contract)
+            .finish()
+    }
+}
+
+/// Load component bytes (through the compiled-component cache) and check which contract
+/// version it was built for.
+pub fn load(bytes: &[u8]) -> Result<Loaded, PluginFailure> {
+    let rt = runtime()?;
+    let component = cache::load(&rt.engine, bytes)
+        .map_err(|e| PluginFailure::Invalid(format!("not a valid WebAssembly component: {e:#}")))?;
+    let ty = component.component_type();
+    let mut versions = Vec::new();
+    for (name, _) in ty.imports(&rt.engine).chain(ty.exports(&rt.engine)) {
+        if let Some(rest) = name.strip_prefix("thrum:backup/")
+            && let Some((_, v)) = rest.split_once('@')
+        {
+            versions.push(v.to_owned());
+        }
+    }
+    let exported = ty
+        .exports(&rt.engine)
+        .find_map(|(n, _)| n.strip_prefix("thrum:backup/exporter@").map(str::to_owned));
+    let Some(contract) = exported else {
+        return Err(PluginFailure::Invalid(format!(
+            "the component does not implement the thrum:backup plugin world (no thrum:backup/exporter export{}); this host supports contract {}",
+            if versions.is_empty() {
+                String::new()
+            } else {
+                format!("; it uses thrum:backup@{}", versions.join(", "))
+            },
+            supported()
+        )));
+    };
+    for v in versions.iter().chain(std::iter::once(&contract)) {
+        if !SUPPORTED_CONTRACTS
+            .iter()
+            .any(|s| v.strip_prefix(s).is_some_and(|r| r.starts_with('.')))
+        {
+            return Err(PluginFailure::Invalid(format!(
+                "built for contract thrum:backup@{v}, which this host does not know; it supports {}",
+                supported()
+            )));
+        }
+    }
+    Ok(Loaded {
+        component,
+        contract,
+    })
+}
+
+fn supported() -> String {
+    SUPPORTED_CONTRACTS
+        .iter()
+        .map(|v| format!("thrum:backup@{v}.x"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Everything a call needs to know about where it runs.
+#[derive(Debug, Clone)]
+pub struct Setting<'a> {
+    /// The repository root.
+    pub repo_root: &'a Path,
+    /// Repository name (for the context).
+    pub repo_name: &'a str,
+    /// The snapshot time, RFC 3339.
+    pub timestamp: String,
+}
+
+fn new_store(
+    phase: Phase,
+    plugin: Option<&WasmPlugin>,
+    setting: &Setting<'_>,
+    limits: PluginLimits,
+) -> Result<Store<HostState>, PluginFailure> {
+    let rt = runtime()?;
+    let state = HostState::new(phase, plugin, setting, limits).map_err(PluginFailure::Invalid)?;
+    let mut store = Store::new(&rt.engine, state);
+    store.limiter(|s| &mut s.limiter);
+    let ticks = (limits.timeout_secs * 1000 / TICK.as_millis() as u64).max(1);
+    store.set_epoch_deadline(ticks);
+    store.epoch_deadline_trap();
+    Ok(store)
+}
+
+fn instantiate(
+    store: &mut Store<HostState>,
+    loaded: &Loaded,
+) -> Result<bindings::Plugin, PluginFailure> {
+    let rt = runtime()?;
+    let pre = rt.linker.instantiate_pre(&loaded.component).map_err(|e| {
+        PluginFailure::Invalid(format!("the component does not fit the contract: {e:#}"))
+    })?;
+    let pre = bindings::PluginPre::new(pre).map_err(|e| {
+        PluginFailure::Invalid(format!("the component does not fit the contract: {e:#}"))
+    })?;
+    pre.instantiate(&mut *store)
+        .map_err(|e| trap_reason(store, &e))
+}
+
+/// Call `describe` (with tight limits: it must not do any work).
+pub fn describe(loaded: &Loaded, setting: &Setting<'_>) -> Result<Description, PluginFailure> {
+    let limits = PluginLimits {
+        timeout_secs: 5,
+        memory_mib: 256,
+        output_mib: 1,
+    };
+    let mut store = new_store(Phase::Describe, None, setting, limits)?;
+    let plugin = instantiate(&mut store, loaded)?;
+    let info = plugin
+        .thrum_backup_exporter()
+        .call_describe(&mut store)
+        .map_err(|e| trap_reason(&store, &e))?;
+    let mut grants = Vec::new();
+    for g in info.grants {
+        use bindings::thrum::backup::types::Grant as W;
+        let text = match g {
+            W::Read(p) => format!("read:{p}"),
+            W::Write(p) => format!("write:{p}"),
+            W::Exec(p) => format!("exec:{p}"),
+        };
+        grants.push(Grant::parse(&text).map_err(|m| {
+            PluginFailure::Invalid(format!("describe returned an invalid grant: {m}"))
+        })?);
+    }
+    let name_ok = !info.name.is_empty()
+        && info.name.len() <= 64
+        && info
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && info.name != "."
+        && info.name != "..";
+    if !name_ok {
+        return Err(PluginFailure::Invalid(format!(
+            "describe returned an invalid name {:?}",
+            info.name
+        )));
+    }
+    Ok(Description {
+        name: info.name,
+        version: info.version.chars().take(64).collect(),
+        description: info.description.chars().take(500).collect(),
+        grants,
+        config_help: info.config_help.chars().take(2000).collect(),
+        contract: loaded.contract.clone(),
+    })
+}
+
+/// Grants `wanted` asks for that `given` lacks.
+pub fn missing_grants(wanted: &[Grant], given: &[Grant]) -> Vec<String> {
+    wanted
+        .iter()
+        .filter(|w| !given.contains(w))
+        .map(ToString::to_string)
+        .collect()
+}
+
+/// Which export to call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    /// `backup`: output goes to the snapshot folder.
+    Backup,
+    /// `restore`: output goes to a staging folder, confined to `write` grants.
+    Restore,
+    /// `verify`: no output.
+    Verify,
+}
+
+/// Run `call` of `plugin`. `output` is where files go (backup: `plugins/<name>/` of the
+/// staged snapshot; restore: a staging folder); `backup_dir` is the plugin's earlier output
+/// (restore, verify).
+pub fn run(
+    loaded: &Loaded,
+    plugin: &WasmPlugin,
+    call: Call,
+    setting: &Setting<'_>,
+    output: Option<&Path>,
+    backup_dir: Option<&Path>,
+) -> Result<Outcome, PluginFailure> {
+    let described = describe(loaded, setting)?;
+    let missing = missing_grants(&described.grants, &plugin.grants);
+    if !missing.is_empty() {
+        return Err(PluginFailure::Ungranted { missing });
+    }
+    let phase = match call {
+        Call::Backup => Phase::Backup {
+            out: output.map(Path::to_path_buf).unwrap_or_default(),
+        },
+        Call::Restore => Phase::Restore {
+            out: output.map(Path::to_path_buf).unwrap_or_default(),
+            backup: backup_dir.map(Path::to_path_buf).unwrap_or_default(),
+        },
+        Call::Verify => Phase::Verify {
+            backup: backup_dir.map(Path::to_path_buf).unwrap_or_default(),
+        },
+    };
+    let mut store = new_store(phase, Some(plugin), setting, plugin.limits)?;
+    let instance = instantiate(&mut store, loaded)?;
+    let ctx = exporter::Context {
+        repo_name: setting.repo_name.to_owned(),
+        config: plugin.config.to_string(),
+        timestamp: setting.timestamp.clone(),
+    };
+    let api = instance.thrum_backup_exporter();
+    let result = match call {
+        Call::Backup => api.call_backup(&mut store, &ctx),
+        Call::Restore => api.call_restore(&mut store, &ctx),
+        Call::Verify => api.call_verify(&mut store, &ctx),
+    };
+    let answer = result.map_err(|e| trap_reason(&store, &e))?;
+    let state = store.data_mut();
+    state.discard_unfinished();
+    match answer {
+        Ok(summary) => Ok(Outcome {
+            files: std::mem::take(&mut state.files),
+            notes: summary
+                .notes
+                .into_iter()
+                .take(50)
+                .map(|n| n.chars().take(500).collect())
+                .collect(),
+            warnings: summary
+                .warnings
+                .into_iter()
+                .take(50)
+                .map(|n| n.chars().take(500).collect())
+                .collect(),
+            log: std::mem::take(&mut state.log),
+        }),
+        Err(e) => Err(PluginFailure::Failed {
+            code: format!("{:?}", e.code).to_lowercase(),
+            message: e.message.chars().take(2000).collect(),
+        }),
+    }
+}
+
+/// Turn a trap into a message that names the limit or the cause.
+fn trap_reason(store: &Store<HostState>, e: &wasmtime::Error) -> PluginFailure {
+    let state = store.data();
+    let limits = state.limits;
+    if let Some(reason) = &state.violation {
+        return PluginFailure::Trapped(reason.clone());
+    }
+    if matches!(
+        e.downcast_ref::<wasmtime::Trap>(),
+        Some(wasmtime::Trap::Interrupt)
+    ) {
+        return PluginFailure::Trapped(format!(
+            "deadline of {}s exceeded (limits.timeout_secs)",
+            limits.timeout_secs
+        ));
+    }
+    if state.limiter.denied {
+        return PluginFailure::Trapped(format!(
+            "memory limit of {} MiB reached (limits.memory_mib)",
+            limits.memory_mib
+        ));
+    }
+    let mut msg = format!("{e:#}");
+    if let Some(first) = msg.lines().next() {
+        msg = first.to_owned();
+    }
+    let tail = state.stdio_tail();
+    if !tail.is_empty() {
+        msg.push_str(": ");
+        msg.push_str(&tail);
+    }
+    PluginFailure::Trapped(msg)
+}
+
+/// The component bytes of a plugin entry: an embedded preset, or a pinned file in the repo.
+pub fn component_bytes(plugin: &WasmPlugin, repo_root: &Path) -> Result<Vec<u8>, PluginFailure> {
+    if let Some(name) = plugin.component.strip_prefix("preset:") {
+        return crate::plugin::presets::component(name)
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| {
+                PluginFailure::Invalid(format!(
+                    "unknown preset {name:?} (known: {})",
+                    crate::plugin::presets::NAMES.join(", ")
+                ))
+            });
+    }
+    let path = component_path(&plugin.component, repo_root)?;
+    let bytes = std::fs::read(&path)
+        .map_err(|e| PluginFailure::Invalid(format!("cannot read {}: {e}", path.display())))?;
+    let actual = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    match &plugin.sha256 {
+        Some(pin) if *pin == actual => Ok(bytes),
+        Some(pin) => Err(PluginFailure::Invalid(format!(
+            "{} does not match its sha256 pin (expected {pin}, found {actual}): refused; \
+             if you changed it on purpose, add it again with `thrum-backup plugin add --wasm`",
+            path.display()
+        ))),
+        None => Err(PluginFailure::Invalid(format!(
+            "{} has no sha256 pin: refused",
+            path.display()
+        ))),
+    }
+}
+
+/// Resolve a component path: relative to the repository, and inside it.
+pub fn component_path(component: &str, repo_root: &Path) -> Result<PathBuf, PluginFailure> {
+    let p = Path::new(component);
+    let full = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        repo_root.join(p)
+    };
+    let real = full
+        .canonicalize()
+        .map_err(|e| PluginFailure::Invalid(format!("component {}: {e}", full.display())))?;
+    let root = repo_root
+        .canonicalize()
+        .unwrap_or_else(|_| repo_root.to_path_buf());
+    if !real.starts_with(&root) {
+        return Err(PluginFailure::Invalid(format!(
+            "component {} is outside the repository: keep plugins in .thrum/plugins/ so the team shares them",
+            full.display()
+        )));
+    }
+    Ok(real)
+}
+
+/// Run a WASM plugin's backup into `out` and report, never failing the backup.
+pub fn backup_report(
+    plugin: &WasmPlugin,
+    setting: &Setting<'_>,
+    out: &Path,
+) -> (PluginReport, Result<Outcome, PluginFailure>) {
+    let start = Instant::now();
+    let result = component_bytes(plugin, setting.repo_root)
+        .and_then(|bytes| load(&bytes))
+        .and_then(|loaded| run(&loaded, plugin, Call::Backup, setting, Some(out), None));
+    let (files, bytes, error) = match &result {
+        Ok(o) => (
+            o.files.len() as u64,
+            o.files.iter().map(|f| f.1).sum(),
+            None,
+        ),
+        Err(e) => (0, 0, Some(e.to_string())),
+    };
+    let report = PluginReport {
+        name: plugin.name.clone(),
+        kind: "wasm".into(),
+        status: if error.is_none() {
+            "ok".into()
+        } else {
+            "failed".into()
+        },
+        files,
+        bytes,
+        duration_ms: start.elapsed().as_millis() as u64,
+        error,
+        notes: result.as_ref().map(|o| o.notes.clone()).unwrap_or_default(),
+        warnings: result
+            .as_ref()
+            .map(|o| o.warnings.clone())
+            .unwrap_or_default(),
+    };
+    (report, result)
+}

@@ -1,0 +1,442 @@
+//! The host side of a plugin call: the sandbox's WASI context and the `host` interface.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use wasmtime::component::{Resource, ResourceTable};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::bindings::thrum::backup::{host, types};
+use super::{STDIO_CAP, Setting};
+use crate::config::{Grant, PluginLimits, WasmPlugin};
+
+/// Which call the store serves, and where its files go.
+#[derive(Debug, Clone)]
+pub enum Phase {
+    /// `describe`: nothing mounted, no output.
+    Describe,
+    /// `backup`: output into the snapshot's plugin folder.
+    Backup { out: PathBuf },
+    /// `restore`: the earlier output at `/backup`; output into a staging folder.
+    Restore { out: PathBuf, backup: PathBuf },
+    /// `verify`: the earlier output at `/backup`; no output.
+    Verify { backup: PathBuf },
+}
+
+/// Memory cap for one store; remembers whether it refused a growth.
+pub struct Limiter {
+    max_memory: usize,
+    pub denied: bool,
+}
+
+impl wasmtime::ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_memory {
+            self.denied = true;
+            return Err(wasmtime::Error::msg("memory limit reached"));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+
+    fn instances(&self) -> usize {
+        100
+    }
+
+    fn tables(&self) -> usize {
+        100
+    }
+
+    fn memories(&self) -> usize {
+        100
+    }
+}
+
+/// A file the plugin is writing.
+pub struct OutputHandle {
+    rel: String,
+    tmp: PathBuf,
+    dest: PathBuf,
+    file: Option<std::io::BufWriter<File>>,
+}
+
+impl Drop for OutputHandle {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Per-call host state.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    stdio: MemoryOutputPipe,
+    pub limiter: Limiter,
+    pub limits: PluginLimits,
+    phase: Phase,
+    repo_root: PathBuf,
+    reads: Vec<(String, PathBuf)>,
+    writes: Vec<String>,
+    execs: Vec<String>,
+    written: u64,
+    /// Files finished: path relative to the output root, size.
+    pub files: Vec<(String, u64)>,
+    /// Log lines (bounded).
+    pub log: Vec<String>,
+    /// A sandbox or limit violation that stopped the plugin.
+    pub violation: Option<String>,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl HostState {
+    pub fn new(
+        phase: Phase,
+        plugin: Option<&WasmPlugin>,
+        setting: &Setting<'_>,
+        limits: PluginLimits,
+    ) -> Result<Self, String> {
+        let stdio = MemoryOutputPipe::new(STDIO_CAP);
+        let mut b = WasiCtxBuilder::new();
+        b.stdout(stdio.clone()).stderr(stdio.clone());
+        b.allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        let repo_root = setting
+            .repo_root
+            .canonicalize()
+            .map_err(|e| format!("{}: {e}", setting.repo_root.display()))?;
+        let grants: &[Grant] = plugin.map_or(&[], |p| &p.grants);
+        let mut reads = Vec::new();
+        let mut writes = Vec::new();
+        let mut execs = Vec::new();
+        for g in grants {
+            match g {
+                Grant::Read(p) => reads.push(p.clone()),
+                Grant::Write(p) => writes.push(p.clone()),
+                Grant::Exec(p) => execs.push(p.clone()),
+            }
+        }
+        let mut mounted = Vec::new();
+        if !matches!(phase, Phase::Describe) {
+            for p in &reads {
+                let host_path = repo_root.join(p);
+                let Ok(real) = host_path.canonicalize() else {
+                    continue; // nothing there: the plugin sees it missing
+                };
+                if !real.starts_with(&repo_root) {
+                    return Err(format!(
+                        "grant read:{p} leads outside the repository (to {}): refused",
+                        real.display()
+                    ));
+                }
+                if real.is_dir() {
+                    b.preopened_dir(&real, format!("/repo/{p}"), FsPerms::ReadOnly)
+                        .map_err(|e| format!("cannot mount {}: {e}", real.display()))?;
+                }
+                mounted.push((p.clone(), real));
+            }
+        }
+        match &phase {
+            Phase::Restore { backup, .. } | Phase::Verify { backup } if backup.is_dir() => {
+                b.preopened_dir(backup, "/backup", FsPerms::ReadOnly)
+                    .map_err(|e| format!("cannot mount {}: {e}", backup.display()))?;
+            }
+            _ => {}
+        }
+        Ok(Self {
+            wasi: b.build(),
+            table: ResourceTable::new(),
+            stdio,
+            limiter: Limiter {
+                max_memory: (limits.memory_mib << 20) as usize,
+                denied: false,
+            },
+            limits,
+            phase,
+            repo_root,
+            reads: mounted,
+            writes,
+            execs,
+            written: 0,
+            files: Vec::new(),
+            log: Vec::new(),
+            violation: None,
+        })
+    }
+
+    /// The last bytes the guest printed (its panic message, typically).
+    pub fn stdio_tail(&self) -> String {
+        let bytes = self.stdio.contents();
+        let text = String::from_utf8_lossy(&bytes);
+        let text = text.trim();
+        let start = text.char_indices().rev().nth(499).map_or(0, |(i, _)| i);
+        text[start..].replace('\n', " | ")
+    }
+
+    /// Remove temp files of outputs the guest never finished.
+    pub fn discard_unfinished(&mut self) {
+        // Dropping the table drops every remaining handle (see `OutputHandle::drop`).
+        self.table = ResourceTable::new();
+    }
+
+    fn output_target(&self, rel: &str) -> Result<PathBuf, String> {
+        let rel = crate::archive::check_entry_name(rel.as_bytes())
+            .map_err(|m| format!("{rel:?}: {m}"))?;
+        let out = match &self.phase {
+            Phase::Backup { out } => out,
+            Phase::Restore { out, .. } => {
+                let allowed = self
+                    .writes
+                    .iter()
+                    .any(|w| rel == *w || rel.starts_with(&format!("{w}/")));
+                if !allowed {
+                    return Err(format!(
+                        "{rel:?} is outside the plugin's write grants ({})",
+                        if self.writes.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            self.writes.join(", ")
+                        }
+                    ));
+                }
+                out
+            }
+            Phase::Describe | Phase::Verify { .. } => {
+                return Err("no output during describe or verify".into());
+            }
+        };
+        if self.files.iter().any(|(f, _)| *f == rel) {
+            return Err(format!("{rel:?} was already written"));
+        }
+        Ok(out.join(rel))
+    }
+
+    fn charge(&mut self, bytes: u64) -> wasmtime::Result<()> {
+        let cap = self.limits.output_mib << 20;
+        if self.written + bytes > cap {
+            let msg = format!(
+                "output limit of {} MiB reached (limits.output_mib)",
+                self.limits.output_mib
+            );
+            self.violation = Some(msg.clone());
+            return Err(wasmtime::Error::msg(msg));
+        }
+        self.written += bytes;
+        Ok(())
+    }
+
+    /// Map a guest path `/repo/<p>/...` inside a read grant to the host.
+    fn guest_to_host(&self, guest: &str) -> Result<PathBuf, String> {
+        let rel = guest
+            .strip_prefix("/repo/")
+            .ok_or_else(|| format!("{guest:?} is not under /repo/"))?;
+        let rel = crate::archive::check_entry_name(rel.as_bytes())
+            .map_err(|m| format!("{guest:?}: {m}"))?;
+        let (_, root) = self
+            .reads
+            .iter()
+            .find(|(p, _)| rel == *p || rel.starts_with(&format!("{p}/")))
+            .ok_or_else(|| format!("{guest:?} is outside the plugin's read grants"))?;
+        let host = self.repo_root.join(&rel);
+        let real = host.canonicalize().map_err(|e| format!("{guest}: {e}"))?;
+        if !real.starts_with(root) {
+            return Err(format!("{guest:?} leads outside its grant: refused"));
+        }
+        Ok(real)
+    }
+}
+
+impl types::Host for HostState {}
+
+impl host::Host for HostState {
+    fn log(&mut self, level: host::Level, message: String) -> wasmtime::Result<()> {
+        if self.log.len() < 200 {
+            let line: String = message.chars().take(1000).collect();
+            self.log
+                .push(format!("{level:?}: {line}").to_lowercase().replacen(
+                    &line.to_lowercase(),
+                    &line,
+                    1,
+                ));
+        }
+        Ok(())
+    }
+
+    fn progress(&mut self, _done: u64, _total: Option<u64>) -> wasmtime::Result<()> {
+        Ok(())
+    }
+
+    fn create_file(
+        &mut self,
+        path: String,
+    ) -> wasmtime::Result<Result<Resource<OutputHandle>, String>> {
+        let dest = match self.output_target(&path) {
+            Ok(d) => d,
+            Err(m) => return Ok(Err(m)),
+        };
+        if let Some(parent) = dest.parent()
+            && let Err(e) = std::fs::create_dir_all(parent)
+        {
+            return Ok(Err(format!("{path}: {e}")));
+        }
+        let tmp = crate::fsx::temp_sibling(&dest, "partial");
+        let file = match File::create(&tmp) {
+            Ok(f) => f,
+            Err(e) => return Ok(Err(format!("{path}: {e}"))),
+        };
+        let rel = crate::archive::check_entry_name(path.as_bytes()).unwrap_or(path);
+        let handle = OutputHandle {
+            rel,
+            tmp,
+            dest,
+            file: Some(std::io::BufWriter::new(file)),
+        };
+        Ok(Ok(self.table.push(handle)?))
+    }
+
+    fn copy_sqlite(
+        &mut self,
+        source: String,
+        dest: String,
+    ) -> wasmtime::Result<Result<u64, String>> {
+        let src = match self.guest_to_host(&source) {
+            Ok(p) => p,
+            Err(m) => return Ok(Err(m)),
+        };
+        let target = match self.output_target(&dest) {
+            Ok(d) => d,
+            Err(m) => return Ok(Err(m)),
+        };
+        if let Some(parent) = target.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let tmp = crate::fsx::temp_sibling(&target, "partial");
+        let result = crate::database::copy_consistent(&src, &tmp, Duration::from_secs(30));
+        let size = match result.and_then(|_| {
+            std::fs::metadata(&tmp)
+                .map(|m| m.len())
+                .map_err(|e| crate::database::DbError::Import {
+                    path: tmp.clone(),
+                    line: 0,
+                    message: e.to_string(),
+                })
+        }) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Ok(Err(e
+                    .to_string()
+                    .replace(&self.repo_root.display().to_string(), "/repo")));
+            }
+        };
+        if let Err(e) = self.charge(size) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        if let Err(e) = std::fs::rename(&tmp, &target) {
+            return Ok(Err(format!("{dest}: {e}")));
+        }
+        let rel = crate::archive::check_entry_name(dest.as_bytes()).unwrap_or(dest);
+        self.files.push((rel, size));
+        Ok(Ok(size))
+    }
+
+    fn exec(
+        &mut self,
+        program: String,
+        args: Vec<String>,
+        timeout_ms: u32,
+    ) -> wasmtime::Result<Result<host::ExecResult, String>> {
+        if !self.execs.contains(&program) {
+            return Ok(Err(format!(
+                "no exec grant for {program:?}: add \"exec:{program}\" to the plugin's grants to allow it"
+            )));
+        }
+        let limit = Duration::from_millis(u64::from(timeout_ms))
+            .min(Duration::from_secs(self.limits.timeout_secs));
+        match crate::process::run_argv(&program, &args, &self.repo_root, limit, 1 << 20) {
+            Ok(out) => Ok(Ok(host::ExecResult {
+                status: if out.timed_out {
+                    -1
+                } else {
+                    out.code.unwrap_or(-1)
+                },
+                stdout: out.stdout_head,
+                stderr: out.stderr_tail.into_bytes(),
+            })),
+            Err(e) => Ok(Err(format!("cannot run {program}: {e}"))),
+        }
+    }
+}
+
+impl host::HostOutputFile for HostState {
+    fn write(
+        &mut self,
+        h: Resource<OutputHandle>,
+        bytes: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), String>> {
+        self.charge(bytes.len() as u64)?;
+        let handle = self.table.get_mut(&h)?;
+        let Some(file) = handle.file.as_mut() else {
+            return Ok(Err("file already finished".into()));
+        };
+        Ok(file
+            .write_all(&bytes)
+            .map_err(|e| format!("{}: {e}", handle.rel)))
+    }
+
+    fn finish(&mut self, h: Resource<OutputHandle>) -> wasmtime::Result<Result<u64, String>> {
+        let handle = self.table.get_mut(&h)?;
+        let Some(file) = handle.file.take() else {
+            return Ok(Err("file already finished".into()));
+        };
+        let result = file
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .and_then(|f| f.sync_all().map(|_| f))
+            .and_then(|f| f.metadata().map(|m| m.len()))
+            .and_then(|len| std::fs::rename(&handle.tmp, &handle.dest).map(|_| len));
+        match result {
+            Ok(len) => {
+                let rel = handle.rel.clone();
+                self.files.push((rel, len));
+                Ok(Ok(len))
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&handle.tmp);
+                Ok(Err(format!("{}: {e}", handle.rel)))
+            }
+        }
+    }
+
+    fn drop(&mut self, h: Resource<OutputHandle>) -> wasmtime::Result<()> {
+        self.table.delete(h)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,328 @@
+//! # thrum-backup plugin SDK
+//!
+//! Write a [thrum-backup](https://github.com/thrum-backup/thrum-backup) plugin in Rust: implement
+//! [`Plugin`], register it with [`register_plugin!`], and build with
+//! `cargo build --release --target wasm32-wasip2`. The result is a WebAssembly component that
+//! the engine runs in a sandbox: it sees only the directories its grants name, writes only
+//! through [`OutputFile`], and is bounded in time, memory and output size.
+//!
+//! ```ignore
+//! use thrum_backup_plugin_sdk::{self as sdk, Context, Grant, Info, Plugin, PluginError, Summary};
+//!
+//! struct Notes;
+//!
+//! impl Plugin for Notes {
+//!     fn describe() -> Info {
+//!         sdk::info("notes", "0.1.0", "Backs up docs/notes", vec![Grant::Read("docs/notes".into())])
+//!     }
+//!
+//!     fn backup(_ctx: &Context) -> Result<Summary, PluginError> {
+//!         let mut summary = Summary::default();
+//!         for file in sdk::walk("/repo/docs/notes")? {
+//!             summary.add(sdk::copy_to_output(&file)?);
+//!         }
+//!         Ok(summary)
+//!     }
+//! }
+//!
+//! sdk::register_plugin!(Notes);
+//! ```
+//!
+//! Files kept under their repository-relative path (what [`copy_to_output`] does) restore with
+//! the default [`Plugin::restore`], which puts every file of `/backup` back where it came from.
+
+#![forbid(unsafe_code)]
+
+use std::io::{self, BufRead, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// The generated bindings (`wit/backup.wit`, world `plugin`). Most plugins never need them.
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "plugin",
+        pub_export_macro: true,
+        default_bindings_module: "thrum_backup_plugin_sdk::bindings",
+    });
+}
+
+use bindings::thrum::backup::host;
+pub use bindings::thrum::backup::types::{Context, ErrorCode, Grant, Info, PluginError, Summary};
+
+/// The contract version this SDK builds against.
+pub const CONTRACT_VERSION: &str = "0.1.0";
+
+/// A backup plugin. Only `describe` and `backup` are required.
+pub trait Plugin {
+    /// Name, version, description and the grants the plugin needs.
+    fn describe() -> Info;
+
+    /// Write the plugin's files for a snapshot (see [`OutputFile`], [`copy_to_output`]).
+    fn backup(ctx: &Context) -> Result<Summary, PluginError>;
+
+    /// Put the plugin's files back. The default copies every file under `/backup` to the same
+    /// repository-relative path, which suits plugins that kept files under those paths.
+    fn restore(_ctx: &Context) -> Result<Summary, PluginError> {
+        let mut summary = Summary::default();
+        for file in walk("/backup")? {
+            let rel = file
+                .strip_prefix("/backup")
+                .map_err(|_| error(ErrorCode::Other, "unexpected path"))?;
+            summary.add(copy_file(&file, &rel.to_string_lossy())?);
+        }
+        Ok(summary)
+    }
+
+    /// Check the plugin's earlier output. The default checks that every `.jsonl` file parses.
+    fn verify(_ctx: &Context) -> Result<Summary, PluginError> {
+        let mut summary = Summary::default();
+        for file in walk("/backup")? {
+            let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+            if file.extension().is_some_and(|e| e == "jsonl") {
+                validate_jsonl(&file)?;
+            }
+            summary.files += 1;
+            summary.bytes += size;
+        }
+        Ok(summary)
+    }
+}
+
+/// Export `$plugin` (a type implementing [`Plugin`]) as the component's `exporter` interface.
+#[macro_export]
+macro_rules! register_plugin {
+    ($plugin:ty) => {
+        struct __ThrumBackupExport;
+
+        impl $crate::bindings::exports::thrum::backup::exporter::Guest for __ThrumBackupExport {
+            fn describe() -> $crate::Info {
+                <$plugin as $crate::Plugin>::describe()
+            }
+            fn backup(ctx: $crate::Context) -> Result<$crate::Summary, $crate::PluginError> {
+                <$plugin as $crate::Plugin>::backup(&ctx)
+            }
+            fn restore(ctx: $crate::Context) -> Result<$crate::Summary, $crate::PluginError> {
+                <$plugin as $crate::Plugin>::restore(&ctx)
+            }
+            fn verify(ctx: $crate::Context) -> Result<$crate::Summary, $crate::PluginError> {
+                <$plugin as $crate::Plugin>::verify(&ctx)
+            }
+        }
+
+        $crate::bindings::export!(__ThrumBackupExport with_types_in $crate::bindings);
+    };
+}
+
+/// Build an [`Info`] with no config help.
+pub fn info(name: &str, version: &str, description: &str, grants: Vec<Grant>) -> Info {
+    Info {
+        name: name.into(),
+        version: version.into(),
+        description: description.into(),
+        grants,
+        config_help: String::new(),
+    }
+}
+
+/// A [`PluginError`] with `code` and `message`.
+pub fn error(code: ErrorCode, message: impl Into<String>) -> PluginError {
+    PluginError {
+        code,
+        message: message.into(),
+    }
+}
+
+impl Default for Summary {
+    fn default() -> Self {
+        Summary {
+            files: 0,
+            bytes: 0,
+            notes: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+}
+
+impl Summary {
+    /// Count one more file of `bytes` bytes.
+    pub fn add(&mut self, bytes: u64) {
+        self.files += 1;
+        self.bytes += bytes;
+    }
+}
+
+impl From<io::Error> for PluginError {
+    fn from(e: io::Error) -> Self {
+        error(ErrorCode::HostCall, e.to_string())
+    }
+}
+
+/// Log a line at `info` level in the backup's log.
+pub fn log(message: &str) {
+    host::log(host::Level::Info, message);
+}
+
+/// Log a warning.
+pub fn warn(message: &str) {
+    host::log(host::Level::Warn, message);
+}
+
+/// Report progress.
+pub fn progress(done: u64, total: Option<u64>) {
+    host::progress(done, total);
+}
+
+/// The plugin's config (the `config` object of its entry in `config.json`).
+pub fn config(ctx: &Context) -> Result<serde_json::Map<String, serde_json::Value>, PluginError> {
+    match serde_json::from_str::<serde_json::Value>(&ctx.config) {
+        Ok(serde_json::Value::Object(m)) => Ok(m),
+        Ok(_) => Err(error(
+            ErrorCode::InvalidConfig,
+            "config must be a JSON object",
+        )),
+        Err(e) => Err(error(
+            ErrorCode::InvalidConfig,
+            format!("config is not JSON: {e}"),
+        )),
+    }
+}
+
+/// A file in the plugin's output, written through the host (which caps the total size).
+pub struct OutputFile {
+    inner: Option<host::OutputFile>,
+    written: u64,
+}
+
+impl OutputFile {
+    /// Create `path` (relative, `/`-separated) in the output.
+    pub fn create(path: &str) -> Result<Self, PluginError> {
+        let inner = host::create_file(path)
+            .map_err(|m| error(ErrorCode::HostCall, format!("create {path}: {m}")))?;
+        Ok(Self {
+            inner: Some(inner),
+            written: 0,
+        })
+    }
+
+    /// Close the file; returns its size.
+    pub fn finish(mut self) -> Result<u64, PluginError> {
+        let inner = self
+            .inner
+            .take()
+            .ok_or_else(|| error(ErrorCode::Other, "finished twice"))?;
+        inner.finish().map_err(|m| error(ErrorCode::HostCall, m))
+    }
+}
+
+impl Write for OutputFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let inner = self
+            .inner
+            .as_ref()
+            .ok_or_else(|| io::Error::other("file already finished"))?;
+        // Keep each host call to a bounded size.
+        let chunk = &buf[..buf.len().min(1 << 20)];
+        inner.write(chunk).map_err(io::Error::other)?;
+        self.written += chunk.len() as u64;
+        Ok(chunk.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Copy the file at `src` to `dest` in the output; returns the bytes copied.
+pub fn copy_file(src: &Path, dest: &str) -> Result<u64, PluginError> {
+    let mut input = std::fs::File::open(src)
+        .map_err(|e| error(ErrorCode::MissingInput, format!("{}: {e}", src.display())))?;
+    let mut out = OutputFile::create(dest)?;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = input
+            .read(&mut buf)
+            .map_err(|e| error(ErrorCode::HostCall, format!("{}: {e}", src.display())))?;
+        if n == 0 {
+            break;
+        }
+        out.write_all(&buf[..n])
+            .map_err(|e| error(ErrorCode::HostCall, format!("{dest}: {e}")))?;
+    }
+    out.finish()
+}
+
+/// Copy a file under `/repo/...` to the output under its repository-relative path.
+pub fn copy_to_output(src: &Path) -> Result<u64, PluginError> {
+    let rel = src.strip_prefix("/repo").map_err(|_| {
+        error(
+            ErrorCode::Other,
+            format!("{} is not under /repo", src.display()),
+        )
+    })?;
+    copy_file(src, &rel.to_string_lossy())
+}
+
+/// Copy a SQLite database under `/repo/...` consistently to `dest` in the output.
+pub fn copy_sqlite(src: &str, dest: &str) -> Result<u64, PluginError> {
+    host::copy_sqlite(src, dest).map_err(|m| error(ErrorCode::HostCall, format!("copy {src}: {m}")))
+}
+
+/// Run a granted host program; returns (status, stdout, stderr).
+pub fn exec(
+    program: &str,
+    args: &[&str],
+    timeout_ms: u32,
+) -> Result<host::ExecResult, PluginError> {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    host::exec(program, &args, timeout_ms)
+        .map_err(|m| error(ErrorCode::HostCall, format!("{program}: {m}")))
+}
+
+/// Every regular file below `dir`, sorted; empty if `dir` does not exist.
+pub fn walk(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>, PluginError> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.as_ref().to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = match std::fs::read_dir(&d) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(error(ErrorCode::HostCall, format!("{}: {e}", d.display()))),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| error(ErrorCode::HostCall, e.to_string()))?;
+            let kind = entry
+                .file_type()
+                .map_err(|e| error(ErrorCode::HostCall, e.to_string()))?;
+            if kind.is_dir() {
+                stack.push(entry.path());
+            } else if kind.is_file() {
+                out.push(entry.path());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Check that every non-empty line of a JSONL file is one JSON value; returns the line count.
+pub fn validate_jsonl(path: &Path) -> Result<u64, PluginError> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| error(ErrorCode::MissingInput, format!("{}: {e}", path.display())))?;
+    let mut n = 0u64;
+    for (i, line) in io::BufReader::new(file).lines().enumerate() {
+        let line =
+            line.map_err(|e| error(ErrorCode::InvalidData, format!("{}: {e}", path.display())))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        serde_json::from_str::<serde::de::IgnoredAny>(&line).map_err(|e| {
+            error(
+                ErrorCode::InvalidData,
+                format!("{}: line {}: not valid JSON: {e}", path.display(), i + 1),
+            )
+        })?;
+        n += 1;
+    }
+    Ok(n)
+}

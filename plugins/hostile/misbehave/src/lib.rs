@@ -1,0 +1,81 @@
+//! A hostile plugin for the engine's tests: `{"do": "..."}` in its config picks the attack.
+//! Every attack must fail this plugin alone, with its reason, while the backup completes.
+
+use std::io::Write;
+
+use thrum_backup_plugin_sdk::{self as sdk, Context, Grant, Info, Plugin, PluginError, Summary};
+
+struct Misbehave;
+
+impl Plugin for Misbehave {
+    fn describe() -> Info {
+        sdk::info(
+            "misbehave",
+            "0.1.0",
+            "test plugin",
+            vec![Grant::Read("notes".into())],
+        )
+    }
+
+    fn backup(ctx: &Context) -> Result<Summary, PluginError> {
+        let config = sdk::config(ctx)?;
+        let what = config.get("do").and_then(|v| v.as_str()).unwrap_or("");
+        match what {
+            "read-passwd" => {
+                let text = std::fs::read_to_string("/etc/passwd")?;
+                let mut f = sdk::OutputFile::create("passwd")?;
+                f.write_all(text.as_bytes())?;
+                f.finish()?;
+            }
+            "read-parent" => {
+                let listing = std::fs::read_dir("/repo/notes/../..")?.count();
+                let _ = std::fs::read("/repo/../secret.txt")?;
+                sdk::log(&format!("escaped: {listing}"));
+            }
+            "spin" => {
+                let mut x: u64 = 0;
+                loop {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    if x == 42 {
+                        break;
+                    }
+                }
+            }
+            "hog" => {
+                let mut blocks: Vec<Vec<u8>> = Vec::new();
+                for _ in 0..4096 {
+                    blocks.push(vec![1u8; 1 << 20]);
+                }
+                sdk::log(&format!("allocated {}", blocks.len()));
+            }
+            "flood" => {
+                let mut f = sdk::OutputFile::create("flood.bin")?;
+                let chunk = vec![0xABu8; 1 << 20];
+                for _ in 0..10 * 1024 {
+                    f.write_all(&chunk)?;
+                }
+                f.finish()?;
+            }
+            "panic" => panic!("the plugin panicked on purpose"),
+            "bad-path" => {
+                sdk::OutputFile::create("../../escaped.txt")?;
+            }
+            "absolute-path" => {
+                sdk::OutputFile::create("/etc/evil")?;
+            }
+            _ => {
+                let mut f = sdk::OutputFile::create("ok.txt")?;
+                f.write_all(b"fine\n")?;
+                return Ok(Summary {
+                    files: 1,
+                    bytes: f.finish()?,
+                    notes: vec![],
+                    warnings: vec![],
+                });
+            }
+        }
+        Ok(Summary::default())
+    }
+}
+
+sdk::register_plugin!(Misbehave);
