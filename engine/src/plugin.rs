@@ -1,7 +1,8 @@
 //! Plugins: extra data sources backed up into `plugins/<name>/` of a snapshot.
 //!
-//! Today the engine runs thrum's shell form (`{"name", "command", "include"}`); a failing
-//! plugin never fails the backup: its partial output is dropped and its error reported.
+//! Two kinds: sandboxed WebAssembly components ([`wasm`], with built-in [`presets`]) and
+//! thrum's shell form ([`shell`]). A failing plugin never fails the backup: its partial output
+//! is dropped and its error reported.
 
 pub mod presets;
 pub mod scaffold;

@@ -58,6 +58,7 @@ impl Fx {
             .arg("--dir")
             .arg(&self.backups);
         c.env_remove("THRUM_BACKUP_FAULT_RESTORE_AFTER");
+        c.env("THRUM_BACKUP_CACHE_DIR", self.tmp.path().join("cache"));
         c
     }
 

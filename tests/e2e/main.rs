@@ -10,3 +10,4 @@ mod hostile;
 mod plugins;
 mod restore;
 mod retention;
+mod wasm;

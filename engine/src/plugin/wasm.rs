@@ -376,9 +376,20 @@ pub fn run(
             log: std::mem::take(&mut state.log),
         }),
         Err(e) => Err(PluginFailure::Failed {
-            code: format!("{:?}", e.code).to_lowercase(),
+            code: code_name(e.code).to_owned(),
             message: e.message.chars().take(2000).collect(),
         }),
+    }
+}
+
+fn code_name(code: bindings::thrum::backup::types::ErrorCode) -> &'static str {
+    use bindings::thrum::backup::types::ErrorCode as C;
+    match code {
+        C::InvalidConfig => "invalid-config",
+        C::MissingInput => "missing-input",
+        C::InvalidData => "invalid-data",
+        C::HostCall => "host-call",
+        C::Other => "other",
     }
 }
 

@@ -22,14 +22,23 @@ impl Plugin for Misbehave {
         let what = config.get("do").and_then(|v| v.as_str()).unwrap_or("");
         match what {
             "read-passwd" => {
-                let text = std::fs::read_to_string("/etc/passwd")?;
+                let text = std::fs::read_to_string("/etc/passwd").map_err(|e| {
+                    sdk::error(sdk::ErrorCode::HostCall, format!("/etc/passwd: {e}"))
+                })?;
                 let mut f = sdk::OutputFile::create("passwd")?;
                 f.write_all(text.as_bytes())?;
                 f.finish()?;
             }
             "read-parent" => {
-                let listing = std::fs::read_dir("/repo/notes/../..")?.count();
-                let _ = std::fs::read("/repo/../secret.txt")?;
+                let up = |p: &'static str| {
+                    move |e: std::io::Error| {
+                        sdk::error(sdk::ErrorCode::HostCall, format!("{p}: {e}"))
+                    }
+                };
+                let listing = std::fs::read_dir("/repo/notes/../..")
+                    .map_err(up("/repo/notes/../.."))?
+                    .count();
+                std::fs::read("/repo/../secret.txt").map_err(up("/repo/../secret.txt"))?;
                 sdk::log(&format!("escaped: {listing}"));
             }
             "spin" => {

@@ -1,0 +1,526 @@
+//! WebAssembly plugins end to end: presets on real data, a third-party component with its
+//! sha256 pin, and hostile components that must each fail alone while the backup completes.
+//! Every component is built from source in this repository by the engine's build script.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+/// A component built from `plugins/` (see engine/build.rs).
+pub fn component(name: &str) -> PathBuf {
+    Path::new(env!("THRUM_BACKUP_COMPONENTS")).join(format!("{name}.wasm"))
+}
+
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/fixtures/beads-backup"
+);
+
+fn fixture_dir() -> Option<PathBuf> {
+    let p = PathBuf::from(FIXTURE);
+    p.is_dir().then_some(p)
+}
+
+/// Put the real `bd backup` output (or, without shared/, an equivalent) into `.beads/backup`.
+fn install_beads_backup(fx: &Fx) -> PathBuf {
+    let dest = fx.root().join(".beads/backup");
+    std::fs::create_dir_all(&dest).unwrap();
+    match fixture_dir() {
+        Some(src) => {
+            for e in std::fs::read_dir(src).unwrap().flatten() {
+                let to = dest.join(e.file_name());
+                std::fs::copy(e.path(), &to).unwrap();
+                let mut perm = std::fs::metadata(&to).unwrap().permissions();
+                #[allow(clippy::permissions_set_readonly_false)]
+                perm.set_readonly(false);
+                std::fs::set_permissions(&to, perm).unwrap();
+            }
+        }
+        None => {
+            std::fs::write(
+                dest.join("issues.jsonl"),
+                "{\"id\":\"a\"}\n{\"id\":\"b\"}\n",
+            )
+            .unwrap();
+            std::fs::write(dest.join("backup_state.json"), r#"{"counts":{"issues":2}}"#).unwrap();
+        }
+    }
+    std::fs::write(fx.root().join(".beads/issues.jsonl"), "{\"id\":\"a\"}\n").unwrap();
+    dest
+}
+
+fn set_plugins(fx: &Fx, plugins: Value) {
+    let cfg = fx.thrum().join("config.json");
+    let mut v: Value = serde_json::from_slice(&std::fs::read(&cfg).unwrap()).unwrap();
+    v["backup"]["plugins"] = plugins;
+    std::fs::write(&cfg, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+}
+
+/// Copy a built component into the repository and return its entry's path and pin.
+fn vendor(fx: &Fx, name: &str, as_name: &str) -> (String, String) {
+    let rel = format!(".thrum/plugins/{as_name}/plugin.wasm");
+    let dest = fx.root().join(&rel);
+    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+    std::fs::copy(component(name), &dest).unwrap();
+    let sha = thrum_backup::fsx::digest_file(&dest).unwrap().sha256;
+    (rel, sha)
+}
+
+fn results(r: &Value) -> Vec<Value> {
+    r["manifest"]["plugin_results"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn beads_preset_validates_against_bd_state_and_restores() {
+    let fx = Fx::new();
+    let backup = install_beads_backup(&fx);
+    fx.cmd()
+        .args(["plugin", "add", "--preset", "beads", "--yes"])
+        .assert()
+        .success();
+    let r = fx.create();
+    let p = &results(&r)[0];
+    assert_eq!(p["status"], "ok", "{p}");
+    assert_eq!(p["kind"], "wasm");
+    let notes = p["notes"].to_string();
+    if fixture_dir().is_some() {
+        assert!(
+            notes.contains("141 issues")
+                && notes.contains("524 events")
+                && notes.contains("150 dependencies"),
+            "{notes}"
+        );
+        assert_eq!(p["files"], 8); // 7 files of bd backup + the issues.jsonl export
+    }
+    assert!(p.get("warnings").is_none(), "{p}");
+    let snap = fx
+        .current()
+        .join("plugins/beads/.beads/backup/issues.jsonl");
+    assert_eq!(
+        std::fs::read(&snap).unwrap(),
+        std::fs::read(backup.join("issues.jsonl")).unwrap()
+    );
+    let v = fx.json(&["verify"]);
+    assert_eq!(v["ok"], true, "{v}");
+    assert!(
+        v["targets"][0]["plugins"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("beads: ok")
+    );
+
+    // Lose .beads entirely; restore brings every file back, byte for byte.
+    let before = tree(&fx.root().join(".beads"));
+    std::fs::remove_dir_all(fx.root().join(".beads")).unwrap();
+    let r = fx.json(&["restore", "--yes"]);
+    assert!(r["notes"].to_string().contains("plugin beads"), "{r}");
+    assert_eq!(tree(&fx.root().join(".beads")), before);
+}
+
+#[test]
+fn beads_count_mismatch_is_a_warning_not_a_failure() {
+    let fx = Fx::new();
+    let backup = install_beads_backup(&fx);
+    std::fs::write(
+        backup.join("backup_state.json"),
+        r#"{"counts":{"issues":999}}"#,
+    )
+    .unwrap();
+    fx.cmd()
+        .args(["plugin", "add", "--preset", "beads", "--yes"])
+        .assert()
+        .success();
+    let p = results(&fx.create())[0].clone();
+    assert_eq!(p["status"], "ok");
+    assert!(
+        p["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("backup_state.json counts 999"),
+        "{p}"
+    );
+    // A line that does not parse fails the plugin, alone.
+    std::fs::write(backup.join("labels.jsonl"), "{\"ok\":1}\nnot json\n").unwrap();
+    let r = fx.create();
+    let p = &results(&r)[0];
+    assert_eq!(p["status"], "failed");
+    assert!(
+        p["error"]
+            .as_str()
+            .unwrap()
+            .contains("labels.jsonl: line 2"),
+        "{p}"
+    );
+    assert!(
+        !fx.current().join("plugins/beads").exists(),
+        "partial plugin output left in the snapshot"
+    );
+    fx.cmd().arg("verify").assert().success();
+}
+
+/// A beads_rust-style workspace: SQLite (WAL) database plus its JSONL export.
+fn make_br_workspace(fx: &Fx, issues: usize) -> PathBuf {
+    let beads = fx.root().join(".beads");
+    std::fs::create_dir_all(&beads).unwrap();
+    std::fs::write(
+        beads.join("metadata.json"),
+        r#"{"database":"beads.db","jsonl_export":"issues.jsonl"}"#,
+    )
+    .unwrap();
+    std::fs::write(beads.join("config.yaml"), "issue_prefix: br\n").unwrap();
+    let db = beads.join("beads.db");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+    conn.execute_batch(
+        "CREATE TABLE issues (id TEXT PRIMARY KEY, title TEXT NOT NULL, status TEXT NOT NULL);
+                        CREATE TABLE labels (issue_id TEXT NOT NULL, label TEXT NOT NULL);",
+    )
+    .unwrap();
+    let mut jsonl = String::new();
+    for i in 0..issues {
+        conn.execute(
+            "INSERT INTO issues VALUES (?1, ?2, 'open')",
+            rusqlite::params![format!("br-{i}"), format!("issue {i}")],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO labels VALUES (?1, 'backup')",
+            rusqlite::params![format!("br-{i}")],
+        )
+        .unwrap();
+        jsonl.push_str(&format!(
+            "{{\"id\":\"br-{i}\",\"title\":\"issue {i}\",\"status\":\"open\"}}\n"
+        ));
+    }
+    std::fs::write(beads.join("issues.jsonl"), jsonl).unwrap();
+    db
+}
+
+#[test]
+fn beads_rust_preset_copies_the_database_consistently_and_restores_it() {
+    let fx = Fx::new();
+    let db = make_br_workspace(&fx, 200);
+    fx.cmd()
+        .args(["plugin", "add", "--preset", "beads-rust", "--yes"])
+        .assert()
+        .success();
+    // A writer keeps adding an issue and its label in one transaction while we back up.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, db) = (stop.clone(), db.clone());
+        std::thread::spawn(move || {
+            let conn = rusqlite::Connection::open(&db).unwrap();
+            conn.busy_timeout(Duration::from_secs(5)).unwrap();
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                conn.execute_batch(&format!(
+                    "BEGIN; INSERT INTO issues VALUES ('w-{i}', 'live', 'open');
+                    INSERT INTO labels VALUES ('w-{i}', 'live'); COMMIT;"
+                ))
+                .unwrap();
+                i += 1;
+                std::thread::sleep(Duration::from_millis(3));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    let r = fx.create();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    writer.join().unwrap();
+    let p = &results(&r)[0];
+    assert_eq!(p["status"], "ok", "{p}");
+    let copy = fx.current().join("plugins/beads-rust/.beads/beads.db");
+    let conn = rusqlite::Connection::open(&copy).unwrap();
+    let ok: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+    let issues: i64 = conn
+        .query_row("SELECT COUNT(*) FROM issues", [], |r| r.get(0))
+        .unwrap();
+    let labels: i64 = conn
+        .query_row("SELECT COUNT(*) FROM labels", [], |r| r.get(0))
+        .unwrap();
+    assert!(issues >= 200);
+    assert_eq!(issues, labels, "the copy is not one instant");
+    drop(conn);
+
+    // Delete .beads, restore, and the database holds exactly the snapshot's rows.
+    let snapshot_rows = thrum_backup::sample::dump_database(&copy).unwrap();
+    let jsonl = std::fs::read(fx.root().join(".beads/issues.jsonl")).unwrap();
+    std::fs::remove_dir_all(fx.root().join(".beads")).unwrap();
+    fx.cmd().args(["restore", "--yes"]).assert().success();
+    assert_eq!(
+        thrum_backup::sample::dump_database(&db).unwrap(),
+        snapshot_rows
+    );
+    assert_eq!(
+        std::fs::read(fx.root().join(".beads/issues.jsonl")).unwrap(),
+        jsonl
+    );
+    assert!(
+        !fx.root().join(".beads/beads.db-wal").exists()
+            || std::fs::metadata(fx.root().join(".beads/beads.db-wal"))
+                .unwrap()
+                .len()
+                == 0
+    );
+}
+
+#[test]
+fn a_third_party_component_is_pinned_and_tampering_is_refused() {
+    let fx = Fx::new();
+    std::fs::create_dir_all(fx.root().join("notes")).unwrap();
+    std::fs::write(fx.root().join("notes/a.jsonl"), "{\"n\":1}\n{\"n\":2}\n").unwrap();
+    // Added from outside the repository: copied into .thrum/plugins/<name>/ and pinned.
+    let out = fx
+        .cmd()
+        .args(["plugin", "add", "--wasm"])
+        .arg(component("jsonl_stats"))
+        .arg("--yes")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("read:notes"),
+        "the grants were not shown: {}",
+        stderr(&out)
+    );
+    let vendored = fx.root().join(".thrum/plugins/jsonl-stats/plugin.wasm");
+    assert!(vendored.is_file());
+    let list = fx.json(&["plugin", "list"]);
+    assert_eq!(list[0]["version"], "0.1.0");
+    assert_eq!(
+        list[0]["sha256"].as_str().unwrap(),
+        thrum_backup::fsx::digest_file(&vendored).unwrap().sha256
+    );
+    let r = fx.create();
+    assert_eq!(results(&r)[0]["status"], "ok");
+    let report =
+        std::fs::read_to_string(fx.current().join("plugins/jsonl-stats/report.csv")).unwrap();
+    assert_eq!(report, "file,lines,bytes\nnotes/a.jsonl,2,16\n");
+    // Compiled once, then loaded from the cache.
+    let cache = fx.tmp.path().join("cache/components");
+    assert!(
+        std::fs::read_dir(&cache).unwrap().any(|e| e
+            .unwrap()
+            .path()
+            .extension()
+            .is_some_and(|x| x == "cwasm"))
+    );
+
+    // Flip one byte of the committed component: refused, the rest of the backup completes.
+    let mut bytes = std::fs::read(&vendored).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&vendored, bytes).unwrap();
+    let r = fx.create();
+    let p = &results(&r)[0];
+    assert_eq!(p["status"], "failed");
+    assert!(
+        p["error"]
+            .as_str()
+            .unwrap()
+            .contains("does not match its sha256 pin"),
+        "{p}"
+    );
+    assert_eq!(r["manifest"]["counts"]["events"], 240);
+    fx.cmd().arg("verify").assert().success();
+    fx.cmd()
+        .args(["plugin", "remove", "jsonl-stats"])
+        .assert()
+        .success();
+    assert!(!vendored.exists());
+}
+
+#[test]
+fn hostile_plugins_each_fail_alone_with_their_reason() {
+    let fx = Fx::new();
+    std::fs::create_dir_all(fx.root().join("notes")).unwrap();
+    std::fs::write(fx.root().join("notes/n.jsonl"), "{}\n").unwrap();
+    std::fs::write(fx.tmp.path().join("secret.txt"), "secret").unwrap();
+    let (misbehave, sha) = vendor(&fx, "misbehave", "misbehave");
+    let (greedy, gsha) = vendor(&fx, "greedy", "greedy");
+    let (future, fsha) = vendor(&fx, "future", "future");
+    let entry = |name: &str, what: &str, limits: Value| {
+        json!({"name": name, "component": misbehave, "sha256": sha, "grants": ["read:notes"],
+               "limits": limits, "config": {"do": what}})
+    };
+    set_plugins(
+        &fx,
+        json!([
+            entry("passwd", "read-passwd", json!({})),
+            entry("parent", "read-parent", json!({})),
+            entry("spin", "spin", json!({"timeout_secs": 2})),
+            entry("hog", "hog", json!({"memory_mib": 64})),
+            entry("flood", "flood", json!({"output_mib": 4})),
+            entry("panic", "panic", json!({})),
+            entry("badpath", "bad-path", json!({})),
+            entry("abspath", "absolute-path", json!({})),
+            {"name": "greedy", "component": greedy, "sha256": gsha, "grants": ["read:notes"]},
+            {"name": "future", "component": future, "sha256": fsha, "grants": []},
+            entry("good", "nothing", json!({})),
+        ]),
+    );
+    let start = Instant::now();
+    let r = fx.create();
+    assert!(
+        start.elapsed() < Duration::from_secs(60),
+        "hostile plugins took {:?}",
+        start.elapsed()
+    );
+    let by_name = |n: &str| results(&r).into_iter().find(|p| p["name"] == n).unwrap();
+    let expect = [
+        ("passwd", "/etc/passwd"),
+        ("parent", ".."),
+        ("spin", "deadline of 2s exceeded"),
+        ("hog", "memory limit of 64 MiB reached"),
+        ("flood", "output limit of 4 MiB reached"),
+        ("panic", "the plugin panicked on purpose"),
+        ("badpath", "escapes the archive"),
+        ("abspath", "absolute path"),
+        (
+            "greedy",
+            "asks for grants the config does not give: read:., write:.git, exec:rm",
+        ),
+        ("future", "thrum:backup@9.0.0"),
+    ];
+    for (name, reason) in expect {
+        let p = by_name(name);
+        assert_eq!(p["status"], "failed", "{name} did not fail: {p}");
+        let err = p["error"].as_str().unwrap();
+        assert!(err.contains(reason), "{name}: {err:?} lacks {reason:?}");
+        assert!(
+            !fx.current().join("plugins").join(name).exists(),
+            "{name} left output"
+        );
+    }
+    assert!(
+        by_name("future")["error"]
+            .as_str()
+            .unwrap()
+            .contains("supports thrum:backup@0.1.x")
+    );
+    let good = by_name("good");
+    assert_eq!(good["status"], "ok");
+    assert_eq!(
+        std::fs::read(fx.current().join("plugins/good/ok.txt")).unwrap(),
+        b"fine\n"
+    );
+    assert_eq!(r["manifest"]["counts"]["plugins"], json!(["good"]));
+    // Nothing escaped, and the snapshot verifies.
+    assert!(!fx.tmp.path().join("escaped.txt").exists());
+    assert!(!Path::new("/etc/evil").exists());
+    let all = thrum_backup::fsx::walk_files(&fx.backups).unwrap();
+    assert!(
+        !all.iter()
+            .any(|f| f.contains("passwd") || f.contains("flood")),
+        "{all:?}"
+    );
+    fx.cmd().arg("verify").assert().success();
+}
+
+#[test]
+fn unknown_contracts_and_non_components_are_refused_at_add() {
+    let fx = Fx::new();
+    let out = fx
+        .cmd()
+        .args(["plugin", "add", "--yes", "--wasm"])
+        .arg(component("future"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("thrum:backup@9.0.0") && err.contains("thrum:backup@0.1.x"),
+        "{err}"
+    );
+    let junk = fx.tmp.path().join("junk.wasm");
+    std::fs::write(&junk, b"\0asm not really").unwrap();
+    let out = fx
+        .cmd()
+        .args(["plugin", "add", "--yes", "--wasm"])
+        .arg(&junk)
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&out).contains("not a valid WebAssembly component"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(fx.json(&["plugin", "list"]).as_array().unwrap().is_empty());
+}
+
+#[test]
+fn plugin_new_scaffolds_a_crate_that_builds_and_runs() {
+    let fx = Fx::new();
+    let dir = fx.tmp.path().join("my-notes");
+    fx.cmd()
+        .args(["plugin", "new", "my-notes", "--path"])
+        .arg(&dir)
+        .assert()
+        .success();
+    // Refuses to overwrite.
+    let out = fx
+        .cmd()
+        .args(["plugin", "new", "my-notes", "--path"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(stderr(&out).contains("not empty"), "{}", stderr(&out));
+    // The one build command from the scaffold's README (target dir shared between runs).
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/scaffold-test");
+    let mut build =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    build
+        .current_dir(&dir)
+        .args(["build", "--release"])
+        .env("CARGO_TARGET_DIR", &target);
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+    ] {
+        build.env_remove(var);
+    }
+    let out = build.output().unwrap();
+    assert!(
+        out.status.success(),
+        "scaffold did not build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let wasm = target.join("wasm32-wasip2/release/my_notes.wasm");
+    std::fs::create_dir_all(fx.root().join("notes")).unwrap();
+    std::fs::write(fx.root().join("notes/todo.jsonl"), "{\"todo\":\"ship\"}\n").unwrap();
+    fx.cmd()
+        .args(["plugin", "add", "--yes", "--wasm"])
+        .arg(&wasm)
+        .assert()
+        .success();
+    let r = fx.create();
+    assert_eq!(
+        results(&r)[0]["status"],
+        "ok",
+        "{}",
+        r["manifest"]["plugin_results"]
+    );
+    assert!(
+        fx.current()
+            .join("plugins/my-notes/notes/todo.jsonl")
+            .is_file()
+    );
+    // The SDK's default restore puts the file back.
+    std::fs::remove_dir_all(fx.root().join("notes")).unwrap();
+    fx.cmd().args(["restore", "--yes"]).assert().success();
+    assert_eq!(
+        std::fs::read_to_string(fx.root().join("notes/todo.jsonl")).unwrap(),
+        "{\"todo\":\"ship\"}\n"
+    );
+}
