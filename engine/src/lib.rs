@@ -24,6 +24,7 @@
 
 pub mod archive;
 pub mod backup_dir;
+pub mod bench;
 pub mod config;
 pub mod context;
 pub mod create;

@@ -224,3 +224,50 @@ fn help_teaches_and_errors_are_clear() {
     let out = fx.cmd().arg("verify").output().unwrap();
     assert!(stderr(&out).contains("no backups yet"), "{}", stderr(&out));
 }
+
+#[test]
+fn bench_reports_every_measurement_and_its_baselines() {
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("report.json");
+    let run = std::process::Command::new(BIN)
+        .args(["bench", "--scale", "0.005", "--runs", "1", "--work"])
+        .arg(work.path().join("w"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    let report: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let names: Vec<&str> = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    for n in [
+        "cp -r",
+        "create (first, no earlier snapshot)",
+        "create (steady: archive + 1% appended)",
+        "verify (current/)",
+        "restore (current/ into the workspace)",
+        "prune --dry-run over 10 000 archives",
+        "plugin start, warm (cached component)",
+        "beads preset backup",
+    ] {
+        assert!(names.contains(&n), "missing {n}: {names:?}");
+    }
+    // Every measured row has a positive time; ratios are computed against baselines run here.
+    for r in report["rows"].as_array().unwrap() {
+        if r["skipped"].is_null() {
+            assert!(r["wall"].as_f64().unwrap() > 0.0, "{r}");
+        }
+    }
+    assert!(
+        report["ratios"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|q| q["baseline"] == "cp -r")
+    );
+    assert!(report["workspace_bytes"].as_u64().unwrap() > 1_000_000);
+}

@@ -152,8 +152,13 @@ impl std::fmt::Debug for Loaded {
 /// Load component bytes (through the compiled-component cache) and check which contract
 /// version it was built for.
 pub fn load(bytes: &[u8]) -> Result<Loaded, PluginFailure> {
+    load_with_cache(bytes, cache::dir())
+}
+
+/// [`load`] with an explicit cache directory (`None`: compile without caching).
+pub fn load_with_cache(bytes: &[u8], cache_dir: Option<PathBuf>) -> Result<Loaded, PluginFailure> {
     let rt = runtime()?;
-    let component = cache::load(&rt.engine, bytes)
+    let component = cache::load(&rt.engine, bytes, cache_dir)
         .map_err(|e| PluginFailure::Invalid(format!("not a valid WebAssembly component: {e:#}")))?;
     let ty = component.component_type();
     let mut versions = Vec::new();

@@ -102,6 +102,36 @@ pub enum Command {
     /// and a few agents; runs create twice, prune, verify; restores into a wiped copy and
     /// proves the copy equals the original; restores the older archive too.
     Demo(DemoArgs),
+    /// Measure speed against cp, Info-ZIP zip/unzip, sqlite3 (and restic/borg when installed).
+    ///
+    /// Generates a realistic workspace (scale 1 is ~500 MB: an append-only events.jsonl, 200
+    /// per-agent logs, a WAL messages.db, a .beads folder), then runs each tool and each engine
+    /// operation several times on the same data and reports medians, CPU time, peak RSS,
+    /// output sizes and ratios. It only reports; it asserts nothing.
+    Bench(BenchArgs),
+    /// Run a command and print its wall time, CPU time and peak RSS as JSON (used by bench).
+    #[command(name = "__measure", hide = true)]
+    Measure {
+        /// The command and its arguments.
+        #[arg(last = true, required = true)]
+        cmd: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Size factor: 1.0 is ~500 MB; 0.05 is a quick run.
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Runs per measurement (medians are reported).
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Work directory (default: a temp dir, deleted afterwards).
+    #[arg(long, value_name = "DIR")]
+    pub work: Option<PathBuf>,
+    /// Also write the report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,7 @@
 //! One file per command; each turns arguments into a library call and prints the report.
 
 mod archives;
+mod bench;
 mod config;
 mod create;
 mod daemon;
@@ -35,6 +36,8 @@ pub fn run(args: Cli, ui: &Ui) -> Result<ExitCode> {
         Command::Daemon(a) => daemon::run(g, a, ui),
         Command::Plugin(c) => plugin::run(g, c, ui),
         Command::Demo(a) => demo::run(a, ui),
+        Command::Bench(a) => bench::run(a, ui),
+        Command::Measure { cmd } => bench::measure(&cmd, ui),
     }
 }
 

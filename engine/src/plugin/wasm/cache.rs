@@ -44,9 +44,10 @@ fn key(engine: &Engine, bytes: &[u8]) -> String {
     hex::encode(h.finalize())
 }
 
-/// Load a component, from the cache when a verified artifact is there.
-pub fn load(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Component> {
-    let Some(dir) = dir() else {
+/// Load a component, from the cache in `dir` when a verified artifact is there (no cache
+/// when `dir` is `None`).
+pub fn load(engine: &Engine, bytes: &[u8], dir: Option<PathBuf>) -> wasmtime::Result<Component> {
+    let Some(dir) = dir else {
         return Component::new(engine, bytes);
     };
     let key = key(engine, bytes);
