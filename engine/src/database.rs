@@ -64,6 +64,10 @@ pub enum DbError {
 
 fn hint(e: &rusqlite::Error) -> &'static str {
     match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::SystemIoFailure) => {
+            " (a read or write failed: is the disk full, over quota or failing?)"
+        }
+        Some(rusqlite::ErrorCode::DiskFull) => " (the disk is full)",
         Some(rusqlite::ErrorCode::NotADatabase) => " (the file is not an SQLite database)",
         Some(rusqlite::ErrorCode::DatabaseCorrupt) => " (the database is corrupt)",
         Some(rusqlite::ErrorCode::CannotOpen) => " (cannot open: check permissions)",
@@ -114,7 +118,17 @@ pub fn copy_consistent(
                 Ok(StepResult::More | StepResult::Busy | StepResult::Locked) => {}
                 Ok(_) => {}
                 Err(e) if is_busy(&e) => {}
-                Err(e) => return Err(sql(src, "copy")(e)),
+                Err(e) => {
+                    return Err(DbError::Sqlite {
+                        path: src.to_path_buf(),
+                        action: if dst.exists() {
+                            "copy (writing the copy failed)"
+                        } else {
+                            "copy"
+                        },
+                        source: e,
+                    });
+                }
             }
             if start.elapsed() > wait {
                 return Err(DbError::Locked {

@@ -682,18 +682,32 @@ pub fn validate_jsonl_tree(root: &Path, label: &str) -> Result<()> {
     Ok(())
 }
 
+/// Longest JSONL line accepted (thrum's lines are a few KiB).
+pub const MAX_JSONL_LINE: u64 = 64 << 20;
+
 fn validate_jsonl(path: &Path, shown: &str) -> Result<()> {
+    use std::io::Read;
     let file = fs::File::open(path).at("open", path)?;
     let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
     let mut line = Vec::new();
     let mut n = 0u64;
     loop {
         line.clear();
-        let read = reader.read_until(b'\n', &mut line).at("read", path)?;
+        let read = (&mut reader)
+            .take(MAX_JSONL_LINE + 1)
+            .read_until(b'\n', &mut line)
+            .at("read", path)?;
         if read == 0 {
             return Ok(());
         }
         n += 1;
+        if read as u64 > MAX_JSONL_LINE {
+            return Err(Error::Jsonl {
+                path: PathBuf::from(shown),
+                line: n,
+                message: format!("line is longer than {} MiB", MAX_JSONL_LINE >> 20),
+            });
+        }
         let body = line.strip_suffix(b"\n").unwrap_or(&line);
         let body = body.strip_suffix(b"\r").unwrap_or(body);
         if body.iter().all(u8::is_ascii_whitespace) {

@@ -166,3 +166,64 @@ fn killed_restores_are_rolled_back_or_complete() {
         outcomes[0], outcomes[1]
     );
 }
+
+/// Run the binary with a file-size limit (`ulimit -f`, 512-byte blocks) and SIGXFSZ ignored, so
+/// writes past the limit fail with EFBIG as on a full disk.
+fn limited(fx: &Fx, blocks: u32, args: &[&str]) -> std::process::Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "trap '' XFSZ; ulimit -f {blocks}; exec \"$0\" \"$@\""
+        ))
+        .arg(BIN)
+        .arg("--repo")
+        .arg(fx.root())
+        .arg("--dir")
+        .arg(&fx.backups)
+        .args(args)
+        .env("THRUM_BACKUP_CACHE_DIR", fx.tmp.path().join("cache"))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_full_disk_gives_a_clear_error_and_keeps_the_previous_backup() {
+    let mut fx = Fx::new();
+    fx.create();
+    let current_before = tree(&fx.current());
+    fx.ws.add_messages(2_000).unwrap();
+    fx.create();
+    let current_before_2 = tree(&fx.current());
+    let archives_before = archive_bytes(&fx);
+    assert_ne!(current_before, current_before_2);
+    fx.ws.add_messages(500).unwrap();
+    let out = limited(&fx, 256, &["create"]);
+    assert!(
+        !out.status.success(),
+        "create succeeded past the file-size limit"
+    );
+    let err = stderr(&out);
+    assert!(err.contains("File too large") && err.contains('/'), "{err}");
+    assert_eq!(tree(&fx.current()), current_before_2, "current/ changed");
+    assert_eq!(archive_bytes(&fx), archives_before, "archives changed");
+    let leftovers = std::fs::read_dir(fx.repo_dir().join(".tmp"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(leftovers, 0, "partial files left in .tmp");
+    fx.cmd().arg("verify").assert().success();
+
+    // Restore under the same limit: refused or rolled back, never half done.
+    let live = fx.state();
+    let out = limited(&fx, 256, &["restore", "--yes"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("File too large") || err.contains("disk full"),
+        "{err}"
+    );
+    assert_eq!(fx.state(), live, "a failed restore changed the workspace");
+    fx.cmd().arg("status").assert().success();
+    assert_eq!(fx.state(), live);
+    fx.cmd().arg("create").assert().success();
+    fx.cmd().args(["verify", "--all"]).assert().success();
+}

@@ -197,6 +197,42 @@ fn cases() -> Vec<Case> {
             extra: vec![],
         },
         Case {
+            name: "very long name",
+            make: Box::new(|p| {
+                let long = format!("messages/{}.jsonl", "a".repeat(5000));
+                build(p, &[("manifest.json", MANIFEST), (long.as_str(), b"{}\n")]);
+            }),
+            expect: "longer than",
+            extra: vec![],
+        },
+        Case {
+            name: "non-UTF-8 name",
+            make: Box::new(|p| {
+                build(
+                    p,
+                    &[
+                        ("manifest.json", MANIFEST),
+                        ("messages/\u{e9}t\u{e9}.jsonl", b"{}\n"),
+                    ],
+                );
+                // Replace the UTF-8 bytes of the name with Latin-1 ones, flag left as it is.
+                patch(p, "\u{e9}t\u{e9}".as_bytes(), b"\xe9t\xe9\x20\x20");
+            }),
+            expect: "entry",
+            extra: vec![],
+        },
+        Case {
+            name: "huge JSONL line",
+            make: Box::new(|p| {
+                let mut line = b"{\"a\":\"".to_vec();
+                line.resize(65 << 20, b'x');
+                line.extend_from_slice(b"\"}\n");
+                build(p, &[("manifest.json", MANIFEST), ("events.jsonl", &line)]);
+            }),
+            expect: "longer than 64 MiB",
+            extra: vec![],
+        },
+        Case {
             name: "no manifest",
             make: Box::new(|p| build(p, &[("events.jsonl", b"{}\n")])),
             expect: "no manifest.json",
