@@ -75,6 +75,8 @@ pub struct RestoreReport {
     pub local_rows: BTreeMap<String, u64>,
     /// What recovery finished or rolled back first.
     pub recovered: Vec<String>,
+    /// What each WASM plugin put back.
+    pub plugins: Vec<String>,
     /// Warnings.
     pub notes: Vec<String>,
 }
@@ -407,7 +409,6 @@ fn restore_locked(
     finish(&journal.steps);
     fs::remove_file(&journal_path).at("remove", &journal_path)?;
     let database = db_temp.is_some();
-    notes.extend(plugin_results);
 
     let mut restored = Vec::new();
     let mut removed = Vec::new();
@@ -427,6 +428,7 @@ fn restore_locked(
         database,
         local_rows,
         recovered: Vec::new(),
+        plugins: plugin_results,
         notes,
     })
 }

@@ -31,9 +31,13 @@ impl ArchiveName {
     /// `pre-restore-*.zip`), which retention never touches.
     pub fn parse(file_name: &str) -> Option<Self> {
         let stem = file_name.strip_suffix(".zip")?;
-        let (base, seq) = match stem.split_once('-').and_then(|_| stem.rsplit_once('-')) {
+        // `-N` with N >= 1 and no leading zero: every name has exactly one spelling.
+        let (base, seq) = match stem.rsplit_once('-') {
             Some((b, n))
-                if b.len() == 17 && !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()) =>
+                if b.len() == 17
+                    && !n.is_empty()
+                    && !n.starts_with('0')
+                    && n.bytes().all(|c| c.is_ascii_digit()) =>
             {
                 (b, n.parse().ok()?)
             }
@@ -254,6 +258,8 @@ mod tests {
             "2026-13-01T000000.zip",
             "2026-02-27T120000-.zip",
             "2026-02-27T120000-x.zip",
+            "2026-02-27T120000-0.zip",
+            "2026-02-27T120000-01.zip",
         ] {
             assert_eq!(ArchiveName::parse(other), None, "{other}");
         }

@@ -119,7 +119,7 @@ fn beads_preset_validates_against_bd_state_and_restores() {
     let before = tree(&fx.root().join(".beads"));
     std::fs::remove_dir_all(fx.root().join(".beads")).unwrap();
     let r = fx.json(&["restore", "--yes"]);
-    assert!(r["notes"].to_string().contains("plugin beads"), "{r}");
+    assert!(r["plugins"].to_string().contains("plugin beads"), "{r}");
     assert_eq!(tree(&fx.root().join(".beads")), before);
 }
 
@@ -523,4 +523,65 @@ fn plugin_new_scaffolds_a_crate_that_builds_and_runs() {
         std::fs::read_to_string(fx.root().join("notes/todo.jsonl")).unwrap(),
         "{\"todo\":\"ship\"}\n"
     );
+}
+
+/// The real beads_rust `br` (set THRUM_BACKUP_BR; `.ci/run` builds it once per machine).
+fn real_br() -> Option<PathBuf> {
+    std::env::var_os("THRUM_BACKUP_BR")
+        .map(PathBuf::from)
+        .filter(|p| p.is_file())
+}
+
+fn br(bin: &Path, dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(bin)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "br {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn beads_rust_preset_round_trips_a_real_br_workspace() {
+    let Some(bin) = real_br() else {
+        eprintln!(
+            "SKIPPED: no real br (set THRUM_BACKUP_BR; .ci/run builds it with cargo +nightly install beads_rust)"
+        );
+        return;
+    };
+    let fx = Fx::new();
+    let root = fx.root().to_path_buf();
+    br(&bin, &root, &["init"]);
+    let a = br(&bin, &root, &["q", "Ship the backup engine"]);
+    let b = br(&bin, &root, &["q", "Write the plugin guide"]);
+    br(&bin, &root, &["label", "add", &a, "urgent"]);
+    br(
+        &bin,
+        &root,
+        &["comments", "add", &a, "restore must be lossless"],
+    );
+    br(&bin, &root, &["dep", "add", &b, &a]);
+    br(&bin, &root, &["close", &a]);
+    let before = br(&bin, &root, &["list", "--json", "--all"]);
+    let shown = br(&bin, &root, &["show", &a, "--json"]);
+    fx.cmd()
+        .args(["plugin", "add", "--preset", "beads-rust", "--yes"])
+        .assert()
+        .success();
+    let r = fx.create();
+    assert_eq!(
+        results(&r)[0]["status"],
+        "ok",
+        "{}",
+        r["manifest"]["plugin_results"]
+    );
+    std::fs::remove_dir_all(root.join(".beads")).unwrap();
+    fx.cmd().args(["restore", "--yes"]).assert().success();
+    assert_eq!(br(&bin, &root, &["list", "--json", "--all"]), before);
+    assert_eq!(br(&bin, &root, &["show", &a, "--json"]), shown);
 }

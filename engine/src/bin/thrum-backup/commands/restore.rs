@@ -81,6 +81,9 @@ pub fn run(g: &Global, a: RestoreArgs, ui: &Ui) -> Result<ExitCode> {
     if report.database {
         ui.line("  messages.db: restored from the snapshot's consistent copy");
     }
+    for p in &report.plugins {
+        ui.line(format!("  {p}"));
+    }
     for (t, n) in &report.local_rows {
         ui.line(format!("  local table {t}: {n} rows imported"));
     }
