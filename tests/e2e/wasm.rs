@@ -427,6 +427,39 @@ fn hostile_plugins_each_fail_alone_with_their_reason() {
 }
 
 #[test]
+fn exec_grants_run_a_named_program_without_a_shell() {
+    let fx = Fx::new();
+    let (misbehave, sha) = vendor(&fx, "misbehave", "misbehave");
+    set_plugins(
+        &fx,
+        json!([
+            {"name": "runs", "component": misbehave, "sha256": sha, "grants": ["read:notes", "exec:printf"], "config": {"do": "exec"}},
+            {"name": "nosh", "component": misbehave, "sha256": sha, "grants": ["read:notes", "exec:printf"], "config": {"do": "exec-shell"}},
+        ]),
+    );
+    let r = fx.create();
+    let rs = results(&r);
+    assert_eq!(rs[0]["status"], "ok", "{}", rs[0]);
+    assert_eq!(
+        std::fs::read_to_string(fx.current().join("plugins/runs/exec.txt")).unwrap(),
+        "hello-world; $(touch /tmp/pwned)"
+    );
+    assert!(
+        !Path::new("/tmp/pwned").exists(),
+        "an argument went through a shell"
+    );
+    assert_eq!(rs[1]["status"], "failed");
+    assert!(
+        rs[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("no exec grant for \"sh\""),
+        "{}",
+        rs[1]
+    );
+}
+
+#[test]
 fn unknown_contracts_and_non_components_are_refused_at_add() {
     let fx = Fx::new();
     let out = fx

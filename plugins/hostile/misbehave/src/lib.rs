@@ -66,6 +66,20 @@ impl Plugin for Misbehave {
                 f.finish()?;
             }
             "panic" => panic!("the plugin panicked on purpose"),
+            "exec" => {
+                // `printf` with an argv list: a `;` or `$(...)` in it is not interpreted.
+                let out = sdk::exec(
+                    "printf",
+                    &["%s-%s", "hello", "world; $(touch /tmp/pwned)"],
+                    5000,
+                )?;
+                let mut f = sdk::OutputFile::create("exec.txt")?;
+                f.write_all(&out.stdout)?;
+                f.finish()?;
+            }
+            "exec-shell" => {
+                sdk::exec("sh", &["-c", "echo escaped"], 5000)?;
+            }
             "bad-path" => {
                 sdk::OutputFile::create("../../escaped.txt")?;
             }
