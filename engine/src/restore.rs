@@ -269,18 +269,13 @@ fn restore_locked(
                 .timestamp
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         };
-        let result = crate::plugin::wasm::component_bytes(plugin, &ws.repo_root)
-            .and_then(|b| crate::plugin::wasm::load(&b))
-            .and_then(|l| {
-                crate::plugin::wasm::run(
-                    &l,
-                    plugin,
-                    crate::plugin::wasm::Call::Restore,
-                    &setting,
-                    Some(&out),
-                    Some(&folder),
-                )
-            });
+        let result = crate::plugin::wasm::run_entry(
+            plugin,
+            crate::plugin::wasm::Call::Restore,
+            &setting,
+            Some(&out),
+            Some(&folder),
+        );
         match result {
             Ok(outcome) => {
                 for (rel, _) in &outcome.files {

@@ -80,18 +80,7 @@ fn verify_plugins(ctx: &Context, dir: &Path, report: &mut VerifyReport) {
             repo_name: &ctx.workspace.repo_name,
             timestamp: String::new(),
         };
-        let result = wasm::component_bytes(plugin, &ctx.workspace.repo_root)
-            .and_then(|b| wasm::load(&b))
-            .and_then(|l| {
-                wasm::run(
-                    &l,
-                    plugin,
-                    wasm::Call::Verify,
-                    &setting,
-                    None,
-                    Some(&folder),
-                )
-            });
+        let result = wasm::run_entry(plugin, wasm::Call::Verify, &setting, None, Some(&folder));
         match result {
             Ok(o) => report.plugins.push(format!(
                 "{}: ok{}",

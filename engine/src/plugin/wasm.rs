@@ -485,6 +485,19 @@ pub fn component_path(component: &str, repo_root: &Path) -> Result<PathBuf, Plug
     Ok(real)
 }
 
+/// Fetch (and check the pin of) an entry's component, load it, and run `call`.
+pub fn run_entry(
+    plugin: &WasmPlugin,
+    call: Call,
+    setting: &Setting<'_>,
+    output: Option<&Path>,
+    backup_dir: Option<&Path>,
+) -> Result<Outcome, PluginFailure> {
+    let bytes = component_bytes(plugin, setting.repo_root)?;
+    let loaded = load(&bytes)?;
+    run(&loaded, plugin, call, setting, output, backup_dir)
+}
+
 /// Run a WASM plugin's backup into `out` and report, never failing the backup.
 pub fn backup_report(
     plugin: &WasmPlugin,
@@ -492,9 +505,7 @@ pub fn backup_report(
     out: &Path,
 ) -> (PluginReport, Result<Outcome, PluginFailure>) {
     let start = Instant::now();
-    let result = component_bytes(plugin, setting.repo_root)
-        .and_then(|bytes| load(&bytes))
-        .and_then(|loaded| run(&loaded, plugin, Call::Backup, setting, Some(out), None));
+    let result = run_entry(plugin, Call::Backup, setting, Some(out), None);
     let (files, bytes, error) = match &result {
         Ok(o) => (
             o.files.len() as u64,
