@@ -37,8 +37,39 @@ fn main() {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     let target_dir = out.join("plugins-target");
-    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("rust-toolchain.toml").display()
+    );
+    // Guests are built with the toolchain pinned in rust-toolchain.toml, whatever toolchain
+    // builds the host (a nightly for fuzzing, say): the embedded presets are the same bytes
+    // either way, and only the pinned toolchain needs the wasm32-wasip2 target. `rustup run`
+    // names the toolchain explicitly: a plain `cargo` on PATH may be the outer toolchain's own.
+    let pinned = std::fs::read_to_string(root.join("rust-toolchain.toml"))
+        .ok()
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                let v = l.trim().strip_prefix("channel")?;
+                Some(
+                    v.trim_start_matches([' ', '='])
+                        .trim()
+                        .trim_matches('"')
+                        .to_owned(),
+                )
+            })
+        });
+    let under_rustup = env::var_os("RUSTUP_TOOLCHAIN").is_some();
+    let mut cmd = match pinned.filter(|_| under_rustup) {
+        Some(channel) => {
+            let mut c = Command::new("rustup");
+            c.args(["run", &channel, "cargo"]);
+            for var in ["RUSTC", "RUSTDOC", "CARGO", "RUSTUP_TOOLCHAIN"] {
+                c.env_remove(var);
+            }
+            c
+        }
+        None => Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into())),
+    };
     cmd.current_dir(&plugins)
         .args([
             "build",
@@ -56,6 +87,7 @@ fn main() {
         "RUSTC_WORKSPACE_WRAPPER",
         "CARGO_BUILD_TARGET",
         "CARGO_PROFILE_RELEASE_LTO",
+        "CARGO_BUILD_RUSTFLAGS",
     ] {
         cmd.env_remove(var);
     }
