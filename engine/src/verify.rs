@@ -1,7 +1,7 @@
 //! `verify`: check a snapshot (`current/` or an archive) against its manifest.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -174,9 +174,4 @@ fn compare(target: String, m: &Manifest, digests: &BTreeMap<String, FileDigest>)
         problems,
         plugins: Vec::new(),
     }
-}
-
-/// Where a verify target lives, for messages.
-pub fn describe(archive: Option<&Path>) -> PathBuf {
-    archive.map_or_else(|| PathBuf::from("current"), Path::to_path_buf)
 }

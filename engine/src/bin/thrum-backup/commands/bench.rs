@@ -65,10 +65,9 @@ pub fn run(a: BenchArgs, ui: &Ui) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn measure(cmd: &[String], ui: &Ui) -> Result<ExitCode> {
+pub fn measure(cmd: &[String], _ui: &Ui) -> Result<ExitCode> {
     let usage = bench::measure_child(cmd)?;
     // Always JSON: this is the bench's own wrapper.
-    let _ = ui;
     println!("{}", serde_json::to_string(&usage)?);
     Ok(ExitCode::SUCCESS)
 }

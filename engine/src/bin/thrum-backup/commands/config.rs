@@ -2,7 +2,6 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use serde_json::json;
-use thrum_backup::config::Retention;
 
 use super::context;
 use crate::cli::Global;
@@ -12,7 +11,6 @@ pub fn run(g: &Global, ui: &Ui) -> Result<ExitCode> {
     let ctx = context(g)?;
     let b = &ctx.config.backup;
     let r = b.retention();
-    let d = Retention::DEFAULT;
     for w in &ctx.config.warnings {
         ui.warn(format!("{}: {w}", ctx.config.path().display()));
     }
@@ -111,7 +109,6 @@ pub fn run(g: &Global, ui: &Ui) -> Result<ExitCode> {
         tier(r.last),
         mark(b.last.is_none())
     ));
-    let _ = d;
     if b.plugins.is_empty() {
         ui.line("plugins:      none");
     } else {
