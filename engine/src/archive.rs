@@ -376,6 +376,23 @@ impl CheckedArchive {
             .map_err(|m| self.entry_err(&entry.path, format!("invalid manifest: {m}")))
     }
 
+    /// Read the file entry `path` into memory, refusing one declared larger than `max` bytes.
+    /// `Ok(None)` if the archive has no such entry.
+    pub fn read_entry(&mut self, path: &str, max: u64) -> Result<Option<Vec<u8>>> {
+        let Some(entry) = self.entries.iter().find(|e| e.path == path).cloned() else {
+            return Ok(None);
+        };
+        if entry.size > max {
+            return Err(self.entry_err(
+                &entry.path,
+                format!("{} bytes is more than the limit of {max}", entry.size),
+            ));
+        }
+        let mut bytes = Vec::with_capacity(entry.size as usize);
+        self.stream(&entry, &mut bytes)?;
+        Ok(Some(bytes))
+    }
+
     fn entry_err(&self, entry: &str, reason: String) -> Error {
         ArchiveError::Entry {
             path: self.path.clone(),

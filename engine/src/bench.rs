@@ -549,6 +549,7 @@ fn plugin_start(root: &Path, runs: usize) -> Result<Vec<Row>> {
         ],
         limits: PluginLimits::default(),
         config: serde_json::json!({}),
+        bundle: None,
     };
     let mut through = Vec::new();
     let mut copy = Vec::new();

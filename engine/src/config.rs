@@ -196,6 +196,33 @@ pub struct WasmPlugin {
     pub limits: PluginLimits,
     /// Free-form config handed to the plugin (a JSON object).
     pub config: Value,
+    /// Set when the plugin was installed from a bundle (`plugin install`).
+    pub bundle: Option<BundleRecord>,
+}
+
+/// Where an installed bundle came from: its version and who signed it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BundleRecord {
+    /// The bundle's version (as its manifest and the component's `describe` say).
+    pub version: String,
+    /// The public key (`ed25519:<hex>`) whose signature was checked at install; `None` when
+    /// the bundle was installed unsigned (`--allow-unsigned`).
+    pub signed_by: Option<String>,
+}
+
+/// A public key whose bundle signatures `plugin install` accepts (`backup.trusted_keys`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TrustedKey {
+    /// Who holds the key (shown at install).
+    pub name: String,
+    /// `ed25519:<64 hex digits>`.
+    pub key: String,
+}
+
+/// Whether `text` is a public key as we write them: `ed25519:` and 64 hex digits.
+pub fn is_public_key(text: &str) -> bool {
+    text.strip_prefix("ed25519:")
+        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// One entry of `backup.plugins`.
@@ -254,6 +281,12 @@ impl PluginEntry {
                     );
                 }
                 entry.insert("config".into(), p.config.clone());
+                if let Some(b) = &p.bundle {
+                    entry.insert(
+                        "bundle".into(),
+                        serde_json::json!({"version": b.version, "signed_by": b.signed_by}),
+                    );
+                }
             }
         }
         Value::Object(entry)
@@ -279,6 +312,8 @@ pub struct BackupConfig {
     pub plugins: Vec<PluginEntry>,
     /// `backup.post_backup`.
     pub post_backup: Option<String>,
+    /// `backup.trusted_keys`: keys whose signed bundles `plugin install` accepts.
+    pub trusted_keys: Vec<TrustedKey>,
 }
 
 impl BackupConfig {
@@ -405,6 +440,76 @@ impl ThrumConfig {
             None => list.push(entry),
         }
         self.save()
+    }
+
+    /// Add `key` to `backup.trusted_keys` under `name` (renaming it if already trusted), then
+    /// save. Returns whether the key is new.
+    pub fn trust_key(&mut self, key: &str, name: &str) -> Result<bool, ConfigError> {
+        let key = key.to_ascii_lowercase();
+        if !is_public_key(&key) {
+            return Err(self.value_error(
+                "backup.trusted_keys",
+                format!("{key:?} is not a public key: expected ed25519:<64 hex digits>"),
+            ));
+        }
+        let backup = self.backup_object()?;
+        let list = backup
+            .entry("trusted_keys")
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if list.is_null() {
+            *list = Value::Array(Vec::new());
+        }
+        let Some(list) = list.as_array_mut() else {
+            return Err(self.value_error("backup.trusted_keys", "expected an array".into()));
+        };
+        let entry = serde_json::json!({"name": name, "key": key});
+        let existing = list.iter_mut().find(|k| {
+            k.get("key")
+                .and_then(Value::as_str)
+                .map(str::to_ascii_lowercase)
+                == Some(key.clone())
+        });
+        let new = existing.is_none();
+        match existing {
+            Some(slot) => *slot = entry,
+            None => list.push(entry),
+        }
+        self.save()?;
+        Ok(new)
+    }
+
+    /// Remove the trusted keys whose key or name is `key_or_name`, then save. Returns what
+    /// was removed.
+    pub fn untrust_key(&mut self, key_or_name: &str) -> Result<Vec<TrustedKey>, ConfigError> {
+        let wanted = key_or_name.to_ascii_lowercase();
+        let removed: Vec<TrustedKey> = self
+            .backup
+            .trusted_keys
+            .iter()
+            .filter(|k| k.key == wanted || k.name == key_or_name)
+            .cloned()
+            .collect();
+        if removed.is_empty() {
+            return Ok(removed);
+        }
+        let backup = self.backup_object()?;
+        if let Some(list) = backup.get_mut("trusted_keys").and_then(Value::as_array_mut) {
+            list.retain(|k| {
+                let key = k
+                    .get("key")
+                    .and_then(Value::as_str)
+                    .map(str::to_ascii_lowercase);
+                let name = k.get("name").and_then(Value::as_str);
+                key.as_deref() != Some(wanted.as_str()) && name != Some(key_or_name)
+            });
+        }
+        self.save()?;
+        Ok(removed)
+    }
+
+    /// The trusted key `key`, if it is trusted.
+    pub fn trusted(&self, key: &str) -> Option<&TrustedKey> {
+        self.backup.trusted_keys.iter().find(|k| k.key == key)
     }
 
     /// Remove the plugin `name` from `backup.plugins`, then save. `Ok(false)` if absent.
@@ -582,6 +687,30 @@ impl Reader<'_> {
                         }
                     }
                 }
+                "trusted_keys" => {
+                    let list = value
+                        .as_array()
+                        .ok_or_else(|| self.expected(&dotted, "an array", value))?;
+                    for (i, entry) in list.iter().enumerate() {
+                        let k = format!("{dotted}[{i}]");
+                        let obj = self.object(&k, entry)?;
+                        let name = match obj.get("name") {
+                            None | Some(Value::Null) => String::new(),
+                            Some(n) => self.string(&format!("{k}.name"), n)?,
+                        };
+                        let key = match obj.get("key") {
+                            Some(v) => self.string(&format!("{k}.key"), v)?.to_ascii_lowercase(),
+                            None => return Err(self.err(&format!("{k}.key"), "missing".into())),
+                        };
+                        if !is_public_key(&key) {
+                            return Err(self.err(
+                                &format!("{k}.key"),
+                                "expected ed25519:<64 hex digits> (as `thrum-backup plugin keygen` prints)".into(),
+                            ));
+                        }
+                        cfg.trusted_keys.push(TrustedKey { name, key });
+                    }
+                }
                 "plugins" => {
                     let list = value
                         .as_array()
@@ -714,10 +843,35 @@ impl Reader<'_> {
             Some(v @ Value::Object(_)) => v.clone(),
             Some(v) => return Err(self.expected(&format!("{key}.config"), "an object", v)),
         };
+        let bundle = match obj.get("bundle").filter(|v| !v.is_null()) {
+            None => None,
+            Some(v) => {
+                let bkey = format!("{key}.bundle");
+                let b = self.object(&bkey, v)?;
+                let version = match b.get("version") {
+                    Some(v) => self.string(&format!("{bkey}.version"), v)?,
+                    None => return Err(self.err(&format!("{bkey}.version"), "missing".into())),
+                };
+                let signed_by = match b.get("signed_by") {
+                    None | Some(Value::Null) => None,
+                    Some(v) => {
+                        let k = self.string(&format!("{bkey}.signed_by"), v)?;
+                        if !is_public_key(&k) {
+                            return Err(self.err(
+                                &format!("{bkey}.signed_by"),
+                                "expected ed25519:<64 hex digits>".into(),
+                            ));
+                        }
+                        Some(k)
+                    }
+                };
+                Some(BundleRecord { version, signed_by })
+            }
+        };
         for other in obj.keys() {
             if !matches!(
                 other.as_str(),
-                "name" | "component" | "sha256" | "grants" | "limits" | "config"
+                "name" | "component" | "sha256" | "grants" | "limits" | "config" | "bundle"
             ) {
                 warnings.push(format!("unknown key {key}.{other} (ignored, kept)"));
             }
@@ -729,6 +883,7 @@ impl Reader<'_> {
             grants,
             limits,
             config,
+            bundle,
         })
     }
 }

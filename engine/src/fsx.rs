@@ -113,7 +113,10 @@ pub fn write_atomic_with(
     path: &Path,
     fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> Result<FileDigest> {
-    let parent = path.parent().unwrap_or(Path::new("."));
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     create_dir_all(parent)?;
     let tmp = temp_sibling(path, "tmp");
     let result = (|| -> Result<FileDigest> {

@@ -4,6 +4,7 @@
 //! thrum's shell form ([`shell`]). A failing plugin never fails the backup: its partial output
 //! is dropped and its error reported.
 
+pub mod bundle;
 pub mod presets;
 pub mod scaffold;
 pub mod shell;

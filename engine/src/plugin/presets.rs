@@ -31,5 +31,6 @@ pub fn entry(name: &str, grants: Vec<crate::config::Grant>) -> Option<PluginEntr
         grants,
         limits: PluginLimits::default(),
         config: serde_json::Value::Object(serde_json::Map::new()),
+        bundle: None,
     }))
 }

@@ -299,6 +299,16 @@ pub fn describe(loaded: &Loaded, setting: &Setting<'_>) -> Result<Description, P
     })
 }
 
+/// Call `describe` outside any repository (to pack or inspect a component).
+pub fn describe_standalone(loaded: &Loaded) -> Result<Description, PluginFailure> {
+    let setting = Setting {
+        repo_root: Path::new("/"),
+        repo_name: "",
+        timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    };
+    describe(loaded, &setting)
+}
+
 /// Grants `wanted` asks for that `given` lacks.
 pub fn missing_grants(wanted: &[Grant], given: &[Grant]) -> Vec<String> {
     wanted

@@ -209,6 +209,78 @@ pub enum PluginCommand {
     },
     /// Scaffold a new Rust plugin crate that builds with one command.
     New(PluginNewArgs),
+    /// Pack a component into a bundle (.tbp) a team can share, optionally signed.
+    ///
+    /// The bundle is a zip of manifest.json (name, version, contract, description, grants,
+    /// default config, sha256 of every file), the component, an optional README and, with
+    /// --sign, an ed25519 signature over the manifest. Name, version and grants come from the
+    /// component's describe; a --manifest that disagrees with it is refused.
+    Pack(PluginPackArgs),
+    /// Install a bundle: check it, show the grants it asks for, and add it to this repository.
+    ///
+    /// Every checksum is checked, and the signature against the trusted keys (an unsigned
+    /// bundle, or one signed by a key not trusted here, needs --allow-unsigned). The component
+    /// goes to .thrum/plugins/<name>/ (commit it: the team runs the same bytes) and config.json
+    /// gets its sha256 pin and the grants you confirmed. Installing a newer version shows what
+    /// changed in its grants and asks again.
+    Install(PluginInstallArgs),
+    /// Check every installed plugin against its pin, and bundles against their signature.
+    ///
+    /// Exit code 3 when a plugin would be refused (create and restore refuse it too, and back
+    /// up everything else).
+    Verify,
+    /// Make a signing key for bundles; prints its public key.
+    ///
+    /// The key file is written with mode 0600 and never replaced. Keep it secret; share the
+    /// public key (teammates run `thrum-backup plugin trust <key> --name <you>`).
+    Keygen {
+        /// Where to write the key file.
+        #[arg(short, long, value_name = "KEYFILE")]
+        out: PathBuf,
+    },
+    /// Trust bundles signed by a public key (stored in config.json's backup.trusted_keys).
+    Trust {
+        /// The public key, ed25519:<64 hex digits>, as `plugin keygen` printed it.
+        key: String,
+        /// Who holds the key (shown when installing their bundles).
+        #[arg(long, value_name = "WHO", default_value = "")]
+        name: String,
+    },
+    /// Stop trusting a key (by key or by name). Installed plugins stay; `plugin verify` warns.
+    Untrust {
+        /// The public key or the name it was trusted under.
+        key: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct PluginPackArgs {
+    /// The component (.wasm) to pack.
+    pub component: PathBuf,
+    /// A JSON file overriding the manifest: name, version, description, grants, config.
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+    /// A README (Markdown) to include.
+    #[arg(long, value_name = "FILE")]
+    pub readme: Option<PathBuf>,
+    /// Sign the bundle with this key file (from `plugin keygen`).
+    #[arg(long, value_name = "KEYFILE")]
+    pub sign: Option<PathBuf>,
+    /// The bundle to write (conventionally NAME-VERSION.tbp).
+    #[arg(short, long, value_name = "FILE.tbp")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct PluginInstallArgs {
+    /// The bundle (.tbp).
+    pub bundle: PathBuf,
+    /// Confirm the grants without asking.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Accept a bundle that is unsigned or signed by a key this repository does not trust.
+    #[arg(long)]
+    pub allow_unsigned: bool,
 }
 
 #[derive(Debug, Args)]

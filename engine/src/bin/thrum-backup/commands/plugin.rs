@@ -4,23 +4,290 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use thrum_backup::config::{Grant, PluginEntry, PluginLimits, ShellPlugin, WasmPlugin};
-use thrum_backup::plugin::{presets, scaffold, wasm};
+use thrum_backup::plugin::{bundle, presets, scaffold, wasm};
 
 use super::context;
-use crate::cli::{Global, PluginAddArgs, PluginCommand, PluginNewArgs};
+use crate::cli::{
+    Global, PluginAddArgs, PluginCommand, PluginInstallArgs, PluginNewArgs, PluginPackArgs,
+};
 use crate::ui::Ui;
 
 pub fn run(g: &Global, c: PluginCommand, ui: &Ui) -> Result<ExitCode> {
-    if let PluginCommand::New(a) = c {
-        return new(a, ui);
-    }
+    // These work outside any workspace.
+    let c = match c {
+        PluginCommand::New(a) => return new(a, ui),
+        PluginCommand::Pack(a) => return pack(a, ui),
+        PluginCommand::Keygen { out } => return keygen(&out, ui),
+        other => other,
+    };
     let mut ctx = context(g)?;
     match c {
         PluginCommand::Add(a) => add(&mut ctx, a, ui),
         PluginCommand::List => list(&ctx, ui),
         PluginCommand::Remove { name } => remove(&mut ctx, &name, ui),
-        PluginCommand::New(_) => unreachable!("handled above"),
+        PluginCommand::Install(a) => install(&mut ctx, a, ui),
+        PluginCommand::Verify => verify(&ctx, ui),
+        PluginCommand::Trust { key, name } => trust(&mut ctx, &key, &name, ui),
+        PluginCommand::Untrust { key } => untrust(&mut ctx, &key, ui),
+        PluginCommand::New(_) | PluginCommand::Pack(_) | PluginCommand::Keygen { .. } => {
+            unreachable!("handled above")
+        }
     }
+}
+
+fn pack(a: PluginPackArgs, ui: &Ui) -> Result<ExitCode> {
+    let component = std::fs::read(&a.component)
+        .with_context(|| format!("cannot read {}", a.component.display()))?;
+    let overrides = match &a.manifest {
+        None => bundle::PackManifest::default(),
+        Some(p) => {
+            let text = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+            serde_json::from_slice(&text).with_context(|| {
+                format!(
+                    "{}: not a bundle manifest (keys: name, version, description, grants, config)",
+                    p.display()
+                )
+            })?
+        }
+    };
+    let readme = a
+        .readme
+        .as_ref()
+        .map(|p| std::fs::read(p).with_context(|| format!("cannot read {}", p.display())))
+        .transpose()?;
+    let key = a
+        .sign
+        .as_ref()
+        .map(|p| bundle::SecretKey::read(p))
+        .transpose()?;
+    let (bytes, manifest) = bundle::pack(&component, &overrides, readme.as_deref(), key.as_ref())
+        .with_context(|| format!("cannot pack {}", a.component.display()))?;
+    thrum_backup::fsx::write_atomic(&a.out, &bytes)?;
+    let signed_by = key.as_ref().map(|k| k.public().to_string());
+    if !ui.emit(&serde_json::json!({
+        "bundle": a.out, "bytes": bytes.len(), "manifest": manifest, "signed_by": signed_by,
+    })) {
+        ui.line(format!(
+            "Packed {} {} into {} ({})",
+            manifest.name,
+            manifest.version,
+            a.out.display(),
+            crate::ui::bytes(bytes.len() as u64)
+        ));
+        ui.line(format!(
+            "  grants: {}",
+            if manifest.grants.is_empty() {
+                "none".to_owned()
+            } else {
+                manifest.grants.join(", ")
+            }
+        ));
+        match signed_by {
+            Some(k) => ui.line(format!("  signed by {k}")),
+            None => ui.line(
+                "  unsigned (installers will need --allow-unsigned; sign with --sign KEYFILE)",
+            ),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn keygen(out: &Path, ui: &Ui) -> Result<ExitCode> {
+    let key = bundle::keygen(out)?;
+    let public = key.public().to_string();
+    if !ui.emit(&serde_json::json!({"key_file": out, "public_key": public})) {
+        ui.line(format!(
+            "Wrote the signing key {} (keep it secret).",
+            out.display()
+        ));
+        ui.line(format!("Public key: {public}"));
+        ui.line(format!(
+            "Teammates trust it with: thrum-backup plugin trust {public} --name <you>"
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn trust(ctx: &mut thrum_backup::Context, key: &str, name: &str, ui: &Ui) -> Result<ExitCode> {
+    bundle::PublicKey::parse(key)?;
+    let new = ctx.config.trust_key(key, name)?;
+    if !ui.emit(&serde_json::json!({"trusted": key.to_ascii_lowercase(), "name": name, "new": new}))
+    {
+        ui.line(format!(
+            "{} {}{} (in {}).",
+            if new {
+                "Trusting"
+            } else {
+                "Already trusted; renamed"
+            },
+            key,
+            if name.is_empty() {
+                String::new()
+            } else {
+                format!(" as {name}")
+            },
+            ctx.config.path().display()
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn untrust(ctx: &mut thrum_backup::Context, key: &str, ui: &Ui) -> Result<ExitCode> {
+    let removed = ctx.config.untrust_key(key)?;
+    if removed.is_empty() {
+        bail!("{key:?} is not a trusted key or name (see backup.trusted_keys in config.json)");
+    }
+    if !ui.emit(&serde_json::json!({"untrusted": removed})) {
+        for k in &removed {
+            ui.line(format!("No longer trusting {} {}.", k.key, k.name));
+        }
+        let signed: Vec<&str> = ctx
+            .config
+            .backup
+            .plugins
+            .iter()
+            .filter_map(|p| match p {
+                PluginEntry::Wasm(w)
+                    if w.bundle
+                        .as_ref()
+                        .and_then(|b| b.signed_by.as_ref())
+                        .is_some_and(|s| removed.iter().any(|k| k.key == *s)) =>
+                {
+                    Some(w.name.as_str())
+                }
+                _ => None,
+            })
+            .collect();
+        if !signed.is_empty() {
+            ui.line(format!(
+                "Installed plugins signed by it stay installed (pinned): {}; `plugin verify` will warn.",
+                signed.join(", ")
+            ));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn install(ctx: &mut thrum_backup::Context, a: PluginInstallArgs, ui: &Ui) -> Result<ExitCode> {
+    let b = bundle::Bundle::open(&a.bundle).map_err(|e| anyhow!("{e}; nothing was installed"))?;
+    let signer = b.signer(&ctx.config);
+    match (&signer, a.allow_unsigned) {
+        (bundle::Signer::Trusted { .. }, _) | (_, true) => {}
+        (bundle::Signer::Unsigned, false) => bail!(
+            "{} is not signed; nothing was installed. Install it anyway with --allow-unsigned if you trust where it came from",
+            a.bundle.display()
+        ),
+        (bundle::Signer::Untrusted { key }, false) => bail!(
+            "{} is signed by {key}, which this repository does not trust; nothing was installed. \
+             Trust the key first (`thrum-backup plugin trust {key} --name WHO`) or pass --allow-unsigned",
+            a.bundle.display()
+        ),
+    }
+    let previous = ctx
+        .config
+        .backup
+        .plugins
+        .iter()
+        .find(|p| p.name() == b.manifest.name)
+        .cloned();
+    let grants = b.grants().to_vec();
+    let mut err = std::io::stderr().lock();
+    if !ui.quiet {
+        writeln!(err, "Bundle {}", a.bundle.display())?;
+        match &signer {
+            bundle::Signer::Trusted { key, name } => writeln!(
+                err,
+                "  signed by {} ({}), trusted",
+                if name.is_empty() { "(unnamed)" } else { name },
+                bundle::short_key(key)
+            )?,
+            bundle::Signer::Untrusted { key } => {
+                writeln!(
+                    err,
+                    "  signed by {key}, NOT trusted here (--allow-unsigned)"
+                )?;
+            }
+            bundle::Signer::Unsigned => writeln!(err, "  UNSIGNED (--allow-unsigned)")?,
+        }
+        match &previous {
+            Some(PluginEntry::Wasm(old)) => {
+                let old_version = old
+                    .bundle
+                    .as_ref()
+                    .map_or("(not from a bundle)", |r| r.version.as_str());
+                writeln!(
+                    err,
+                    "  replaces the installed {} {old_version} with {}",
+                    old.name, b.manifest.version
+                )?;
+                let added: Vec<String> = grants
+                    .iter()
+                    .filter(|g| !old.grants.contains(g))
+                    .map(ToString::to_string)
+                    .collect();
+                let dropped: Vec<String> = old
+                    .grants
+                    .iter()
+                    .filter(|g| !grants.contains(g))
+                    .map(ToString::to_string)
+                    .collect();
+                if added.is_empty() && dropped.is_empty() {
+                    writeln!(err, "  grants unchanged")?;
+                } else {
+                    if !added.is_empty() {
+                        writeln!(err, "  NEW grants it asks for: {}", added.join(", "))?;
+                    }
+                    if !dropped.is_empty() {
+                        writeln!(err, "  grants it no longer needs: {}", dropped.join(", "))?;
+                    }
+                }
+            }
+            Some(PluginEntry::Shell(_)) => bail!(
+                "a shell plugin named {:?} exists; remove it first (`thrum-backup plugin remove {0}`)",
+                b.manifest.name
+            ),
+            None => {}
+        }
+    }
+    drop(err);
+    confirm(ui, &b.description, &grants, a.yes)?;
+    let entry = bundle::install(&ctx.workspace.repo_root, &mut ctx.config, &b, grants)?;
+    if !ui.emit(&serde_json::json!({
+        "installed": entry.name, "version": b.manifest.version, "component": entry.component,
+        "sha256": entry.sha256, "grants": entry.grants, "signer": signer,
+    })) {
+        ui.line(format!(
+            "Installed {} {} into {} (grants: {}). Commit .thrum/ so the team runs the same plugin.",
+            entry.name,
+            b.manifest.version,
+            Path::new(&entry.component).parent().unwrap_or(Path::new("")).display(),
+            grants_text(&entry.grants)
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify(ctx: &thrum_backup::Context, ui: &Ui) -> Result<ExitCode> {
+    let checks = bundle::verify_installed(&ctx.workspace.repo_root, &ctx.config);
+    let bad = checks.iter().any(|c| c.status == "refused");
+    if !ui.emit(&serde_json::json!({"ok": !bad, "plugins": checks})) {
+        if checks.is_empty() {
+            ui.line("No plugins configured.");
+        }
+        for c in &checks {
+            let tag = match c.status {
+                "ok" => "OK  ",
+                "warning" => "WARN",
+                _ => "FAIL",
+            };
+            ui.line(format!("{tag} {}: {}", c.name, c.detail));
+        }
+    }
+    Ok(if bad {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn setting(ctx: &thrum_backup::Context) -> wasm::Setting<'_> {
@@ -60,6 +327,7 @@ fn add(ctx: &mut thrum_backup::Context, a: PluginAddArgs, ui: &Ui) -> Result<Exi
             grants,
             limits: PluginLimits::default(),
             config,
+            bundle: None,
         })
     } else if let Some(file) = &a.wasm {
         let bytes =
@@ -82,6 +350,7 @@ fn add(ctx: &mut thrum_backup::Context, a: PluginAddArgs, ui: &Ui) -> Result<Exi
             grants,
             limits: PluginLimits::default(),
             config,
+            bundle: None,
         })
     } else {
         let name = a
