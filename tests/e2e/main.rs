@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod bundles;
 mod cli;
 mod crash;
 mod create;
