@@ -408,9 +408,12 @@ fn pack_refuses_a_manifest_that_disagrees_with_the_component() {
     assert_eq!(names, ["manifest.json", "plugin.wasm", "README.md"]);
 }
 
+/// Makes a bad bundle at the third path from the good (signed) and unsigned ones.
+type Make = Box<dyn Fn(&Path, &Path, &Path)>;
+
 struct Bad {
     name: &'static str,
-    make: Box<dyn Fn(&Path, &Path, &Path)>,
+    make: Make,
     expect: &'static str,
     allow_unsigned: bool,
 }
@@ -904,4 +907,89 @@ fn the_non_rust_examples_fail_cleanly_on_bad_input() {
     if ran == 0 {
         eprintln!("SKIPPED: no JavaScript or Python toolchain");
     }
+}
+
+/// The docs' path for the other languages: `plugin new --lang`, build with the language's own
+/// toolchain, pack, sign, install, back up, lose the folder, restore it.
+#[test]
+fn plugin_new_in_python_and_javascript_builds_packs_installs_and_round_trips() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(tmp.path(), "author");
+    let repo = Repo::new(tmp.path(), "a");
+    std::fs::create_dir_all(repo.root.join("notes/deep")).unwrap();
+    std::fs::write(repo.root.join("notes/deep/x.md"), "deep\n").unwrap();
+    repo.ok_json(&["plugin", "trust", &public, "--name", "author"]);
+    let mut langs = Vec::new();
+    for (lang, name) in [("python", "py-notes"), ("js", "js-notes")] {
+        let out = tool(
+            &["--json", "plugin", "new", name, "--lang", lang],
+            tmp.path(),
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let dir = tmp.path().join(name);
+        let built = match lang {
+            "python" => {
+                if python_component().is_none() {
+                    continue; // skipped (reported) above
+                }
+                let tool = std::env::var("THRUM_BACKUP_COMPONENTIZE_PY")
+                    .unwrap_or_else(|_| "componentize-py".into());
+                std::process::Command::new(tool)
+                    .args(["-d", "wit", "-w", "plugin", "componentize", "app", "-o"])
+                    .arg(v["output"].as_str().unwrap())
+                    .current_dir(&dir)
+                    .output()
+                    .unwrap()
+            }
+            _ => {
+                if js_component().is_none() {
+                    continue;
+                }
+                // `npm install` would fetch the same pinned packages the example has.
+                std::os::unix::fs::symlink(
+                    Path::new(EXAMPLES).join("js-beads-csv/node_modules"),
+                    dir.join("node_modules"),
+                )
+                .unwrap();
+                std::process::Command::new("npm")
+                    .args(["run", "--silent", "build"])
+                    .current_dir(&dir)
+                    .output()
+                    .unwrap()
+            }
+        };
+        assert!(built.status.success(), "{lang} build: {}", stderr(&built));
+        let tbp = pack(
+            tmp.path(),
+            &dir.join(v["output"].as_str().unwrap()),
+            Some(&key),
+            &format!("{name}.tbp"),
+        );
+        let r = repo.ok_json(&["plugin", "install", tbp.to_str().unwrap(), "--yes"]);
+        assert_eq!(
+            r["grants"],
+            serde_json::json!(["read:notes", "write:notes"])
+        );
+        langs.push(name);
+    }
+    if langs.is_empty() {
+        return;
+    }
+    let r = repo.ok_json(&["create"]);
+    for res in r["manifest"]["plugin_results"].as_array().unwrap() {
+        assert_eq!(res["status"], "ok", "{res}");
+        assert_eq!(res["files"], 2, "{res}");
+    }
+    for name in &langs {
+        let copy = repo
+            .backups
+            .join(format!("a/current/plugins/{name}/notes/deep/x.md"));
+        assert_eq!(std::fs::read_to_string(copy).unwrap(), "deep\n");
+    }
+    let before = crate::harness::tree(&repo.root.join("notes"));
+    std::fs::remove_dir_all(repo.root.join("notes")).unwrap();
+    let out = repo.run(&["restore", "--yes"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(crate::harness::tree(&repo.root.join("notes")), before);
 }

@@ -1,7 +1,8 @@
-//! `plugin new NAME`: a plugin crate that builds with one command.
+//! `plugin new NAME [--lang rust|python|js]`: a plugin project that builds with one command.
 //!
-//! The crate carries its own copy of the SDK and the WIT contract (this engine's version), so
-//! it needs nothing but crates.io: `cargo build --release` in it produces the component.
+//! Each project carries its own copy of the WIT contract (this engine's version) and, for Rust,
+//! of the SDK, so it needs nothing but its language's package registry: `cargo build
+//! --release`, `componentize-py … componentize app`, or `npm install && npm run build`.
 
 use std::path::Path;
 
@@ -11,9 +12,52 @@ use crate::fsx;
 const SDK_LIB: &str = include_str!("../../../plugin-sdk/src/lib.rs");
 const SDK_TOML: &str = include_str!("../../../plugin-sdk/Cargo.toml");
 const WIT: &str = include_str!("../../../wit/backup.wit");
+const PY_APP: &str = include_str!("../../../plugin-sdk/templates/python/app.py");
+const JS_PLUGIN: &str = include_str!("../../../plugin-sdk/templates/js/plugin.js");
+const JS_PACKAGE: &str = include_str!("../../../plugin-sdk/templates/js/package.json");
+const JS_WORLD: &str = include_str!("../../../plugin-sdk/templates/js/wit/world.wit");
+const WASI_IO: &str = include_str!("../../../plugin-sdk/templates/js/wit/deps/wasi-io/package.wit");
+const WASI_CLOCKS: &str =
+    include_str!("../../../plugin-sdk/templates/js/wit/deps/wasi-clocks/package.wit");
+const WASI_FS: &str =
+    include_str!("../../../plugin-sdk/templates/js/wit/deps/wasi-filesystem/package.wit");
+const WASI_LICENSE: &str =
+    include_str!("../../../plugin-sdk/templates/js/wit/deps/WASI-LICENSE.md");
 
-/// Create the crate `name` in `dir` (which must not exist or be empty). Returns the files.
-pub fn create(dir: &Path, name: &str) -> Result<Vec<String>> {
+/// The language of a new plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    /// A Rust crate using the SDK (`cargo build --release`).
+    Rust,
+    /// A Python module built with componentize-py.
+    Python,
+    /// A JavaScript module built with componentize-js.
+    Js,
+}
+
+impl Lang {
+    /// How to build the project, from its folder.
+    pub fn build_command(self) -> &'static str {
+        match self {
+            Lang::Rust => "cargo build --release",
+            Lang::Python => "componentize-py -d wit -w plugin componentize app -o <module>.wasm",
+            Lang::Js => "npm install && npm run build",
+        }
+    }
+}
+
+/// The component file a project's build produces, relative to its folder.
+pub fn output(name: &str, lang: Lang) -> String {
+    let module = name.replace('-', "_");
+    match lang {
+        Lang::Rust => format!("target/wasm32-wasip2/release/{module}.wasm"),
+        Lang::Python | Lang::Js => format!("{module}.wasm"),
+    }
+}
+
+/// Create the plugin project `name` in `dir` (which must not exist or be empty). Returns the
+/// files written.
+pub fn create(dir: &Path, name: &str, lang: Lang) -> Result<Vec<String>> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
@@ -35,19 +79,44 @@ pub fn create(dir: &Path, name: &str) -> Result<Vec<String>> {
             dir.display()
         )));
     }
-    let files: Vec<(&str, String)> = vec![
-        ("Cargo.toml", cargo_toml(name)),
-        (
-            ".cargo/config.toml",
-            "[build]\ntarget = \"wasm32-wasip2\"\n".into(),
-        ),
-        (".gitignore", "/target\n".into()),
-        ("src/lib.rs", lib_rs(name)),
-        ("README.md", readme(name)),
-        ("sdk/Cargo.toml", SDK_TOML.into()),
-        ("sdk/src/lib.rs", SDK_LIB.into()),
-        ("wit/backup.wit", WIT.into()),
-    ];
+    let fill = |template: &str| {
+        template
+            .replace("{{name}}", name)
+            .replace("{{module}}", &name.replace('-', "_"))
+    };
+    let files: Vec<(&str, String)> = match lang {
+        Lang::Rust => vec![
+            ("Cargo.toml", cargo_toml(name)),
+            (
+                ".cargo/config.toml",
+                "[build]\ntarget = \"wasm32-wasip2\"\n".into(),
+            ),
+            (".gitignore", "/target\n".into()),
+            ("src/lib.rs", lib_rs(name)),
+            ("README.md", readme(name, lang)),
+            ("sdk/Cargo.toml", SDK_TOML.into()),
+            ("sdk/src/lib.rs", SDK_LIB.into()),
+            ("wit/backup.wit", WIT.into()),
+        ],
+        Lang::Python => vec![
+            ("app.py", fill(PY_APP)),
+            (".gitignore", "__pycache__/\nwit_world/\n*.wasm\n".into()),
+            ("README.md", readme(name, lang)),
+            ("wit/backup.wit", WIT.into()),
+        ],
+        Lang::Js => vec![
+            ("plugin.js", fill(JS_PLUGIN)),
+            ("package.json", fill(JS_PACKAGE)),
+            (".gitignore", "node_modules/\n*.wasm\n".into()),
+            ("README.md", readme(name, lang)),
+            ("wit/world.wit", JS_WORLD.into()),
+            ("wit/deps/thrum-backup/backup.wit", WIT.into()),
+            ("wit/deps/wasi-io/package.wit", WASI_IO.into()),
+            ("wit/deps/wasi-clocks/package.wit", WASI_CLOCKS.into()),
+            ("wit/deps/wasi-filesystem/package.wit", WASI_FS.into()),
+            ("wit/deps/WASI-LICENSE.md", WASI_LICENSE.into()),
+        ],
+    };
     for (rel, content) in &files {
         fsx::write_atomic(&dir.join(rel), content.as_bytes())?;
     }
@@ -119,9 +188,28 @@ sdk::register_plugin!(MyPlugin);
     )
 }
 
-fn readme(name: &str) -> String {
-    let file = name.replace('-', "_");
+fn readme(name: &str, lang: Lang) -> String {
+    let out = output(name, lang);
+    let (what, setup) = match lang {
+        Lang::Rust => ("Rust", "rustup target add wasm32-wasip2   # once"),
+        Lang::Python => (
+            "Python",
+            "python3 -m venv .venv && .venv/bin/pip install componentize-py==0.25.1   # once\n\
+             .venv/bin/componentize-py -d wit -w plugin bindings .   # optional: wit_world/ for your editor",
+        ),
+        Lang::Js => ("JavaScript", "# needs Node.js 20+ and npm"),
+    };
+    let build = match lang {
+        Lang::Python => {
+            format!(".venv/bin/componentize-py -d wit -w plugin componentize app -o {out}")
+        }
+        other => other.build_command().to_owned(),
+    };
     format!(
-        "# {name}\n\nA thrum-backup plugin.\n\n```sh\nrustup target add wasm32-wasip2   # once\ncargo build --release\nthrum-backup plugin add --wasm target/wasm32-wasip2/release/{file}.wasm\n```\n"
+        "# {name}\n\nA thrum-backup plugin written in {what}. The contract is `wit/` (thrum:backup@0.1.0);\n\
+         the authoring guide is plugin-sdk/README.md in the thrum-backup repository.\n\n\
+         ```sh\n{setup}\n{build}\n\
+         thrum-backup plugin pack {out} -o {name}-0.1.0.tbp        # add --sign KEYFILE to sign it\n\
+         cd /path/to/thrum-repo && thrum-backup plugin install /path/to/{name}-0.1.0.tbp\n```\n"
     )
 }

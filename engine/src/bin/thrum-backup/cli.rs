@@ -207,7 +207,10 @@ pub enum PluginCommand {
         /// The plugin's name.
         name: String,
     },
-    /// Scaffold a new Rust plugin crate that builds with one command.
+    /// Scaffold a new plugin (Rust, Python or JavaScript) that builds with one command.
+    ///
+    /// The project carries the WIT contract (and, for Rust, the SDK); its README has the
+    /// commands from build to installed bundle.
     New(PluginNewArgs),
     /// Pack a component into a bundle (.tbp) a team can share, optionally signed.
     ///
@@ -316,11 +319,15 @@ pub struct PluginAddArgs {
 
 #[derive(Debug, Args)]
 pub struct PluginNewArgs {
-    /// The plugin's name (also the crate's).
+    /// The plugin's name (also the crate's or package's).
     pub name: String,
-    /// Where to create the crate (default: ./<name>).
+    /// Where to create the project (default: ./<name>).
     #[arg(long, value_name = "DIR")]
     pub path: Option<PathBuf>,
+    /// The language: rust (a crate using the SDK), python (componentize-py) or js
+    /// (componentize-js).
+    #[arg(long, value_parser = ["rust", "python", "js"], default_value = "rust")]
+    pub lang: String,
 }
 
 #[derive(Debug, Args)]

@@ -562,21 +562,35 @@ fn new(a: PluginNewArgs, ui: &Ui) -> Result<ExitCode> {
         .path
         .clone()
         .unwrap_or_else(|| Path::new(&a.name).to_path_buf());
-    let files = scaffold::create(&dir, &a.name)?;
-    if !ui.emit(&serde_json::json!({"path": dir, "files": files})) {
+    let lang = match a.lang.as_str() {
+        "python" => scaffold::Lang::Python,
+        "js" => scaffold::Lang::Js,
+        _ => scaffold::Lang::Rust,
+    };
+    let files = scaffold::create(&dir, &a.name, lang)?;
+    let output = scaffold::output(&a.name, lang);
+    if !ui.emit(&serde_json::json!({"path": dir, "files": files, "output": output})) {
         ui.line(format!(
-            "Created plugin crate {} in {}",
+            "Created the {} plugin {} in {}",
+            a.lang,
             a.name,
             dir.display()
         ));
+        let build = match lang {
+            scaffold::Lang::Python => format!(
+                "componentize-py -d wit -w plugin componentize app -o {output}   (pip install componentize-py)"
+            ),
+            other => other.build_command().to_owned(),
+        };
+        ui.line(format!("Build it:   cd {} && {build}", dir.display()));
         ui.line(format!(
-            "Build it:   cd {} && cargo build --release",
-            dir.display()
+            "Pack it:    thrum-backup plugin pack {}/{output} -o {}-0.1.0.tbp",
+            dir.display(),
+            a.name
         ));
         ui.line(format!(
-            "Add it:     thrum-backup plugin add --wasm {}/target/wasm32-wasip2/release/{}.wasm",
-            dir.display(),
-            a.name.replace('-', "_")
+            "Install it: thrum-backup plugin install {}-0.1.0.tbp   (in the repository)",
+            a.name
         ));
     }
     Ok(ExitCode::SUCCESS)
