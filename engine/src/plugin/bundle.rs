@@ -456,10 +456,26 @@ impl Signer {
     }
 }
 
-impl Bundle {
-    /// Read and check `path`: structure, names, sizes, checksums, the manifest against the
-    /// component, and the signature if there is one.
-    pub fn open(path: &Path) -> Result<Self, BundleError> {
+/// A bundle's files, after the checks that need no WebAssembly: the zip's structure, the
+/// names, sizes and checksums, the manifest's syntax, and the signature if there is one.
+#[derive(Debug)]
+pub struct Parts {
+    /// The parsed manifest.
+    pub manifest: BundleManifest,
+    manifest_bytes: Vec<u8>,
+    component: Vec<u8>,
+    readme: Option<Vec<u8>>,
+    signature: Option<(SignatureFile, Vec<u8>)>,
+}
+
+impl Parts {
+    /// The component's bytes (their sha256 matches the manifest's).
+    pub fn component(&self) -> &[u8] {
+        &self.component
+    }
+
+    /// Read `path` and run every check that does not load the component.
+    pub fn read(path: &Path) -> Result<Self, BundleError> {
         let refused = |reason: String| BundleError::Refused {
             path: path.to_path_buf(),
             reason,
@@ -567,6 +583,31 @@ impl Bundle {
                 Some((sig, bytes))
             }
         };
+        Ok(Self {
+            manifest,
+            manifest_bytes,
+            component,
+            readme,
+            signature,
+        })
+    }
+}
+
+impl Bundle {
+    /// Read and check `path`: structure, names, sizes, checksums, the signature if there is
+    /// one ([`Parts::read`]), then the manifest against what the component's `describe` says.
+    pub fn open(path: &Path) -> Result<Self, BundleError> {
+        let refused = |reason: String| BundleError::Refused {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let Parts {
+            manifest,
+            manifest_bytes,
+            component,
+            readme,
+            signature,
+        } = Parts::read(path)?;
         let loaded =
             wasm::load(&component).map_err(|e| refused(format!("plugin.wasm was refused: {e}")))?;
         let description = wasm::describe_standalone(&loaded)
