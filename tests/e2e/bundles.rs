@@ -237,6 +237,11 @@ fn a_signed_bundle_installs_runs_and_verifies_and_is_removed_cleanly() {
     assert_eq!(entry["grants"], serde_json::json!(["read:notes"]));
     assert_eq!(entry["bundle"]["signed_by"], public.as_str());
 
+    let list = repo.ok_json(&["plugin", "list"]);
+    assert_eq!(list[0]["bundle"]["version"], "0.1.0", "{list}");
+    assert_eq!(list[0]["bundle"]["signer"], "alice", "{list}");
+    assert_eq!(list[0]["status"], "ok", "{list}");
+
     let v = repo.ok_json(&["plugin", "verify"]);
     assert_eq!(v["ok"], true, "{v}");
     assert_eq!(v["plugins"][0]["status"], "ok");

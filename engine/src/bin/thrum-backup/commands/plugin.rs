@@ -3,6 +3,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, anyhow, bail};
+use serde_json::Value;
 use thrum_backup::config::{Grant, PluginEntry, PluginLimits, ShellPlugin, WasmPlugin};
 use thrum_backup::plugin::{bundle, presets, scaffold, wasm};
 
@@ -305,9 +306,9 @@ fn add(ctx: &mut thrum_backup::Context, a: PluginAddArgs, ui: &Ui) -> Result<Exi
         .map(|g| Grant::parse(g).map_err(|m| anyhow!("--grant {m}")))
         .collect::<Result<_>>()?;
     let config = match &a.config {
-        None => serde_json::Value::Object(Default::default()),
-        Some(text) => match serde_json::from_str::<serde_json::Value>(text) {
-            Ok(v @ serde_json::Value::Object(_)) => v,
+        None => Value::Object(Default::default()),
+        Some(text) => match serde_json::from_str::<Value>(text) {
+            Ok(v @ Value::Object(_)) => v,
             Ok(_) => bail!("--config must be a JSON object"),
             Err(e) => bail!("--config is not JSON: {e}"),
         },
@@ -492,9 +493,17 @@ fn list(ctx: &thrum_backup::Context, ui: &Ui) -> Result<ExitCode> {
                     }
                     Err(e) => (String::new(), format!("refused: {e}")),
                 };
+                let bundle = w.bundle.as_ref().map(|b| {
+                    let signer = b.signed_by.as_deref().map(|k| {
+                        ctx.config
+                            .trusted(k)
+                            .map_or_else(|| bundle::short_key(k), |t| t.name.clone())
+                    });
+                    serde_json::json!({"version": b.version, "signed_by": b.signed_by, "signer": signer})
+                });
                 serde_json::json!({
                     "name": w.name, "kind": "wasm", "component": w.component, "version": version,
-                    "grants": w.grants, "sha256": w.sha256, "status": status,
+                    "grants": w.grants, "sha256": w.sha256, "status": status, "bundle": bundle,
                 })
             }
         };
@@ -517,8 +526,13 @@ fn list(ctx: &thrum_backup::Context, ui: &Ui) -> Result<ExitCode> {
         } else {
             let grants: Vec<String> =
                 serde_json::from_value(r["grants"].clone()).unwrap_or_default();
+            let origin = match (&r["bundle"], r["bundle"]["signer"].as_str()) {
+                (Value::Null, _) => String::new(),
+                (_, Some(signer)) => format!("  (bundle, signed by {signer})"),
+                (_, None) => "  (bundle, unsigned)".to_owned(),
+            };
             ui.line(format!(
-                "{}  wasm {}  {}  grants: {}  [{}]",
+                "{}  wasm {}  {}{origin}  grants: {}  [{}]",
                 r["name"].as_str().unwrap_or(""),
                 r["version"].as_str().unwrap_or(""),
                 r["component"].as_str().unwrap_or(""),
