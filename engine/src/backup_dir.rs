@@ -92,6 +92,26 @@ impl BackupDir {
         self.root.is_dir()
     }
 
+    /// Fail early, naming the directory, when this user cannot write where a command that
+    /// changes the backup will write (the backup directory, `archives/`, `.tmp/`), so that it
+    /// stops before doing anything rather than after archiving.
+    pub fn check_writable(&self) -> Result<()> {
+        use rustix::fs::{Access, access};
+        for dir in [self.root.clone(), self.archives(), self.tmp()] {
+            if !dir.is_dir() {
+                continue;
+            }
+            if let Err(e) = access(&dir, Access::WRITE_OK | Access::EXEC_OK) {
+                return Err(crate::Error::Io {
+                    action: "write to",
+                    path: dir,
+                    source: std::io::Error::from(e),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Take the directory's lock.
     pub fn lock(&self, timeout: Duration) -> Result<DirLock> {
         Ok(DirLock::acquire(&self.root, timeout)?)

@@ -86,6 +86,7 @@ pub fn create(
     ctx.workspace.require_thrum_dir()?;
     let dir = &ctx.backup;
     let lock = dir.lock(opts.lock_timeout)?;
+    dir.check_writable()?;
     let recovered = dir.recover()?.actions;
     let stage_dir = dir.new_work_dir("stage")?;
     let staged = stage(ctx, opts, stage_dir.clone(), progress, cancel);

@@ -34,6 +34,14 @@ pub enum DbError {
         /// SQLite's error.
         source: rusqlite::Error,
     },
+    /// The database file cannot be opened at all (permissions).
+    #[error("cannot read {}: {source}", path.display())]
+    Unreadable {
+        /// The database file.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
     /// The database stayed locked for the whole wait.
     #[error("{}: database is locked by another process (waited {}s); stop the writer or retry", path.display(), waited.as_secs())]
     Locked {
@@ -98,6 +106,15 @@ pub fn copy_consistent(
     dst: &Path,
     wait: Duration,
 ) -> Result<BTreeMap<String, u64>, DbError> {
+    // SQLite's own report of an unreadable file is only "unable to open database file".
+    if let Err(e) = std::fs::File::open(src)
+        && e.kind() == std::io::ErrorKind::PermissionDenied
+    {
+        return Err(DbError::Unreadable {
+            path: src.to_path_buf(),
+            source: e,
+        });
+    }
     let source = Connection::open_with_flags(
         src,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,

@@ -32,6 +32,9 @@ pub struct PruneReport {
 /// Take the lock, recover, and prune.
 pub fn prune(ctx: &Context, dry_run: bool, lock_timeout: Duration) -> Result<PruneReport> {
     let _lock = ctx.backup.lock(lock_timeout)?;
+    if !dry_run {
+        ctx.backup.check_writable()?;
+    }
     ctx.backup.recover()?;
     prune_locked(ctx, dry_run)
 }

@@ -113,6 +113,7 @@ pub fn restore(
         )));
     }
     let _lock = dir.lock(opts.lock_timeout)?;
+    dir.check_writable()?;
     let recovered = dir.recover()?.actions;
     let work = dir.new_work_dir("restore")?;
     let result = restore_locked(ctx, opts, &work, progress, cancel);

@@ -9,6 +9,7 @@ mod crash;
 mod create;
 mod hostile;
 mod plugins;
+mod reliability;
 mod restore;
 mod retention;
 mod wasm;

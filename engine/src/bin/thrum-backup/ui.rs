@@ -72,13 +72,31 @@ impl Ui {
         if is_broken_pipe(e) {
             return ExitCode::SUCCESS;
         }
+        let text = message(e);
         if self.json {
-            let v = serde_json::json!({"error": format!("{e:#}")});
+            let v = serde_json::json!({"error": text});
             out(&v.to_string());
         }
-        err(&format!("error: {e:#}"));
+        err(&format!("error: {text}"));
         ExitCode::from(code)
     }
+}
+
+/// The error and its causes on one line, each cause once: library errors already print their
+/// source in their own message, so a cause the text already holds is not repeated.
+pub fn message(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
