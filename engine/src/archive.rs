@@ -14,8 +14,7 @@ use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
-use zip::write::SimpleFileOptions;
-use zip::{CompressionMethod, ZipArchive, ZipWriter};
+use zip::{CompressionMethod, ZipArchive};
 
 use crate::error::{Error, IoContext, Result};
 use crate::fsx;
@@ -105,53 +104,46 @@ pub fn write_dir(
         .create_new(true)
         .open(dst)
         .at("create", dst)?;
-    let mut zip = ZipWriter::new(io::BufWriter::with_capacity(1 << 20, out));
-    let mut buf = vec![0u8; 256 * 1024];
+    let threads = crate::zipout::default_threads();
+    let mut zip = crate::zipout::ZipOut::new(
+        io::BufWriter::with_capacity(1 << 20, out),
+        level.clamp(0, 9) as u32,
+        threads,
+    )
+    .at("write", dst)?;
     for rel in &files {
         cancel.check()?;
         let path = src.join(rel);
         let file = File::open(&path).at("open", &path)?;
         let meta = file.metadata().at("inspect", &path)?;
-        let options = SimpleFileOptions::default()
-            .compression_method(CompressionMethod::Deflated)
-            .compression_level(Some(level))
-            .large_file(meta.len() >= u32::MAX as u64)
-            .unix_permissions(0o644)
-            .last_modified_time(zip_time(meta.modified().ok()));
-        zip.start_file(rel.as_str(), options)
-            .map_err(|e| zip_io(e, dst))?;
         let mut reader = BufReader::with_capacity(256 * 1024, file);
-        loop {
-            let n = reader.read(&mut buf).at("read", &path)?;
-            if n == 0 {
-                break;
-            }
-            zip.write_all(&buf[..n]).at("write", dst)?;
-            progress.advance(n as u64);
+        let mut cancelled = false;
+        let added = zip.add(
+            rel,
+            &mut reader,
+            meta.len(),
+            zip_time(meta.modified().ok()),
+            &mut |n| progress.advance(n),
+            &mut || {
+                if cancel.check().is_err() {
+                    cancelled = true;
+                    return Err(io::Error::other("cancelled"));
+                }
+                Ok(())
+            },
+        );
+        if cancelled {
+            return Err(Error::Cancelled);
         }
+        added.at("archive", &path)?;
     }
-    let writer = zip.finish().map_err(|e| zip_io(e, dst))?;
+    let writer = zip.finish().at("write", dst)?;
     let file = writer
         .into_inner()
         .map_err(|e| e.into_error())
         .at("write", dst)?;
     file.sync_all().at("sync", dst)?;
     Ok(file.metadata().at("inspect", dst)?.len())
-}
-
-fn zip_io(e: zip::result::ZipError, path: &Path) -> Error {
-    match e {
-        zip::result::ZipError::Io(source) => Error::Io {
-            action: "write",
-            path: path.to_path_buf(),
-            source,
-        },
-        other => Error::Io {
-            action: "write",
-            path: path.to_path_buf(),
-            source: io::Error::other(other.to_string()),
-        },
-    }
 }
 
 fn zip_time(t: Option<std::time::SystemTime>) -> zip::DateTime {
@@ -531,9 +523,10 @@ mod tests {
     fn zip_with(entries: &[(&str, &[u8])]) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.zip");
-        let mut zip = ZipWriter::new(File::create(&path).unwrap());
+        let mut zip = zip::ZipWriter::new(File::create(&path).unwrap());
         for (name, data) in entries {
-            zip.start_file(*name, SimpleFileOptions::default()).unwrap();
+            zip.start_file(*name, zip::write::SimpleFileOptions::default())
+                .unwrap();
             zip.write_all(data).unwrap();
         }
         zip.finish().unwrap();

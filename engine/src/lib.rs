@@ -48,6 +48,7 @@ pub mod sample;
 pub mod snapshot;
 pub mod status;
 pub mod verify;
+mod zipout;
 
 pub use context::Context;
 pub use error::{Error, Result};
