@@ -81,6 +81,55 @@ pub fn digest_file(path: &Path) -> Result<FileDigest> {
     Ok(sink.finish().1)
 }
 
+/// Hash the files `rels` below `root` on every core; `done` is called (on this thread) after
+/// each file with its size. Returns the digests by relative path, or the first error.
+pub fn digest_files(
+    root: &Path,
+    rels: &[String],
+    done: &mut dyn FnMut(u64),
+) -> Result<std::collections::BTreeMap<String, FileDigest>> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8)
+        .min(rels.len().max(1));
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<FileDigest>)>();
+    let mut out = std::collections::BTreeMap::new();
+    std::thread::scope(|s| -> Result<()> {
+        for _ in 0..threads {
+            let tx = tx.clone();
+            let next = &next;
+            s.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(rel) = rels.get(i) else { break };
+                    let stop = tx.send((i, digest_file(&root.join(rel)))).is_err();
+                    if stop {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        for (i, d) in rx.iter() {
+            let d = match d {
+                Ok(d) => d,
+                Err(e) => {
+                    // Let the workers run dry: no index is handed out again.
+                    next.store(rels.len(), Ordering::Relaxed);
+                    return Err(e);
+                }
+            };
+            done(d.size);
+            out.insert(rels[i].clone(), d);
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
 /// A temporary sibling name for `path`: same directory, so a rename is atomic.
 pub fn temp_sibling(path: &Path, tag: &str) -> PathBuf {
     let name = path

@@ -112,12 +112,11 @@ pub fn verify_dir(dir: &Path, progress: &dyn Progress) -> Result<VerifyReport> {
         .map(|m| m.len())
         .sum();
     progress.phase("verifying", Some(total));
-    let mut digests = BTreeMap::new();
-    for f in files.iter().filter(|f| *f != manifest::FILE_NAME) {
-        let d = fsx::digest_file(&dir.join(f))?;
-        progress.advance(d.size);
-        digests.insert(f.clone(), d);
-    }
+    let data: Vec<String> = files
+        .into_iter()
+        .filter(|f| f != manifest::FILE_NAME)
+        .collect();
+    let digests = fsx::digest_files(dir, &data, &mut |n| progress.advance(n))?;
     Ok(compare("current".into(), &manifest, &digests))
 }
 
