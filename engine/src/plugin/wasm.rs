@@ -259,10 +259,19 @@ pub fn describe(loaded: &Loaded, setting: &Setting<'_>) -> Result<Description, P
     };
     let mut store = new_store(Phase::Describe, None, setting, limits)?;
     let plugin = instantiate(&mut store, loaded)?;
+    describe_instance(&mut store, &plugin, loaded)
+}
+
+/// Call `describe` on an instance and check what it says.
+fn describe_instance(
+    store: &mut Store<HostState>,
+    plugin: &bindings::Plugin,
+    loaded: &Loaded,
+) -> Result<Description, PluginFailure> {
     let info = plugin
         .thrum_backup_exporter()
-        .call_describe(&mut store)
-        .map_err(|e| trap_reason(&store, &e))?;
+        .call_describe(&mut *store)
+        .map_err(|e| trap_reason(store, &e))?;
     let mut grants = Vec::new();
     for g in info.grants {
         use bindings::thrum::backup::types::Grant as W;
@@ -340,11 +349,6 @@ pub fn run(
     output: Option<&Path>,
     backup_dir: Option<&Path>,
 ) -> Result<Outcome, PluginFailure> {
-    let described = describe(loaded, setting)?;
-    let missing = missing_grants(&described.grants, &plugin.grants);
-    if !missing.is_empty() {
-        return Err(PluginFailure::Ungranted { missing });
-    }
     let phase = match call {
         Call::Backup => Phase::Backup {
             out: output.map(Path::to_path_buf).unwrap_or_default(),
@@ -357,8 +361,16 @@ pub fn run(
             backup: backup_dir.map(Path::to_path_buf).unwrap_or_default(),
         },
     };
+    // One instance serves describe and the call. Its sandbox mounts only what the config
+    // grants, so describe sees nothing the call would not; a plugin that asks for more than
+    // it was given is refused before the call.
     let mut store = new_store(phase, Some(plugin), setting, plugin.limits)?;
     let instance = instantiate(&mut store, loaded)?;
+    let described = describe_instance(&mut store, &instance, loaded)?;
+    let missing = missing_grants(&described.grants, &plugin.grants);
+    if !missing.is_empty() {
+        return Err(PluginFailure::Ungranted { missing });
+    }
     let ctx = exporter::Context {
         repo_name: setting.repo_name.to_owned(),
         config: plugin.config.to_string(),
