@@ -87,6 +87,35 @@ pub fn write_dir(
     progress: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<u64> {
+    write_dir_reusing(src, dst, level, None, progress, cancel).map(|(size, _)| size)
+}
+
+/// How much of an archive was reused from an earlier one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Reuse {
+    /// Files whose compressed data was copied whole (unchanged since the earlier archive).
+    pub copied: u64,
+    /// Append-only files whose earlier compressed data was continued.
+    pub continued: u64,
+    /// Uncompressed bytes that did not have to be compressed again.
+    pub bytes_saved: u64,
+    /// Files whose earlier data could not be reused, and why (they were compressed afresh).
+    pub refused: Vec<String>,
+}
+
+/// [`write_dir`], reusing the compressed data of `earlier` (an archive of an earlier snapshot
+/// that this engine wrote) where `src`'s manifest shows a file unchanged (copied whole) or grown
+/// by appending (the earlier stream continued). Both manifests' sha256 decide; every reused
+/// byte is inflated and checked against the earlier entry's CRC, and anything that does not
+/// check out is compressed afresh. Returns the archive's size and what was reused.
+pub fn write_dir_reusing(
+    src: &Path,
+    dst: &Path,
+    level: i64,
+    earlier: Option<&Path>,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<(u64, Reuse)> {
     let mut files = fsx::walk_files(src)?;
     // The manifest first: a streaming reader learns what it is reading before the data.
     if let Some(i) = files.iter().position(|f| f == manifest::FILE_NAME) {
@@ -98,6 +127,7 @@ pub fn write_dir(
         .filter_map(|f| std::fs::metadata(src.join(f)).ok())
         .map(|m| m.len())
         .sum();
+    let mut source = earlier.and_then(|e| EarlierArchive::open(src, e));
     progress.phase("archiving the previous snapshot", Some(total));
     let out = File::options()
         .write(true)
@@ -111,18 +141,44 @@ pub fn write_dir(
         threads,
     )
     .at("write", dst)?;
+    let mut reuse = Reuse::default();
     for rel in &files {
         cancel.check()?;
         let path = src.join(rel);
         let file = File::open(&path).at("open", &path)?;
         let meta = file.metadata().at("inspect", &path)?;
+        let modified = zip_time(meta.modified().ok());
+        if let Some(source) = source.as_mut()
+            && let Some(done) = source.reuse(
+                &mut zip,
+                rel,
+                &file,
+                meta.len(),
+                modified,
+                progress,
+                cancel,
+                &mut reuse.refused,
+            )?
+        {
+            match done {
+                Reused::Copied => reuse.copied += 1,
+                Reused::Continued(_) => reuse.continued += 1,
+            }
+            reuse.bytes_saved += match done {
+                Reused::Copied => meta.len(),
+                Reused::Continued(n) => n,
+            };
+            continue;
+        }
+        // Reading for reuse may have moved the file's position.
         let mut reader = BufReader::with_capacity(256 * 1024, file);
+        io::Seek::seek(&mut reader, io::SeekFrom::Start(0)).at("read", &path)?;
         let mut cancelled = false;
         let added = zip.add(
             rel,
             &mut reader,
             meta.len(),
-            zip_time(meta.modified().ok()),
+            modified,
             &mut |n| progress.advance(n),
             &mut || {
                 if cancel.check().is_err() {
@@ -137,13 +193,148 @@ pub fn write_dir(
         }
         added.at("archive", &path)?;
     }
-    let writer = zip.finish().at("write", dst)?;
+    let (writer, end) = zip.finish().at("write", dst)?;
     let file = writer
         .into_inner()
         .map_err(|e| e.into_error())
         .at("write", dst)?;
+    // A refused reuse may have written past where the archive now ends.
+    file.set_len(end).at("write", dst)?;
     file.sync_all().at("sync", dst)?;
-    Ok(file.metadata().at("inspect", dst)?.len())
+    Ok((end, reuse))
+}
+
+enum Reused {
+    Copied,
+    /// Continued; the earlier bytes not compressed again.
+    Continued(u64),
+}
+
+/// An earlier archive of ours and the two manifests that say what can be reused from it.
+struct EarlierArchive {
+    zip: ZipArchive<BufReader<File>>,
+    earlier: BTreeMap<String, (u64, String)>,
+    now: BTreeMap<String, (u64, String)>,
+}
+
+impl EarlierArchive {
+    fn open(src: &Path, earlier: &Path) -> Option<Self> {
+        let now = crate::backup_dir::read_dir_manifest(src).ok().flatten()?;
+        let before = read_manifest(earlier).ok().flatten()?;
+        if !now.has_checksums() || !before.has_checksums() {
+            return None;
+        }
+        let zip = ZipArchive::new(BufReader::new(File::open(earlier).ok()?)).ok()?;
+        let index = |m: &Manifest| {
+            m.files
+                .iter()
+                .map(|f| (f.path.clone(), (f.size, f.sha256.clone())))
+                .collect()
+        };
+        Some(Self {
+            zip,
+            earlier: index(&before),
+            now: index(&now),
+        })
+    }
+
+    /// Add `rel` from the earlier archive if its content allows; `Ok(None)`: compress it.
+    #[allow(clippy::too_many_arguments)]
+    fn reuse(
+        &mut self,
+        zip: &mut crate::zipout::ZipOut<io::BufWriter<File>>,
+        rel: &str,
+        file: &File,
+        size: u64,
+        modified: zip::DateTime,
+        progress: &dyn Progress,
+        cancel: &Cancel,
+        refused: &mut Vec<String>,
+    ) -> Result<Option<Reused>> {
+        use crate::zipout::{Earlier, ReuseError};
+        use std::os::unix::fs::FileExt as _;
+        let (Some((old_size, old_sha)), Some((new_size, new_sha))) =
+            (self.earlier.get(rel), self.now.get(rel))
+        else {
+            return Ok(None);
+        };
+        if *new_size != size {
+            return Ok(None);
+        }
+        let Some(index) = self.zip.index_for_name(rel) else {
+            return Ok(None);
+        };
+        let unchanged = old_size == new_size && old_sha == new_sha;
+        let appended = *old_size > 0 && old_size < new_size && {
+            // The earlier content must be exactly this file's beginning.
+            let mut h = fsx::HashingWriter::new(io::sink());
+            let mut prefix = Read::take(file, *old_size);
+            io::copy(&mut prefix, &mut h).is_ok() && h.finish().1.sha256 == *old_sha
+        };
+        if !unchanged && !appended {
+            return Ok(None);
+        }
+        let Ok(mut raw) = self.zip.by_index_raw(index) else {
+            return Ok(None);
+        };
+        if raw.compression() != CompressionMethod::Deflated {
+            return Ok(None);
+        }
+        let earlier = Earlier {
+            crc: raw.crc32(),
+            size: raw.size(),
+            compressed: raw.compressed_size(),
+        };
+        if earlier.size != *old_size {
+            return Ok(None);
+        }
+        let start = zip.position();
+        let result = if unchanged {
+            zip.add_copied(rel, &mut raw, earlier, modified)
+                .map(|()| Reused::Copied)
+        } else {
+            let keep = (*old_size).min(32 * 1024);
+            let mut dict = vec![0u8; keep as usize];
+            if file.read_exact_at(&mut dict, old_size - keep).is_err() {
+                return Ok(None);
+            }
+            let mut tail = BufReader::with_capacity(256 * 1024, file);
+            if io::Seek::seek(&mut tail, io::SeekFrom::Start(*old_size)).is_err() {
+                return Ok(None);
+            }
+            progress.advance(*old_size);
+            zip.add_continued(
+                rel,
+                &mut raw,
+                earlier,
+                &mut tail,
+                dict,
+                size,
+                modified,
+                &mut |n| progress.advance(n),
+                &mut || cancel.check().map_err(|_| io::Error::other("cancelled")),
+            )
+            .map(|()| Reused::Continued(*old_size))
+        };
+        match result {
+            Ok(done) => {
+                if matches!(done, Reused::Copied) {
+                    progress.advance(size);
+                }
+                Ok(Some(done))
+            }
+            Err(ReuseError::Refused(why)) => {
+                drop(raw);
+                refused.push(format!("{rel}: {why}"));
+                zip.rewind(start).at("write", Path::new(rel))?;
+                Ok(None)
+            }
+            Err(ReuseError::Io(e)) => {
+                cancel.check()?;
+                Err(e).at("archive", Path::new(rel))
+            }
+        }
+    }
 }
 
 fn zip_time(t: Option<std::time::SystemTime>) -> zip::DateTime {

@@ -243,7 +243,7 @@ impl BackupDir {
         level: i64,
         progress: &dyn Progress,
         cancel: &Cancel,
-    ) -> Result<Option<PathBuf>> {
+    ) -> Result<Option<(PathBuf, archive::Reuse)>> {
         let current = self.current();
         let has_content = fs::read_dir(&current)
             .map(|mut d| d.next().is_some())
@@ -265,19 +265,35 @@ impl BackupDir {
                 if let Ok(Some(m)) = archive::read_manifest(&candidate)
                     && m.snapshot_id.as_ref() == Some(id)
                 {
-                    return Ok(Some(candidate));
+                    return Ok(Some((candidate, archive::Reuse::default())));
                 }
             }
         }
         let probe = archives.join(ArchiveName::format(time, 0));
         let tmp = fsx::temp_sibling(&probe, "tmp");
-        let written = archive::write_dir(&current, &tmp, level, progress, cancel);
-        if let Err(e) = written {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
+        // The newest earlier snapshot archive: what did not change since is copied from it.
+        let earlier = self
+            .list_archives()
+            .ok()
+            .and_then(|list| {
+                list.into_iter()
+                    .filter(|a| {
+                        a.kind == ArchiveKind::Snapshot && a.time.is_some_and(|t| t <= time)
+                    })
+                    .max_by_key(|a| a.time)
+            })
+            .map(|a| archives.join(a.name));
+        let written =
+            archive::write_dir_reusing(&current, &tmp, level, earlier.as_deref(), progress, cancel);
+        let reuse = match written {
+            Ok((_, reuse)) => reuse,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
         self.publish_archive(&tmp, |seq| ArchiveName::format(time, seq))
-            .map(Some)
+            .map(|p| Some((p, reuse)))
     }
 
     /// Give the finished zip `tmp` the first free name `name(0)`, `name(1)`, ...

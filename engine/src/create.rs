@@ -66,6 +66,8 @@ pub struct CreateReport {
     pub current: PathBuf,
     /// The archive of the previous snapshot, if there was one.
     pub archived: Option<PathBuf>,
+    /// What the archive reused from the archive before it instead of compressing again.
+    pub archive_reuse: Option<archive::Reuse>,
     /// Retention applied afterwards.
     pub prune: Option<PruneReport>,
     /// The post-backup hook.
@@ -97,8 +99,9 @@ pub fn create(
             return Err(e);
         }
     };
-    let archived = match dir.archive_current(opts.level, progress, cancel) {
-        Ok(a) => a,
+    let (archived, archive_reuse) = match dir.archive_current(opts.level, progress, cancel) {
+        Ok(Some((path, reuse))) => (Some(path), Some(reuse)),
+        Ok(None) => (None, None),
         Err(e) => {
             let _ = crate::fsx::remove_any(&stage_dir);
             return Err(e);
@@ -138,6 +141,7 @@ pub fn create(
         manifest,
         current: dir.current(),
         archived,
+        archive_reuse,
         prune,
         hook,
         recovered,

@@ -2,9 +2,17 @@
 //!
 //! Each file is cut into chunks of [`CHUNK`] bytes. Every chunk is compressed on its own, as
 //! raw Deflate primed with the last 32 KiB of the chunk before it (so the ratio stays that of
-//! one stream), and ended with a sync flush, which closes it on a byte boundary; the last chunk
-//! ends the stream. The chunks' outputs, in order, are one valid Deflate stream: any zip reader
-//! (thrum's Go `archive/zip`, Info-ZIP `unzip`, the `zip` crate) reads the entry as usual.
+//! one stream), and ended with a sync flush, which closes it on a byte boundary; after the last
+//! chunk an empty final block ([`END`]) ends the stream. The chunks' outputs, in order, are one
+//! valid Deflate stream: any zip reader (thrum's Go `archive/zip`, Info-ZIP `unzip`, the `zip`
+//! crate) reads the entry as usual.
+//!
+//! That ending is what makes an append-only file cheap the next time: its earlier compressed
+//! data, minus the two bytes of [`END`], ends on a byte boundary with the whole earlier
+//! content, so a later archive copies it as it is, compresses only the appended bytes (primed
+//! with the earlier content's last 32 KiB) and adds [`END`] again ([`ZipOut::add_continued`]).
+//! An unchanged file's data is copied whole ([`ZipOut::add_copied`]). Copied bytes are inflated
+//! on the way and checked against the earlier entry's CRC, so damage is never carried over.
 //! Chunks are compressed a batch at a time on scoped threads, so memory stays bounded by the
 //! batch (a few MiB), whatever the file sizes.
 //!
@@ -20,6 +28,11 @@ use flate2::{Compress, Compression, FlushCompress, Status};
 pub const CHUNK: usize = 256 * 1024;
 /// Deflate's window: the dictionary handed from one chunk to the next.
 const WINDOW: usize = 32 * 1024;
+/// An empty final block with fixed Huffman codes: the end of every stream we write.
+pub const END: [u8; 2] = [0x03, 0x00];
+/// What a sync flush leaves at the end of the data: an empty stored block.
+const SYNC: [u8; 4] = [0x00, 0x00, 0xFF, 0xFF];
+
 /// Above this uncompressed size an entry gets ZIP64 fields from the start (its compressed size
 /// could pass 4 GiB by a few bytes per chunk).
 const ZIP64_FROM: u64 = 0xF000_0000;
@@ -99,7 +112,14 @@ impl<W: Write + Seek> ZipOut<W> {
         advance: &mut dyn FnMut(u64),
         check: &mut dyn FnMut() -> io::Result<()>,
     ) -> io::Result<()> {
-        let name = name.as_bytes().to_vec();
+        let offset = self.start_entry(name, modified, zip64)?;
+        let (crc, read, compressed) = self.deflate(data, Vec::new(), advance, check)?;
+        self.finish_entry(name, offset, modified, zip64, size, (crc, read, compressed))
+    }
+
+    /// Write the local header; returns its offset.
+    fn start_entry(&mut self, name: &str, modified: zip::DateTime, zip64: bool) -> io::Result<u64> {
+        let name = name.as_bytes();
         if name.len() > u16::MAX as usize {
             return Err(io::Error::other("entry name longer than 65535 bytes"));
         }
@@ -111,29 +131,38 @@ impl<W: Write + Seek> ZipOut<W> {
         header.extend_from_slice(&8u16.to_le_bytes()); // Deflate
         header.extend_from_slice(&modified.timepart().to_le_bytes());
         header.extend_from_slice(&modified.datepart().to_le_bytes());
-        header.extend_from_slice(&[0; 12]); // crc, sizes: patched below
+        header.extend_from_slice(&[0; 12]); // crc, sizes: patched by finish_entry
         header.extend_from_slice(&(name.len() as u16).to_le_bytes());
         header.extend_from_slice(&(if zip64 { 20u16 } else { 0 }).to_le_bytes());
-        header.extend_from_slice(&name);
+        header.extend_from_slice(name);
         if zip64 {
             header.extend_from_slice(&1u16.to_le_bytes());
             header.extend_from_slice(&16u16.to_le_bytes());
-            header.extend_from_slice(&[0; 16]); // sizes: patched below
+            header.extend_from_slice(&[0; 16]); // sizes: patched by finish_entry
         }
         self.out.write_all(&header)?;
         self.pos += header.len() as u64;
+        Ok(offset)
+    }
 
-        let (crc, read, compressed) = self.deflate(data, advance, check)?;
+    /// Patch the CRC and sizes into the local header and record the central entry.
+    fn finish_entry(
+        &mut self,
+        name: &str,
+        offset: u64,
+        modified: zip::DateTime,
+        zip64: bool,
+        size: u64,
+        (crc, read, compressed): (u32, u64, u64),
+    ) -> io::Result<()> {
         if read != size {
             return Err(io::Error::other(format!(
-                "{} changed while being archived ({size} bytes expected, {read} read)",
-                String::from_utf8_lossy(&name)
+                "{name} changed while being archived ({size} bytes expected, {read} read)"
             )));
         }
         if !zip64 && (compressed >= 0xFFFF_FFFF || read >= 0xFFFF_FFFF) {
             return Err(io::Error::other("entry too large for its header"));
         }
-        // Patch the CRC and sizes into the local header.
         let end = self.pos;
         self.out.seek(SeekFrom::Start(offset + 14))?;
         self.out.write_all(&crc.to_le_bytes())?;
@@ -149,7 +178,7 @@ impl<W: Write + Seek> ZipOut<W> {
         }
         self.out.seek(SeekFrom::Start(end))?;
         self.entries.push(Central {
-            name,
+            name: name.as_bytes().to_vec(),
             crc,
             compressed,
             size: read,
@@ -161,10 +190,129 @@ impl<W: Write + Seek> ZipOut<W> {
         Ok(())
     }
 
-    /// Compress `data` into the output; returns (CRC-32, bytes read, bytes written).
+    /// Where the next entry will start (to [`ZipOut::rewind`] to).
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
+    /// Drop whatever was written from `to` on (an entry whose reuse was refused).
+    pub fn rewind(&mut self, to: u64) -> io::Result<()> {
+        self.out.seek(SeekFrom::Start(to))?;
+        self.pos = to;
+        Ok(())
+    }
+
+    /// Add `name` by copying an earlier entry's compressed data (`raw`, `earlier.compressed`
+    /// bytes) as it is, inflating it on the way to check it against `earlier`'s CRC and size.
+    /// The file must be unchanged since; the caller knows that from the two manifests.
+    pub fn add_copied(
+        &mut self,
+        name: &str,
+        raw: &mut dyn Read,
+        earlier: Earlier,
+        modified: zip::DateTime,
+    ) -> Result<(), ReuseError> {
+        let zip64 = earlier.size >= ZIP64_FROM;
+        let offset = self.start_entry(name, modified, zip64)?;
+        let mut check = Inflated::new();
+        let copied = self.copy_raw(raw, earlier.compressed, &mut check)?;
+        check.expect(&earlier)?;
+        self.finish_entry(
+            name,
+            offset,
+            modified,
+            zip64,
+            earlier.size,
+            (earlier.crc, earlier.size, copied),
+        )?;
+        Ok(())
+    }
+
+    /// Add `name`, whose first `earlier.size` bytes are an earlier entry's whole content (an
+    /// append-only log): the earlier compressed data is copied without its [`END`] (checked as
+    /// in [`ZipOut::add_copied`]), then the rest of the file (`tail`, `size - earlier.size`
+    /// bytes) is compressed primed with `dict`, the last 32 KiB of the earlier content.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_continued(
+        &mut self,
+        name: &str,
+        raw: &mut dyn Read,
+        earlier: Earlier,
+        tail: &mut dyn Read,
+        dict: Vec<u8>,
+        size: u64,
+        modified: zip::DateTime,
+        advance: &mut dyn FnMut(u64),
+        check: &mut dyn FnMut() -> io::Result<()>,
+    ) -> Result<(), ReuseError> {
+        let zip64 = size >= ZIP64_FROM;
+        let body = earlier
+            .compressed
+            .checked_sub(END.len() as u64)
+            .ok_or_else(|| ReuseError::Refused("the earlier entry is too short".into()))?;
+        let offset = self.start_entry(name, modified, zip64)?;
+        let mut inflated = Inflated::new();
+        let copied = self.copy_raw(&mut raw.take(body), body, &mut inflated)?;
+        let mut end = [0u8; 2];
+        raw.read_exact(&mut end)
+            .map_err(|e| ReuseError::Refused(format!("cannot read the earlier entry: {e}")))?;
+        if end != END || !inflated.ends_with_sync() {
+            return Err(ReuseError::Refused(
+                "the earlier entry does not end with a sync flush and an empty final block".into(),
+            ));
+        }
+        inflated.expect(&earlier)?;
+        let (tail_crc, tail_read, tail_written) = self.deflate(tail, dict, advance, check)?;
+        let mut crc = crc32fast::Hasher::new_with_initial_len(earlier.crc, earlier.size);
+        crc.combine(&crc32fast::Hasher::new_with_initial_len(
+            tail_crc, tail_read,
+        ));
+        self.finish_entry(
+            name,
+            offset,
+            modified,
+            zip64,
+            size,
+            (
+                crc.finalize(),
+                earlier.size + tail_read,
+                copied + tail_written,
+            ),
+        )?;
+        Ok(())
+    }
+
+    /// Copy exactly `n` raw bytes from `raw` to the output, feeding them to `check`.
+    fn copy_raw(
+        &mut self,
+        raw: &mut dyn Read,
+        n: u64,
+        check: &mut Inflated,
+    ) -> Result<u64, ReuseError> {
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut left = n;
+        while left > 0 {
+            let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            let got = raw
+                .read(&mut buf[..want])
+                .map_err(|e| ReuseError::Refused(format!("cannot read the earlier entry: {e}")))?;
+            if got == 0 {
+                return Err(ReuseError::Refused("the earlier entry ended early".into()));
+            }
+            check.feed(&buf[..got])?;
+            self.out.write_all(&buf[..got])?;
+            self.pos += got as u64;
+            left -= got as u64;
+        }
+        Ok(n)
+    }
+
+    /// Compress `data` into the output, the first chunk primed with `dict`, every chunk ended
+    /// by a sync flush, then [`END`]; returns (CRC-32, bytes read, bytes written).
     fn deflate(
         &mut self,
         data: &mut dyn Read,
+        mut dict: Vec<u8>,
         advance: &mut dyn FnMut(u64),
         check: &mut dyn FnMut() -> io::Result<()>,
     ) -> io::Result<(u32, u64, u64)> {
@@ -172,31 +320,26 @@ impl<W: Write + Seek> ZipOut<W> {
         let mut crc = crc32fast::Hasher::new();
         let mut read = 0u64;
         let mut written = 0u64;
-        let mut dict: Vec<u8> = Vec::new();
-        let mut chunks: Vec<Vec<u8>> = Vec::with_capacity(batch + 1);
-        // One chunk of look-ahead tells whether a chunk is the last.
-        let mut next = read_chunk(data)?;
+        let mut chunks: Vec<Vec<u8>> = Vec::with_capacity(batch);
         loop {
             check()?;
             chunks.clear();
+            let mut at_end = false;
             while chunks.len() < batch {
-                let chunk = std::mem::take(&mut next);
-                let at_end = chunk.len() < CHUNK;
-                chunks.push(chunk);
+                let chunk = read_chunk(data)?;
+                at_end = chunk.len() < CHUNK;
+                if !chunk.is_empty() {
+                    chunks.push(chunk);
+                }
                 if at_end {
                     break;
                 }
-                next = read_chunk(data)?;
-                if next.is_empty() {
-                    break;
-                }
             }
-            let last_batch = chunks.last().is_none_or(|c| c.len() < CHUNK) || next.is_empty();
             for c in &chunks {
                 crc.update(c);
                 read += c.len() as u64;
             }
-            let outputs = compress_batch(&chunks, &dict, self.level, last_batch, self.threads)?;
+            let outputs = compress_batch(&chunks, &dict, self.level, self.threads)?;
             for o in &outputs {
                 self.out.write_all(o)?;
                 written += o.len() as u64;
@@ -205,19 +348,25 @@ impl<W: Write + Seek> ZipOut<W> {
             for c in &chunks {
                 advance(c.len() as u64);
             }
-            if last_batch {
+            if let Some(last) = chunks.last() {
+                let mut next = dict;
+                next.clear();
+                next.extend_from_slice(&last[last.len().saturating_sub(WINDOW)..]);
+                dict = next;
+            }
+            if at_end {
                 break;
             }
-            let tail = chunks
-                .last()
-                .map_or(&[][..], |c| &c[c.len().saturating_sub(WINDOW)..]);
-            dict = tail.to_vec();
         }
+        self.out.write_all(&END)?;
+        self.pos += END.len() as u64;
+        written += END.len() as u64;
         Ok((crc.finalize(), read, written))
     }
 
-    /// Write the central directory and the end records; returns the output.
-    pub fn finish(mut self) -> io::Result<W> {
+    /// Write the central directory and the end records; returns the output and where the
+    /// archive ends in it (anything after was written by a rewound entry).
+    pub fn finish(mut self) -> io::Result<(W, u64)> {
         let cd_offset = self.pos;
         let mut cd = Vec::new();
         for e in &self.entries {
@@ -305,7 +454,8 @@ impl<W: Write + Seek> ZipOut<W> {
         tail.extend_from_slice(&0u16.to_le_bytes());
         self.out.write_all(&tail)?;
         self.out.flush()?;
-        Ok(self.out)
+        let end = end_of_cd + tail.len() as u64;
+        Ok((self.out, end))
     }
 }
 
@@ -316,14 +466,112 @@ fn read_chunk(data: &mut dyn Read) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// Why reusing an earlier entry did not work.
+#[derive(Debug)]
+pub enum ReuseError {
+    /// The earlier entry cannot be reused (damaged, not ending as we end streams, unreadable):
+    /// rewind with [`ZipOut::rewind`] and compress the file instead.
+    Refused(String),
+    /// Writing the output failed: the archive cannot be finished.
+    Io(io::Error),
+}
+
+impl From<io::Error> for ReuseError {
+    fn from(e: io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+/// The CRC and size of an earlier archive's entry, from its central directory, and the size
+/// of its compressed data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Earlier {
+    /// CRC-32 of the content.
+    pub crc: u32,
+    /// Uncompressed size.
+    pub size: u64,
+    /// Compressed size.
+    pub compressed: u64,
+}
+
+/// Inflates copied raw bytes to check them: their CRC and size, and whether the data seen so
+/// far ends with a sync flush.
+struct Inflated {
+    inflater: flate2::Decompress,
+    crc: crc32fast::Hasher,
+    size: u64,
+    last: [u8; 4],
+    seen: u64,
+    out: Vec<u8>,
+}
+
+impl Inflated {
+    fn new() -> Self {
+        Self {
+            inflater: flate2::Decompress::new(false),
+            crc: crc32fast::Hasher::new(),
+            size: 0,
+            last: [0; 4],
+            seen: 0,
+            out: vec![0; 256 * 1024],
+        }
+    }
+
+    fn feed(&mut self, mut input: &[u8]) -> Result<(), ReuseError> {
+        if input.len() >= 4 {
+            self.last.copy_from_slice(&input[input.len() - 4..]);
+        } else {
+            for &b in input {
+                self.last.rotate_left(1);
+                self.last[3] = b;
+            }
+        }
+        self.seen += input.len() as u64;
+        loop {
+            let before_in = self.inflater.total_in();
+            let before_out = self.inflater.total_out();
+            let status = self
+                .inflater
+                .decompress(input, &mut self.out, flate2::FlushDecompress::None)
+                .map_err(|e| ReuseError::Refused(format!("the earlier entry is damaged: {e}")))?;
+            let used = (self.inflater.total_in() - before_in) as usize;
+            let made = (self.inflater.total_out() - before_out) as usize;
+            self.crc.update(&self.out[..made]);
+            self.size += made as u64;
+            input = &input[used..];
+            if status == Status::StreamEnd || (input.is_empty() && made < self.out.len()) {
+                return Ok(());
+            }
+            if used == 0 && made == 0 {
+                return Err(ReuseError::Refused(
+                    "the earlier entry is damaged (inflate made no progress)".into(),
+                ));
+            }
+        }
+    }
+
+    fn ends_with_sync(&self) -> bool {
+        self.seen >= 4 && self.last == SYNC
+    }
+
+    fn expect(self, earlier: &Earlier) -> Result<(), ReuseError> {
+        let crc = self.crc.finalize();
+        if self.size != earlier.size || crc != earlier.crc {
+            return Err(ReuseError::Refused(format!(
+                "the earlier entry does not inflate to what its header says ({} bytes, crc {crc:08x}; expected {} bytes, crc {:08x})",
+                self.size, earlier.size, earlier.crc
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Compress a batch of consecutive chunks in parallel. Chunk `i` is primed with the last
-/// 32 KiB of chunk `i - 1` (`dict` for the first); the very last chunk of the data ends the
-/// stream when `last_batch`.
+/// 32 KiB of chunk `i - 1` (`dict` for the first).
 fn compress_batch(
     chunks: &[Vec<u8>],
     dict: &[u8],
     level: u32,
-    last_batch: bool,
     threads: usize,
 ) -> io::Result<Vec<Vec<u8>>> {
     let dicts: Vec<&[u8]> = (0..chunks.len())
@@ -337,9 +585,9 @@ fn compress_batch(
         })
         .collect();
     let n = chunks.len();
-    if threads <= 1 || n == 1 {
+    if threads <= 1 || n <= 1 {
         return (0..n)
-            .map(|i| deflate_chunk(&chunks[i], dicts[i], level, last_batch && i + 1 == n))
+            .map(|i| deflate_chunk(&chunks[i], dicts[i], level))
             .collect();
     }
     let mut results: Vec<Option<io::Result<Vec<u8>>>> = (0..n).map(|_| None).collect();
@@ -350,12 +598,7 @@ fn compress_batch(
             s.spawn(move || {
                 for (j, slot) in slots.iter_mut().enumerate() {
                     let i = t * per + j;
-                    *slot = Some(deflate_chunk(
-                        &chunks[i],
-                        dicts[i],
-                        level,
-                        last_batch && i + 1 == n,
-                    ));
+                    *slot = Some(deflate_chunk(&chunks[i], dicts[i], level));
                 }
             });
         }
@@ -366,34 +609,23 @@ fn compress_batch(
         .collect()
 }
 
-/// Raw Deflate of one chunk: primed with `dict`, ended by a sync flush, or by the end of the
-/// stream when `last`.
-fn deflate_chunk(data: &[u8], dict: &[u8], level: u32, last: bool) -> io::Result<Vec<u8>> {
+/// Raw Deflate of one chunk, primed with `dict`, ended by a sync flush.
+fn deflate_chunk(data: &[u8], dict: &[u8], level: u32) -> io::Result<Vec<u8>> {
     let mut c = Compress::new(Compression::new(level), false);
     if !dict.is_empty() {
         c.set_dictionary(dict).map_err(io::Error::other)?;
     }
-    let flush = if last {
-        FlushCompress::Finish
-    } else {
-        FlushCompress::Sync
-    };
     let mut out = Vec::with_capacity(data.len() / 2 + 1024);
     loop {
         if out.capacity() - out.len() < 1024 {
             out.reserve(out.capacity().max(64 * 1024));
         }
         let consumed = c.total_in() as usize;
-        let before = out.len();
-        let status = c
-            .compress_vec(&data[consumed..], &mut out, flush)
+        c.compress_vec(&data[consumed..], &mut out, FlushCompress::Sync)
             .map_err(io::Error::other)?;
-        let done_input = c.total_in() as usize == data.len();
-        match status {
-            Status::StreamEnd => break,
-            _ if !last && done_input && out.len() < out.capacity() => break,
-            Status::BufError if out.len() == before && done_input => break,
-            _ => {}
+        // Done once every byte went in and the flush did not fill the output.
+        if c.total_in() as usize == data.len() && out.len() < out.capacity() {
+            break;
         }
     }
     Ok(out)
@@ -436,7 +668,7 @@ mod tests {
             )
             .unwrap();
         }
-        z.finish().unwrap().into_inner()
+        z.finish().unwrap().0.into_inner()
     }
 
     #[test]
@@ -490,6 +722,135 @@ mod tests {
             par.len(),
             whole.len()
         );
+    }
+
+    fn earlier(zip: &mut zip::ZipArchive<Cursor<&Vec<u8>>>, name: &str) -> Earlier {
+        let f = zip.by_index_raw(zip.index_for_name(name).unwrap()).unwrap();
+        Earlier {
+            crc: f.crc32(),
+            size: f.size(),
+            compressed: f.compressed_size(),
+        }
+    }
+
+    fn read_back(bytes: &[u8], name: &str) -> Vec<u8> {
+        let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).unwrap();
+        let options = zip::read::ZipReadOptions::new().enforce_header_consistency(true);
+        let index = zip.index_for_name(name).unwrap();
+        let mut f = zip.by_index_with_options(index, options).unwrap();
+        let mut got = Vec::new();
+        f.read_to_end(&mut got).unwrap();
+        got
+    }
+
+    #[test]
+    fn earlier_entries_are_copied_and_continued() {
+        for old_len in [10, CHUNK, 5 * CHUNK + 100] {
+            let old = sample(old_len, 1);
+            let mut new = old.clone();
+            new.extend(sample(CHUNK / 3, 2));
+            let same = sample(3 * CHUNK, 5);
+            let first = write(&[("log", old.clone()), ("same", same.clone())], 2, false);
+            let mut a = zip::ZipArchive::new(Cursor::new(&first)).unwrap();
+            let (e_log, e_same) = (earlier(&mut a, "log"), earlier(&mut a, "same"));
+            let mut z = ZipOut::new(Cursor::new(Vec::new()), 6, 2).unwrap();
+            let dict = old[old.len().saturating_sub(WINDOW)..].to_vec();
+            z.add_continued(
+                "log",
+                &mut a.by_index_raw(a.index_for_name("log").unwrap()).unwrap(),
+                e_log,
+                &mut &new[old.len()..],
+                dict,
+                new.len() as u64,
+                zip::DateTime::default(),
+                &mut |_| {},
+                &mut || Ok(()),
+            )
+            .unwrap();
+            z.add_copied(
+                "same",
+                &mut a.by_index_raw(a.index_for_name("same").unwrap()).unwrap(),
+                e_same,
+                zip::DateTime::default(),
+            )
+            .unwrap();
+            let second = z.finish().unwrap().0.into_inner();
+            assert_eq!(read_back(&second, "log"), new, "old_len {old_len}");
+            assert_eq!(read_back(&second, "same"), same);
+            // Continued twice still reads back (the ending is preserved).
+            let mut b = zip::ZipArchive::new(Cursor::new(&second)).unwrap();
+            let e2 = earlier(&mut b, "log");
+            let mut newer = new.clone();
+            newer.extend(sample(1000, 3));
+            let mut z = ZipOut::new(Cursor::new(Vec::new()), 6, 1).unwrap();
+            z.add_continued(
+                "log",
+                &mut b.by_index_raw(b.index_for_name("log").unwrap()).unwrap(),
+                e2,
+                &mut &newer[new.len()..],
+                new[new.len() - WINDOW.min(new.len())..].to_vec(),
+                newer.len() as u64,
+                zip::DateTime::default(),
+                &mut |_| {},
+                &mut || Ok(()),
+            )
+            .unwrap();
+            let third = z.finish().unwrap().0.into_inner();
+            assert_eq!(read_back(&third, "log"), newer);
+        }
+    }
+
+    #[test]
+    fn damaged_or_foreign_earlier_entries_are_refused() {
+        let data = sample(4 * CHUNK, 11);
+        // Written by the zip crate: a stream that ends with its own final block.
+        let mut foreign = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        foreign
+            .start_file("log", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        foreign.write_all(&data).unwrap();
+        let foreign = foreign.finish().unwrap().into_inner();
+        let mut a = zip::ZipArchive::new(Cursor::new(&foreign)).unwrap();
+        let e = earlier(&mut a, "log");
+        let mut z = ZipOut::new(Cursor::new(Vec::new()), 6, 2).unwrap();
+        let r = z.add_continued(
+            "log",
+            &mut a.by_index_raw(a.index_for_name("log").unwrap()).unwrap(),
+            e,
+            &mut &b"more\n"[..],
+            Vec::new(),
+            data.len() as u64 + 5,
+            zip::DateTime::default(),
+            &mut |_| {},
+            &mut || Ok(()),
+        );
+        assert!(matches!(r, Err(ReuseError::Refused(_))), "{r:?}");
+        // ... but copying it whole is fine.
+        z.rewind(0).unwrap();
+        z.add_copied(
+            "log",
+            &mut a.by_index_raw(a.index_for_name("log").unwrap()).unwrap(),
+            e,
+            zip::DateTime::default(),
+        )
+        .unwrap();
+        assert_eq!(read_back(&z.finish().unwrap().0.into_inner(), "log"), data);
+
+        // A flipped byte in our own entry: refused, never carried over.
+        let ours = write(&[("log", data.clone())], 2, false);
+        let mut damaged = ours.clone();
+        let mid = 30 + 3 + (damaged.len() / 3);
+        damaged[mid] ^= 0x10;
+        let mut d = zip::ZipArchive::new(Cursor::new(&damaged)).unwrap();
+        let e = earlier(&mut d, "log");
+        let mut z = ZipOut::new(Cursor::new(Vec::new()), 6, 2).unwrap();
+        let r = z.add_copied(
+            "log",
+            &mut d.by_index_raw(d.index_for_name("log").unwrap()).unwrap(),
+            e,
+            zip::DateTime::default(),
+        );
+        assert!(matches!(r, Err(ReuseError::Refused(_))), "{r:?}");
     }
 
     #[test]

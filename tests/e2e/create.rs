@@ -236,3 +236,80 @@ fn messages_v2_and_a_missing_sync_worktree() {
             .is_file()
     );
 }
+
+/// Every entry of a zip, by name.
+fn unzip_all(path: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+    (0..zip.len())
+        .map(|i| {
+            let mut f = zip.by_index(i).unwrap();
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut f, &mut data).unwrap();
+            (String::from_utf8_lossy(f.name_raw()).into_owned(), data)
+        })
+        .collect()
+}
+
+#[test]
+fn archives_reuse_unchanged_files_and_continue_appended_logs_byte_for_byte() {
+    let mut fx = Fx::new();
+    fx.json(&["create", "--no-prune"]);
+    fx.ws.add_messages(300).unwrap();
+    fx.json(&["create", "--no-prune"]); // archives snapshot 1: nothing earlier to reuse
+    let snapshot_2 = tree(&fx.current());
+    fx.ws.add_messages(300).unwrap();
+    let r = fx.json(&["create", "--no-prune"]); // archives snapshot 2, reusing the archive of snapshot 1
+    let reuse = &r["archive_reuse"];
+    assert!(reuse["continued"].as_u64().unwrap() >= 1, "{reuse}");
+    assert!(reuse["copied"].as_u64().unwrap() >= 1, "{reuse}");
+    assert!(reuse["bytes_saved"].as_u64().unwrap() > 0, "{reuse}");
+    assert_eq!(reuse["refused"], serde_json::json!([]), "{reuse}");
+    let archived = std::path::PathBuf::from(r["archived"].as_str().unwrap());
+    assert_eq!(
+        unzip_all(&archived),
+        snapshot_2,
+        "the reused archive differs from its snapshot"
+    );
+    fx.cmd().args(["verify", "--all"]).assert().success();
+    if let Ok(out) = std::process::Command::new("unzip")
+        .arg("-tq")
+        .arg(&archived)
+        .output()
+    {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    // Once more on top of a continued stream.
+    fx.ws.add_messages(300).unwrap();
+    let snapshot_3 = tree(&fx.current());
+    let r = fx.json(&["create", "--no-prune"]);
+    assert!(r["archive_reuse"]["continued"].as_u64().unwrap() >= 1);
+    let archived = std::path::PathBuf::from(r["archived"].as_str().unwrap());
+    assert_eq!(unzip_all(&archived), snapshot_3);
+
+    // A damaged earlier archive is never carried over: its data is compressed afresh.
+    let newest = fx.archives().join(fx.archive_names().last().unwrap());
+    let (start, len) = {
+        let mut zip = zip::ZipArchive::new(std::fs::File::open(&newest).unwrap()).unwrap();
+        let i = zip.index_for_name("events.jsonl").unwrap();
+        let f = zip.by_index_raw(i).unwrap();
+        (f.data_start().unwrap(), f.compressed_size())
+    };
+    let mut bytes = std::fs::read(&newest).unwrap();
+    bytes[(start + len / 2) as usize] ^= 0x20;
+    std::fs::write(&newest, bytes).unwrap();
+    fx.ws.add_messages(300).unwrap();
+    let snapshot_4 = tree(&fx.current());
+    let r = fx.json(&["create", "--no-prune"]);
+    let archived = std::path::PathBuf::from(r["archived"].as_str().unwrap());
+    assert_eq!(unzip_all(&archived), snapshot_4);
+    let refused = r["archive_reuse"]["refused"].as_array().unwrap();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(
+        refused[0].as_str().unwrap().contains("earlier entry"),
+        "{refused:?}"
+    );
+}

@@ -66,6 +66,18 @@ pub fn run(g: &Global, a: CreateArgs, ui: &Ui) -> Result<ExitCode> {
     }
     if let Some(a) = &report.archived {
         ui.line(format!("  previous snapshot archived: {}", a.display()));
+        if let Some(r) = report
+            .archive_reuse
+            .as_ref()
+            .filter(|r| r.copied + r.continued > 0)
+        {
+            ui.line(format!(
+                "    reused from the archive before: {} files unchanged, {} logs continued ({} not compressed again)",
+                r.copied,
+                r.continued,
+                bytes(r.bytes_saved)
+            ));
+        }
     }
     if let Some(p) = &report.prune
         && !p.removed.is_empty()
