@@ -737,64 +737,7 @@ fn team_story_install_in_a_commit_clone_run_in_b_tamper_is_refused() {
     if let Some(p) = js_component() {
         plugins.push(("beads-csv", p));
     }
-
-    // Repo A: trust the key, install each bundle, run a backup, commit .thrum/.
-    let a = Repo::new(tmp.path(), "a");
-    a.ok_json(&["plugin", "trust", &public, "--name", "alice"]);
-    for (name, wasm) in &plugins {
-        let tbp = pack(tmp.path(), wasm, Some(&key), &format!("{name}-0.1.0.tbp"));
-        let r = a.ok_json(&["plugin", "install", tbp.to_str().unwrap(), "--yes"]);
-        assert_eq!(r["installed"], *name);
-    }
-    let ra = a.ok_json(&["create"]);
-    for r in ra["manifest"]["plugin_results"].as_array().unwrap() {
-        assert_eq!(r["status"], "ok", "A: {r}");
-    }
-    git(&a.root, &["add", ".thrum"]);
-    git(
-        &a.root,
-        &["commit", "-qm", "Install the team's backup plugins"],
-    );
-
-    // Repo B: a clone. Same config, same bytes, same grants; create runs them all.
-    git(tmp.path(), &["clone", "-q", a.root.to_str().unwrap(), "b"]);
-    let b = Repo::at(tmp.path(), tmp.path().join("b"));
-    assert_eq!(
-        a.config_json()["backup"]["plugins"],
-        b.config_json()["backup"]["plugins"]
-    );
-    let v = b.ok_json(&["plugin", "verify"]);
-    assert_eq!(v["ok"], true, "{v}");
-    for p in v["plugins"].as_array().unwrap() {
-        assert_eq!(p["status"], "ok", "{p}");
-        assert!(
-            p["detail"].as_str().unwrap().contains("signed by alice"),
-            "{p}"
-        );
-    }
-    let rb = b.ok_json(&["create"]);
-    let results = rb["manifest"]["plugin_results"].as_array().unwrap();
-    assert_eq!(results.len(), plugins.len());
-    for r in results {
-        assert_eq!(r["status"], "ok", "B: {r}");
-    }
-    for (name, file) in [("jsonl-stats", "report.csv"), ("beads-csv", "issues.csv")] {
-        if !plugins.iter().any(|p| p.0 == name) {
-            continue;
-        }
-        let read = |repo: &Repo, n: &str| {
-            std::fs::read(
-                repo.backups
-                    .join(format!("{n}/current/plugins/{name}/{file}")),
-            )
-            .unwrap()
-        };
-        assert_eq!(
-            read(&a, "a"),
-            read(&b, "b"),
-            "{name} output differs between A and B"
-        );
-    }
+    let (a, b) = share_through_git(tmp.path(), &key, &public, &plugins);
     if plugins.iter().any(|p| p.0 == "beads-csv") {
         let csv = std::fs::read_to_string(b.backups.join("b/current/plugins/beads-csv/issues.csv"))
             .unwrap();
@@ -817,10 +760,82 @@ fn team_story_install_in_a_commit_clone_run_in_b_tamper_is_refused() {
             "{csv}"
         );
     }
+    for (name, file) in [("jsonl-stats", "report.csv"), ("beads-csv", "issues.csv")] {
+        if !plugins.iter().any(|p| p.0 == name) {
+            continue;
+        }
+        let read = |repo: &Repo, n: &str| {
+            std::fs::read(
+                repo.backups
+                    .join(format!("{n}/current/plugins/{name}/{file}")),
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            read(&a, "a"),
+            read(&b, "b"),
+            "{name} output differs between A and B"
+        );
+    }
+    tamper_and_refuse(&b, &plugins);
+}
+
+/// The team story: repo A trusts `public`, installs each component as a bundle signed with
+/// `key`, backs up, commits `.thrum/`; repo B, a clone, verifies the same plugins (same bytes,
+/// same grants, signed by the trusted key) and backs up with each of them.
+fn share_through_git(
+    base: &Path,
+    key: &Path,
+    public: &str,
+    plugins: &[(&str, PathBuf)],
+) -> (Repo, Repo) {
+    // Repo A: trust the key, install each bundle, run a backup, commit .thrum/.
+    let a = Repo::new(base, "a");
+    a.ok_json(&["plugin", "trust", public, "--name", "alice"]);
+    for (name, wasm) in plugins {
+        let tbp = pack(base, wasm, Some(key), &format!("{name}-0.1.0.tbp"));
+        let r = a.ok_json(&["plugin", "install", tbp.to_str().unwrap(), "--yes"]);
+        assert_eq!(r["installed"], *name);
+    }
+    let ra = a.ok_json(&["create"]);
+    for r in ra["manifest"]["plugin_results"].as_array().unwrap() {
+        assert_eq!(r["status"], "ok", "A: {r}");
+    }
+    git(&a.root, &["add", ".thrum"]);
+    git(
+        &a.root,
+        &["commit", "-qm", "Install the team's backup plugins"],
+    );
+
+    // Repo B: a clone. Same config, same bytes, same grants; create runs them all.
+    git(base, &["clone", "-q", a.root.to_str().unwrap(), "b"]);
+    let b = Repo::at(base, base.join("b"));
+    assert_eq!(
+        a.config_json()["backup"]["plugins"],
+        b.config_json()["backup"]["plugins"]
+    );
+    let v = b.ok_json(&["plugin", "verify"]);
+    assert_eq!(v["ok"], true, "{v}");
+    for p in v["plugins"].as_array().unwrap() {
+        assert_eq!(p["status"], "ok", "{p}");
+        assert!(
+            p["detail"].as_str().unwrap().contains("signed by alice"),
+            "{p}"
+        );
+    }
+    let rb = b.ok_json(&["create"]);
+    let results = rb["manifest"]["plugin_results"].as_array().unwrap();
+    assert_eq!(results.len(), plugins.len());
+    for r in results {
+        assert_eq!(r["status"], "ok", "B: {r}");
+    }
     let verify = b.ok_json(&["verify"]);
     assert_eq!(verify["ok"], true, "{verify}");
+    (a, b)
+}
 
-    // Tampering with a committed component: B refuses that plugin, backs up the rest.
+/// Tampering with a committed component: B refuses that plugin and backs up the rest.
+fn tamper_and_refuse(b: &Repo, plugins: &[(&str, PathBuf)]) {
     let (victim, _) = plugins.last().unwrap();
     let path = b.root.join(format!(".thrum/plugins/{victim}/plugin.wasm"));
     let mut bytes = std::fs::read(&path).unwrap();
@@ -914,18 +929,86 @@ fn the_non_rust_examples_fail_cleanly_on_bad_input() {
     }
 }
 
-/// The docs' path for the other languages: `plugin new --lang`, build with the language's own
-/// toolchain, pack, sign, install, back up, lose the folder, restore it.
+/// Build a project made by `plugin new` with its language's own toolchain, as its README
+/// says; `None` when that toolchain is missing (reported, or fatal in CI).
+fn build_scaffold(lang: &str, dir: &Path, output: &str) -> Option<PathBuf> {
+    let out = match lang {
+        "rust" => {
+            // The one build command from the README (target dir shared between test runs).
+            let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/scaffold-test");
+            let mut build = std::process::Command::new(
+                std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
+            );
+            build
+                .current_dir(dir)
+                .args(["build", "--release"])
+                .env("CARGO_TARGET_DIR", &target);
+            for var in [
+                "RUSTFLAGS",
+                "CARGO_ENCODED_RUSTFLAGS",
+                "RUSTC_WRAPPER",
+                "RUSTC_WORKSPACE_WRAPPER",
+            ] {
+                build.env_remove(var);
+            }
+            let o = build.output().unwrap();
+            assert!(o.status.success(), "rust build: {}", stderr(&o));
+            let name = Path::new(output).file_name().unwrap();
+            return Some(target.join("wasm32-wasip2/release").join(name));
+        }
+        "python" => {
+            python_component()?;
+            let tool = std::env::var("THRUM_BACKUP_COMPONENTIZE_PY")
+                .unwrap_or_else(|_| "componentize-py".into());
+            std::process::Command::new(tool)
+                .args([
+                    "-d",
+                    "wit",
+                    "-w",
+                    "plugin",
+                    "componentize",
+                    "app",
+                    "-o",
+                    output,
+                ])
+                .current_dir(dir)
+                .env("PYTHONDONTWRITEBYTECODE", "1")
+                .output()
+                .unwrap()
+        }
+        _ => {
+            js_component()?;
+            // `npm install` would fetch the same pinned packages the example has.
+            std::os::unix::fs::symlink(
+                Path::new(EXAMPLES).join("js-beads-csv/node_modules"),
+                dir.join("node_modules"),
+            )
+            .unwrap();
+            std::process::Command::new("npm")
+                .args(["run", "--silent", "build"])
+                .current_dir(dir)
+                .output()
+                .unwrap()
+        }
+    };
+    assert!(out.status.success(), "{lang} build: {}", stderr(&out));
+    Some(dir.join(output))
+}
+
+/// The docs' whole path, in each language: `plugin new` in an empty folder, build with the
+/// language's toolchain, pack and sign, install in repo A, back up, commit `.thrum/`, clone as
+/// repo B, where the same plugins run with the same grants and put `notes/` back on restore;
+/// a tampered committed component is refused in B.
 #[test]
-fn plugin_new_in_python_and_javascript_builds_packs_installs_and_round_trips() {
+fn from_an_empty_folder_in_rust_python_and_javascript_to_a_team_sharing_signed_bundles() {
     let tmp = tempfile::tempdir().unwrap();
     let (key, public) = keygen(tmp.path(), "author");
-    let repo = Repo::new(tmp.path(), "a");
-    std::fs::create_dir_all(repo.root.join("notes/deep")).unwrap();
-    std::fs::write(repo.root.join("notes/deep/x.md"), "deep\n").unwrap();
-    repo.ok_json(&["plugin", "trust", &public, "--name", "author"]);
-    let mut langs = Vec::new();
-    for (lang, name) in [("python", "py-notes"), ("js", "js-notes")] {
+    let mut plugins = Vec::new();
+    for (lang, name) in [
+        ("rust", "rs-notes"),
+        ("python", "py-notes"),
+        ("js", "js-notes"),
+    ] {
         let out = tool(
             &["--json", "plugin", "new", name, "--lang", lang],
             tmp.path(),
@@ -933,68 +1016,34 @@ fn plugin_new_in_python_and_javascript_builds_packs_installs_and_round_trips() {
         assert!(out.status.success(), "{}", stderr(&out));
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
         let dir = tmp.path().join(name);
-        let built = match lang {
-            "python" => {
-                if python_component().is_none() {
-                    continue; // skipped (reported) above
-                }
-                let tool = std::env::var("THRUM_BACKUP_COMPONENTIZE_PY")
-                    .unwrap_or_else(|_| "componentize-py".into());
-                std::process::Command::new(tool)
-                    .args(["-d", "wit", "-w", "plugin", "componentize", "app", "-o"])
-                    .arg(v["output"].as_str().unwrap())
-                    .current_dir(&dir)
-                    .output()
-                    .unwrap()
-            }
-            _ => {
-                if js_component().is_none() {
-                    continue;
-                }
-                // `npm install` would fetch the same pinned packages the example has.
-                std::os::unix::fs::symlink(
-                    Path::new(EXAMPLES).join("js-beads-csv/node_modules"),
-                    dir.join("node_modules"),
-                )
-                .unwrap();
-                std::process::Command::new("npm")
-                    .args(["run", "--silent", "build"])
-                    .current_dir(&dir)
-                    .output()
-                    .unwrap()
-            }
-        };
-        assert!(built.status.success(), "{lang} build: {}", stderr(&built));
-        let tbp = pack(
-            tmp.path(),
-            &dir.join(v["output"].as_str().unwrap()),
-            Some(&key),
-            &format!("{name}.tbp"),
-        );
-        let r = repo.ok_json(&["plugin", "install", tbp.to_str().unwrap(), "--yes"]);
+        assert!(dir.join("README.md").is_file());
+        if let Some(wasm) = build_scaffold(lang, &dir, v["output"].as_str().unwrap()) {
+            plugins.push((name, wasm));
+        }
+    }
+    let (a, b) = share_through_git(tmp.path(), &key, &public, &plugins);
+    let cfg = b.config_json();
+    for (i, (name, _)) in plugins.iter().enumerate() {
+        let entry = &cfg["backup"]["plugins"][i];
+        assert_eq!(entry["name"], *name);
         assert_eq!(
-            r["grants"],
+            entry["grants"],
             serde_json::json!(["read:notes", "write:notes"])
         );
-        langs.push(name);
-    }
-    if langs.is_empty() {
-        return;
-    }
-    let r = repo.ok_json(&["create"]);
-    for res in r["manifest"]["plugin_results"].as_array().unwrap() {
-        assert_eq!(res["status"], "ok", "{res}");
-        assert_eq!(res["files"], 2, "{res}");
-    }
-    for name in &langs {
-        let copy = repo
+        let copy = b
             .backups
-            .join(format!("a/current/plugins/{name}/notes/deep/x.md"));
-        assert_eq!(std::fs::read_to_string(copy).unwrap(), "deep\n");
+            .join(format!("b/current/plugins/{name}/notes/a.jsonl"));
+        assert_eq!(
+            std::fs::read_to_string(copy).unwrap(),
+            "{\"n\":1}\n{\"n\":2}\n"
+        );
     }
-    let before = crate::harness::tree(&repo.root.join("notes"));
-    std::fs::remove_dir_all(repo.root.join("notes")).unwrap();
-    let out = repo.run(&["restore", "--yes"]);
+    // B loses notes/; the restore puts it back through the plugins.
+    let before = crate::harness::tree(&b.root.join("notes"));
+    std::fs::remove_dir_all(b.root.join("notes")).unwrap();
+    let out = b.run(&["restore", "--yes"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(crate::harness::tree(&repo.root.join("notes")), before);
+    assert_eq!(crate::harness::tree(&b.root.join("notes")), before);
+    drop(a);
+    tamper_and_refuse(&b, &plugins);
 }
