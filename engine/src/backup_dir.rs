@@ -54,6 +54,31 @@ pub struct ArchiveInfo {
     pub size: u64,
 }
 
+/// The archive of `current/`, written but not yet named ([`BackupDir::prepare_archive`]).
+#[derive(Debug)]
+pub enum PreparedArchive {
+    /// An interrupted run already archived this snapshot.
+    Existing(PathBuf),
+    /// Written under a temporary name in `archives/`.
+    Written {
+        /// The temporary file.
+        tmp: PathBuf,
+        /// The archived snapshot's time (its name).
+        time: DateTime<Utc>,
+        /// What was reused from the archive before.
+        reuse: archive::Reuse,
+    },
+}
+
+impl PreparedArchive {
+    /// Remove a written temporary file (the command failed before publishing it).
+    pub fn discard(self) {
+        if let PreparedArchive::Written { tmp, .. } = self {
+            let _ = fs::remove_file(tmp);
+        }
+    }
+}
+
 /// What [`BackupDir::recover`] did.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Recovery {
@@ -244,6 +269,21 @@ impl BackupDir {
         progress: &dyn Progress,
         cancel: &Cancel,
     ) -> Result<Option<(PathBuf, archive::Reuse)>> {
+        match self.prepare_archive(level, progress, cancel)? {
+            None => Ok(None),
+            Some(p) => self.publish_prepared(p).map(Some),
+        }
+    }
+
+    /// The first half of [`BackupDir::archive_current`]: write the zip of `current/` under a
+    /// temporary name in `archives/` (or find the archive an interrupted run made), publishing
+    /// nothing. It may run while the next snapshot is staged.
+    pub fn prepare_archive(
+        &self,
+        level: i64,
+        progress: &dyn Progress,
+        cancel: &Cancel,
+    ) -> Result<Option<PreparedArchive>> {
         let current = self.current();
         let has_content = fs::read_dir(&current)
             .map(|mut d| d.next().is_some())
@@ -265,7 +305,7 @@ impl BackupDir {
                 if let Ok(Some(m)) = archive::read_manifest(&candidate)
                     && m.snapshot_id.as_ref() == Some(id)
                 {
-                    return Ok(Some((candidate, archive::Reuse::default())));
+                    return Ok(Some(PreparedArchive::Existing(candidate)));
                 }
             }
         }
@@ -283,17 +323,30 @@ impl BackupDir {
                     .max_by_key(|a| a.time)
             })
             .map(|a| archives.join(a.name));
-        let written =
-            archive::write_dir_reusing(&current, &tmp, level, earlier.as_deref(), progress, cancel);
-        let reuse = match written {
-            Ok((_, reuse)) => reuse,
+        match archive::write_dir_reusing(
+            &current,
+            &tmp,
+            level,
+            earlier.as_deref(),
+            progress,
+            cancel,
+        ) {
+            Ok((_, reuse)) => Ok(Some(PreparedArchive::Written { tmp, time, reuse })),
             Err(e) => {
                 let _ = fs::remove_file(&tmp);
-                return Err(e);
+                Err(e)
             }
-        };
-        self.publish_archive(&tmp, |seq| ArchiveName::format(time, seq))
-            .map(|p| Some((p, reuse)))
+        }
+    }
+
+    /// The second half of [`BackupDir::archive_current`]: give a prepared archive its name.
+    pub fn publish_prepared(&self, prepared: PreparedArchive) -> Result<(PathBuf, archive::Reuse)> {
+        match prepared {
+            PreparedArchive::Existing(path) => Ok((path, archive::Reuse::default())),
+            PreparedArchive::Written { tmp, time, reuse } => self
+                .publish_archive(&tmp, |seq| ArchiveName::format(time, seq))
+                .map(|p| (p, reuse)),
+        }
     }
 
     /// Give the finished zip `tmp` the first free name `name(0)`, `name(1)`, ...

@@ -362,15 +362,15 @@ pub fn run(opts: &BenchOptions, say: &mut dyn FnMut(&str)) -> Result<BenchReport
         v
     };
     let b_first = dir.join("backups-first");
+    // The newest archive: the one the measured create wrote.
     let archive_size = |b: &Path| -> Option<u64> {
         std::fs::read_dir(b.join("bench-ws/archives"))
-            .ok()
-            .map(|d| {
-                d.flatten()
-                    .filter_map(|e| e.metadata().ok())
-                    .map(|m| m.len())
-                    .sum()
-            })
+            .ok()?
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".zip"))
+            .max_by_key(|e| e.file_name())
+            .and_then(|e| e.metadata().ok())
+            .map(|m| m.len())
     };
     rows.push(run_n(
         "create (first, no earlier snapshot)",

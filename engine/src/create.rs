@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::archive;
+use crate::backup_dir::PreparedArchive;
 use crate::config::{PluginEntry, WasmPlugin};
 use crate::context::Context;
 use crate::error::Result;
@@ -91,26 +92,55 @@ pub fn create(
     dir.check_writable()?;
     let recovered = dir.recover()?.actions;
     let stage_dir = dir.new_work_dir("stage")?;
-    let staged = stage(ctx, opts, stage_dir.clone(), progress, cancel);
+    // Archiving the previous snapshot and staging the next one are independent until they
+    // are published: they run side by side. The archive gets its name only once the new
+    // snapshot is complete, so a failure of either leaves the backup as it was.
+    let (staged, prepared) = std::thread::scope(|s| {
+        let archiver =
+            s.spawn(|| dir.prepare_archive(opts.level, &crate::progress::Silent, cancel));
+        let staged = stage(ctx, opts, stage_dir.clone(), progress, cancel);
+        if staged.is_ok() && !archiver.is_finished() {
+            progress.phase("archiving the previous snapshot", None);
+        }
+        let prepared = archiver.join().unwrap_or_else(|_| {
+            Err(crate::Error::Invalid(
+                "the archiving thread panicked".into(),
+            ))
+        });
+        (staged, prepared)
+    });
+    let discard = |prepared: Result<Option<PreparedArchive>>| {
+        if let Ok(Some(p)) = prepared {
+            p.discard();
+        }
+        let _ = crate::fsx::remove_any(&stage_dir);
+    };
     let (manifest, mut notes) = match staged {
         Ok(m) => m,
         Err(e) => {
-            let _ = crate::fsx::remove_any(&stage_dir);
+            discard(prepared);
             return Err(e);
         }
     };
-    let (archived, archive_reuse) = match dir.archive_current(opts.level, progress, cancel) {
-        Ok(Some((path, reuse))) => (Some(path), Some(reuse)),
-        Ok(None) => (None, None),
+    let prepared = match prepared {
+        Ok(p) => p,
         Err(e) => {
-            let _ = crate::fsx::remove_any(&stage_dir);
+            discard(Ok(None));
             return Err(e);
         }
     };
     if let Err(e) = cancel.check() {
-        let _ = crate::fsx::remove_any(&stage_dir);
+        discard(Ok(prepared));
         return Err(e);
     }
+    let (archived, archive_reuse) = match prepared.map(|p| dir.publish_prepared(p)).transpose() {
+        Ok(Some((path, reuse))) => (Some(path), Some(reuse)),
+        Ok(None) => (None, None),
+        Err(e) => {
+            discard(Ok(None));
+            return Err(e);
+        }
+    };
     progress.phase("publishing the snapshot", None);
     dir.publish(&stage_dir)?;
     let prune = if opts.prune {
