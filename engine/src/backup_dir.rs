@@ -312,17 +312,7 @@ impl BackupDir {
         let probe = archives.join(ArchiveName::format(time, 0));
         let tmp = fsx::temp_sibling(&probe, "tmp");
         // The newest earlier snapshot archive: what did not change since is copied from it.
-        let earlier = self
-            .list_archives()
-            .ok()
-            .and_then(|list| {
-                list.into_iter()
-                    .filter(|a| {
-                        a.kind == ArchiveKind::Snapshot && a.time.is_some_and(|t| t <= time)
-                    })
-                    .max_by_key(|a| a.time)
-            })
-            .map(|a| archives.join(a.name));
+        let earlier = self.newest_snapshot_archive(time);
         match archive::write_dir_reusing(
             &current,
             &tmp,
@@ -337,6 +327,16 @@ impl BackupDir {
                 Err(e)
             }
         }
+    }
+
+    /// The newest snapshot archive taken at or before `time` (what a new archive can reuse).
+    pub fn newest_snapshot_archive(&self, time: DateTime<Utc>) -> Option<PathBuf> {
+        self.list_archives()
+            .ok()?
+            .into_iter()
+            .filter(|a| a.kind == ArchiveKind::Snapshot && a.time.is_some_and(|t| t <= time))
+            .max_by_key(|a| a.time)
+            .map(|a| self.archives().join(a.name))
     }
 
     /// The second half of [`BackupDir::archive_current`]: give a prepared archive its name.

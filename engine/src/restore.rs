@@ -659,10 +659,19 @@ fn save_live(
     let archives = ctx.backup.archives();
     fsx::create_dir_all(&archives)?;
     let tmp = fsx::temp_sibling(&archives.join("pre-restore.zip"), "tmp");
-    crate::archive::write_dir(&live, &tmp, crate::archive::DEFAULT_LEVEL, progress, cancel)
-        .inspect_err(|_| {
-            let _ = fs::remove_file(&tmp);
-        })?;
+    // The live data is mostly what the newest archive holds: reuse it where the files agree.
+    let earlier = ctx.backup.newest_snapshot_archive(time);
+    crate::archive::write_dir_reusing(
+        &live,
+        &tmp,
+        crate::archive::DEFAULT_LEVEL,
+        earlier.as_deref(),
+        progress,
+        cancel,
+    )
+    .inspect_err(|_| {
+        let _ = fs::remove_file(&tmp);
+    })?;
     ctx.backup
         .publish_archive(&tmp, |seq| {
             format!("{PRE_RESTORE_PREFIX}{}", ArchiveName::format(time, seq))
