@@ -87,7 +87,62 @@ pub fn write_dir(
     progress: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<u64> {
-    write_dir_reusing(src, dst, level, None, progress, cancel).map(|(size, _)| size)
+    write_dir_reusing(src, dst, level, None, progress, cancel).map(|w| w.size)
+}
+
+/// Chunk indexes of an archive's entries, by entry name (see [`crate::zipout::ChunkInfo`]).
+pub type ChunkIndex = BTreeMap<String, Vec<crate::zipout::ChunkInfo>>;
+
+/// What [`write_dir_reusing`] wrote.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// The archive's size.
+    pub size: u64,
+    /// What was reused from the earlier archive.
+    pub reuse: Reuse,
+    /// Where each entry was cut into chunks: saved beside the archive ([`save_index`]) for
+    /// the next archive to reuse unchanged chunks of changed files.
+    pub index: ChunkIndex,
+}
+
+/// Where an archive's chunk index is kept: `.index/<archive>.json` beside `archives/` (so that
+/// `archives/` holds only what thrum expects there). It is a cache: a missing or unreadable
+/// index only means less reuse.
+pub fn index_path(archive: &Path) -> PathBuf {
+    let name = archive.file_name().unwrap_or_default().to_string_lossy();
+    let archives = archive.parent().unwrap_or(Path::new("."));
+    archives
+        .parent()
+        .unwrap_or(archives)
+        .join(".index")
+        .join(format!("{name}.json"))
+}
+
+/// Save the chunk index of the archive at `archive` (atomically).
+pub fn save_index(archive: &Path, index: &ChunkIndex) -> Result<()> {
+    let rows: BTreeMap<&String, Vec<[u32; 3]>> = index
+        .iter()
+        .map(|(k, v)| (k, v.iter().map(|c| [c.len, c.packed, c.crc]).collect()))
+        .collect();
+    let bytes = serde_json::to_vec(&rows).unwrap_or_default();
+    fsx::write_atomic(&index_path(archive), &bytes)
+}
+
+/// Load the chunk index of `archive`, if it has one that parses.
+pub fn load_index(archive: &Path) -> Option<ChunkIndex> {
+    let bytes = std::fs::read(index_path(archive)).ok()?;
+    let rows: BTreeMap<String, Vec<[u32; 3]>> = serde_json::from_slice(&bytes).ok()?;
+    Some(
+        rows.into_iter()
+            .map(|(k, v)| {
+                let chunks = v
+                    .into_iter()
+                    .map(|[len, packed, crc]| crate::zipout::ChunkInfo { len, packed, crc })
+                    .collect();
+                (k, chunks)
+            })
+            .collect(),
+    )
 }
 
 /// How much of an archive was reused from an earlier one.
@@ -97,6 +152,8 @@ pub struct Reuse {
     pub copied: u64,
     /// Append-only files whose earlier compressed data was continued.
     pub continued: u64,
+    /// Changed files of which some chunks were copied (their bytes had not changed).
+    pub rechunked: u64,
     /// Uncompressed bytes that did not have to be compressed again.
     pub bytes_saved: u64,
     /// Files whose earlier data could not be reused, and why (they were compressed afresh).
@@ -115,7 +172,7 @@ pub fn write_dir_reusing(
     earlier: Option<&Path>,
     progress: &dyn Progress,
     cancel: &Cancel,
-) -> Result<(u64, Reuse)> {
+) -> Result<Written> {
     let mut files = fsx::walk_files(src)?;
     // The manifest first: a streaming reader learns what it is reading before the data.
     if let Some(i) = files.iter().position(|f| f == manifest::FILE_NAME) {
@@ -163,10 +220,11 @@ pub fn write_dir_reusing(
             match done {
                 Reused::Copied => reuse.copied += 1,
                 Reused::Continued(_) => reuse.continued += 1,
+                Reused::Rechunked(_) => reuse.rechunked += 1,
             }
             reuse.bytes_saved += match done {
                 Reused::Copied => meta.len(),
-                Reused::Continued(n) => n,
+                Reused::Continued(n) | Reused::Rechunked(n) => n,
             };
             continue;
         }
@@ -193,6 +251,7 @@ pub fn write_dir_reusing(
         }
         added.at("archive", &path)?;
     }
+    let index = zip.index();
     let (writer, end) = zip.finish().at("write", dst)?;
     let file = writer
         .into_inner()
@@ -201,18 +260,25 @@ pub fn write_dir_reusing(
     // A refused reuse may have written past where the archive now ends.
     file.set_len(end).at("write", dst)?;
     file.sync_all().at("sync", dst)?;
-    Ok((end, reuse))
+    Ok(Written {
+        size: end,
+        reuse,
+        index,
+    })
 }
 
 enum Reused {
     Copied,
     /// Continued; the earlier bytes not compressed again.
     Continued(u64),
+    /// Some chunks copied; their bytes.
+    Rechunked(u64),
 }
 
 /// An earlier archive of ours and the two manifests that say what can be reused from it.
 struct EarlierArchive {
     zip: ZipArchive<BufReader<File>>,
+    chunks: ChunkIndex,
     earlier: BTreeMap<String, (u64, String)>,
     now: BTreeMap<String, (u64, String)>,
 }
@@ -233,6 +299,7 @@ impl EarlierArchive {
         };
         Some(Self {
             zip,
+            chunks: load_index(earlier).unwrap_or_default(),
             earlier: index(&before),
             now: index(&now),
         })
@@ -271,7 +338,8 @@ impl EarlierArchive {
             let mut prefix = Read::take(file, *old_size);
             io::copy(&mut prefix, &mut h).is_ok() && h.finish().1.sha256 == *old_sha
         };
-        if !unchanged && !appended {
+        let rechunk = !unchanged && !appended && self.chunks.contains_key(rel);
+        if !unchanged && !appended && !rechunk {
             return Ok(None);
         }
         let Ok(mut raw) = self.zip.by_index_raw(index) else {
@@ -288,10 +356,32 @@ impl EarlierArchive {
         if earlier.size != *old_size {
             return Ok(None);
         }
+        // The earlier entry's chunk index, if it describes exactly that entry.
+        let chunks = self.chunks.get(rel).filter(|c| {
+            c.iter().map(|c| u64::from(c.len)).sum::<u64>() == earlier.size
+                && c.iter().map(|c| u64::from(c.packed)).sum::<u64>() + 2 == earlier.compressed
+        });
         let start = zip.position();
         let result = if unchanged {
-            zip.add_copied(rel, &mut raw, earlier, modified)
+            zip.add_copied(rel, &mut raw, earlier, chunks.cloned(), modified)
                 .map(|()| Reused::Copied)
+        } else if rechunk {
+            let Some(chunks) = chunks else {
+                return Ok(None);
+            };
+            let mut data = BufReader::with_capacity(256 * 1024, file);
+            io::Seek::seek(&mut data, io::SeekFrom::Start(0)).at("read", Path::new(rel))?;
+            zip.add_rechunked(
+                rel,
+                &mut data,
+                size,
+                modified,
+                &mut raw,
+                chunks,
+                &mut |n| progress.advance(n),
+                &mut || cancel.check().map_err(|_| io::Error::other("cancelled")),
+            )
+            .map(Reused::Rechunked)
         } else {
             let keep = (*old_size).min(32 * 1024);
             let mut dict = vec![0u8; keep as usize];
@@ -307,6 +397,7 @@ impl EarlierArchive {
                 rel,
                 &mut raw,
                 earlier,
+                chunks.cloned(),
                 &mut tail,
                 dict,
                 size,

@@ -67,6 +67,8 @@ pub enum PreparedArchive {
         time: DateTime<Utc>,
         /// What was reused from the archive before.
         reuse: archive::Reuse,
+        /// Its chunk index.
+        index: archive::ChunkIndex,
     },
 }
 
@@ -321,7 +323,12 @@ impl BackupDir {
             progress,
             cancel,
         ) {
-            Ok((_, reuse)) => Ok(Some(PreparedArchive::Written { tmp, time, reuse })),
+            Ok(w) => Ok(Some(PreparedArchive::Written {
+                tmp,
+                time,
+                reuse: w.reuse,
+                index: w.index,
+            })),
             Err(e) => {
                 let _ = fs::remove_file(&tmp);
                 Err(e)
@@ -343,9 +350,17 @@ impl BackupDir {
     pub fn publish_prepared(&self, prepared: PreparedArchive) -> Result<(PathBuf, archive::Reuse)> {
         match prepared {
             PreparedArchive::Existing(path) => Ok((path, archive::Reuse::default())),
-            PreparedArchive::Written { tmp, time, reuse } => self
-                .publish_archive(&tmp, |seq| ArchiveName::format(time, seq))
-                .map(|p| (p, reuse)),
+            PreparedArchive::Written {
+                tmp,
+                time,
+                reuse,
+                index,
+            } => {
+                let path = self.publish_archive(&tmp, |seq| ArchiveName::format(time, seq))?;
+                // A cache for the next archive: losing it costs speed, never data.
+                let _ = archive::save_index(&path, &index);
+                Ok((path, reuse))
+            }
         }
     }
 

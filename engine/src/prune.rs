@@ -3,6 +3,7 @@
 //! Only archives the engine named (`YYYY-MM-DDTHHMMSS[-N].zip`) are candidates;
 //! `pre-restore-*.zip` and every other file are never removed.
 
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -58,10 +59,28 @@ pub fn prune_locked(ctx: &Context, dry_run: bool) -> Result<PruneReport> {
         for d in decisions.iter().filter(|d| !d.keep()) {
             let path = dir.join(&d.archive.name);
             std::fs::remove_file(&path).at("remove", &path)?;
+            let _ = std::fs::remove_file(crate::archive::index_path(&path));
             removed.push(d.archive.name.clone());
         }
         if !removed.is_empty() {
             fsx::sync_dir(&dir)?;
+        }
+        // Chunk indexes whose archive is gone (removed by hand, or by a killed prune).
+        let index_dir = crate::archive::index_path(&dir.join("x.zip"))
+            .parent()
+            .map(Path::to_path_buf);
+        if let Some(entries) = index_dir.and_then(|d| std::fs::read_dir(d).ok()) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let orphan = match name.strip_suffix(".json") {
+                    _ if name.starts_with('.') => true, // an interrupted write
+                    Some(zip) => !dir.join(zip).exists(),
+                    None => false,
+                };
+                if orphan {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
         }
     }
     Ok(PruneReport {

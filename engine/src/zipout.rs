@@ -37,7 +37,38 @@ const SYNC: [u8; 4] = [0x00, 0x00, 0xFF, 0xFF];
 /// could pass 4 GiB by a few bytes per chunk).
 const ZIP64_FROM: u64 = 0xF000_0000;
 
+/// One chunk of an entry as we wrote it: its uncompressed length, its compressed length and
+/// the CRC-32 of its bytes. An archive's chunk index lets the next archive copy the chunks of a
+/// changed file whose bytes did not change (see [`ZipOut::add_rechunked`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChunkInfo {
+    /// Uncompressed bytes.
+    pub len: u32,
+    /// Compressed bytes (ending with a sync flush).
+    pub packed: u32,
+    /// CRC-32 of the uncompressed bytes.
+    pub crc: u32,
+}
+
+/// What compressing an entry's data produced.
+struct Deflated {
+    crc: u32,
+    read: u64,
+    written: u64,
+    chunks: Vec<ChunkInfo>,
+    reused: u64,
+}
+
+/// One chunk to write: its bytes, the 32 KiB before them, and an earlier chunk's compressed
+/// bytes that may encode the same.
+struct Job {
+    data: Vec<u8>,
+    dict: Vec<u8>,
+    earlier: Option<Vec<u8>>,
+}
+
 struct Central {
+    chunks: Option<Vec<ChunkInfo>>,
     name: Vec<u8>,
     crc: u32,
     compressed: u64,
@@ -113,8 +144,50 @@ impl<W: Write + Seek> ZipOut<W> {
         check: &mut dyn FnMut() -> io::Result<()>,
     ) -> io::Result<()> {
         let offset = self.start_entry(name, modified, zip64)?;
-        let (crc, read, compressed) = self.deflate(data, Vec::new(), advance, check)?;
-        self.finish_entry(name, offset, modified, zip64, size, (crc, read, compressed))
+        let d = self
+            .deflate(data, Vec::new(), None, advance, check)
+            .map_err(ReuseError::into_io)?;
+        self.finish_entry(
+            name,
+            offset,
+            modified,
+            zip64,
+            size,
+            (d.crc, d.read, d.written),
+            Some(d.chunks),
+        )
+    }
+
+    /// Add `name` (a file that changed since the earlier archive), cutting it where the
+    /// earlier entry's chunks were cut (`chunks`, that entry's index) and copying each earlier
+    /// chunk (`raw` is the earlier entry's compressed data) whose bytes are the same: a copied
+    /// chunk is first inflated, primed with the 32 KiB before it, and compared with the new
+    /// bytes. Returns the bytes not compressed again.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_rechunked(
+        &mut self,
+        name: &str,
+        data: &mut dyn Read,
+        size: u64,
+        modified: zip::DateTime,
+        raw: &mut dyn Read,
+        chunks: &[ChunkInfo],
+        advance: &mut dyn FnMut(u64),
+        check: &mut dyn FnMut() -> io::Result<()>,
+    ) -> Result<u64, ReuseError> {
+        let zip64 = size >= ZIP64_FROM;
+        let offset = self.start_entry(name, modified, zip64)?;
+        let d = self.deflate(data, Vec::new(), Some((raw, chunks)), advance, check)?;
+        self.finish_entry(
+            name,
+            offset,
+            modified,
+            zip64,
+            size,
+            (d.crc, d.read, d.written),
+            Some(d.chunks),
+        )?;
+        Ok(d.reused)
     }
 
     /// Write the local header; returns its offset.
@@ -146,6 +219,7 @@ impl<W: Write + Seek> ZipOut<W> {
     }
 
     /// Patch the CRC and sizes into the local header and record the central entry.
+    #[allow(clippy::too_many_arguments)]
     fn finish_entry(
         &mut self,
         name: &str,
@@ -154,6 +228,7 @@ impl<W: Write + Seek> ZipOut<W> {
         zip64: bool,
         size: u64,
         (crc, read, compressed): (u32, u64, u64),
+        chunks: Option<Vec<ChunkInfo>>,
     ) -> io::Result<()> {
         if read != size {
             return Err(io::Error::other(format!(
@@ -178,6 +253,7 @@ impl<W: Write + Seek> ZipOut<W> {
         }
         self.out.seek(SeekFrom::Start(end))?;
         self.entries.push(Central {
+            chunks,
             name: name.as_bytes().to_vec(),
             crc,
             compressed,
@@ -188,6 +264,17 @@ impl<W: Write + Seek> ZipOut<W> {
             zip64,
         });
         Ok(())
+    }
+
+    /// The chunk index of every entry written so far whose chunks are known.
+    pub fn index(&self) -> std::collections::BTreeMap<String, Vec<ChunkInfo>> {
+        self.entries
+            .iter()
+            .filter_map(|e| {
+                let chunks = e.chunks.clone()?;
+                Some((String::from_utf8_lossy(&e.name).into_owned(), chunks))
+            })
+            .collect()
     }
 
     /// Where the next entry will start (to [`ZipOut::rewind`] to).
@@ -210,6 +297,7 @@ impl<W: Write + Seek> ZipOut<W> {
         name: &str,
         raw: &mut dyn Read,
         earlier: Earlier,
+        chunks: Option<Vec<ChunkInfo>>,
         modified: zip::DateTime,
     ) -> Result<(), ReuseError> {
         let zip64 = earlier.size >= ZIP64_FROM;
@@ -224,6 +312,7 @@ impl<W: Write + Seek> ZipOut<W> {
             zip64,
             earlier.size,
             (earlier.crc, earlier.size, copied),
+            chunks,
         )?;
         Ok(())
     }
@@ -238,6 +327,7 @@ impl<W: Write + Seek> ZipOut<W> {
         name: &str,
         raw: &mut dyn Read,
         earlier: Earlier,
+        chunks: Option<Vec<ChunkInfo>>,
         tail: &mut dyn Read,
         dict: Vec<u8>,
         size: u64,
@@ -262,22 +352,21 @@ impl<W: Write + Seek> ZipOut<W> {
             ));
         }
         inflated.expect(&earlier)?;
-        let (tail_crc, tail_read, tail_written) = self.deflate(tail, dict, advance, check)?;
+        let t = self.deflate(tail, dict, None, advance, check)?;
         let mut crc = crc32fast::Hasher::new_with_initial_len(earlier.crc, earlier.size);
-        crc.combine(&crc32fast::Hasher::new_with_initial_len(
-            tail_crc, tail_read,
-        ));
+        crc.combine(&crc32fast::Hasher::new_with_initial_len(t.crc, t.read));
+        let chunks = chunks.map(|mut c| {
+            c.extend(t.chunks);
+            c
+        });
         self.finish_entry(
             name,
             offset,
             modified,
             zip64,
             size,
-            (
-                crc.finalize(),
-                earlier.size + tail_read,
-                copied + tail_written,
-            ),
+            (crc.finalize(), earlier.size + t.read, copied + t.written),
+            chunks,
         )?;
         Ok(())
     }
@@ -307,61 +396,101 @@ impl<W: Write + Seek> ZipOut<W> {
         Ok(n)
     }
 
-    /// Compress `data` into the output, the first chunk primed with `dict`, every chunk ended
-    /// by a sync flush, then [`END`]; returns (CRC-32, bytes read, bytes written).
+    /// Compress `data` into the output, every chunk primed with the 32 KiB before it (`window`
+    /// before the first) and ended by a sync flush, then [`END`]. With `earlier` (an earlier
+    /// entry's compressed data and chunk index), chunks are cut where the earlier ones were and
+    /// an earlier chunk whose bytes are unchanged is copied (after inflating it to check).
     fn deflate(
         &mut self,
         data: &mut dyn Read,
-        mut dict: Vec<u8>,
+        mut window: Vec<u8>,
+        mut earlier: Option<(&mut dyn Read, &[ChunkInfo])>,
         advance: &mut dyn FnMut(u64),
         check: &mut dyn FnMut() -> io::Result<()>,
-    ) -> io::Result<(u32, u64, u64)> {
+    ) -> Result<Deflated, ReuseError> {
         let batch = self.threads * 4;
         let mut crc = crc32fast::Hasher::new();
-        let mut read = 0u64;
-        let mut written = 0u64;
-        let mut chunks: Vec<Vec<u8>> = Vec::with_capacity(batch);
-        loop {
+        let mut out = Deflated {
+            crc: 0,
+            read: 0,
+            written: 0,
+            chunks: Vec::new(),
+            reused: 0,
+        };
+        let mut plan = 0usize;
+        let mut at_end = false;
+        while !at_end {
             check()?;
-            chunks.clear();
-            let mut at_end = false;
-            while chunks.len() < batch {
-                let chunk = read_chunk(data)?;
-                at_end = chunk.len() < CHUNK;
-                if !chunk.is_empty() {
-                    chunks.push(chunk);
+            let mut jobs: Vec<Job> = Vec::with_capacity(batch);
+            while jobs.len() < batch {
+                // Cut where the earlier entry was cut while it has chunks left; then CHUNK.
+                let (want, candidate) = match earlier.as_mut() {
+                    Some((raw, chunks)) if plan < chunks.len() => {
+                        let c = chunks[plan];
+                        let mut packed = vec![0u8; c.packed as usize];
+                        raw.read_exact(&mut packed).map_err(|e| {
+                            ReuseError::Refused(format!("cannot read the earlier entry: {e}"))
+                        })?;
+                        plan += 1;
+                        (c.len as usize, Some((c, packed)))
+                    }
+                    _ => (CHUNK, None),
+                };
+                let mut chunk = Vec::with_capacity(want);
+                data.take(want as u64).read_to_end(&mut chunk)?;
+                at_end = chunk.len() < want;
+                if chunk.is_empty() {
+                    break;
                 }
+                let dict = window.clone();
+                window.extend_from_slice(&chunk);
+                let cut = window.len().saturating_sub(WINDOW);
+                window.drain(..cut);
+                let chunk_crc = crc32fast::hash(&chunk);
+                let earlier_bytes = candidate
+                    .filter(|(c, _)| c.len as usize == chunk.len() && c.crc == chunk_crc)
+                    .map(|(_, packed)| packed);
+                jobs.push(Job {
+                    data: chunk,
+                    dict,
+                    earlier: earlier_bytes,
+                });
                 if at_end {
                     break;
                 }
             }
-            for c in &chunks {
-                crc.update(c);
-                read += c.len() as u64;
-            }
-            let outputs = compress_batch(&chunks, &dict, self.level, self.threads)?;
-            for o in &outputs {
-                self.out.write_all(o)?;
-                written += o.len() as u64;
-                self.pos += o.len() as u64;
-            }
-            for c in &chunks {
-                advance(c.len() as u64);
-            }
-            if let Some(last) = chunks.last() {
-                let mut next = dict;
-                next.clear();
-                next.extend_from_slice(&last[last.len().saturating_sub(WINDOW)..]);
-                dict = next;
-            }
-            if at_end {
+            if jobs.is_empty() {
                 break;
+            }
+            for j in &jobs {
+                crc.update(&j.data);
+                out.read += j.data.len() as u64;
+            }
+            let infos: Vec<(usize, u32)> = jobs
+                .iter()
+                .map(|j| (j.data.len(), crc32fast::hash(&j.data)))
+                .collect();
+            let results = run_jobs(jobs, self.level, self.threads)?;
+            for ((packed, reused), (len, chunk_crc)) in results.into_iter().zip(infos) {
+                self.out.write_all(&packed)?;
+                out.written += packed.len() as u64;
+                self.pos += packed.len() as u64;
+                if reused {
+                    out.reused += len as u64;
+                }
+                out.chunks.push(ChunkInfo {
+                    len: len as u32,
+                    packed: packed.len() as u32,
+                    crc: chunk_crc,
+                });
+                advance(len as u64);
             }
         }
         self.out.write_all(&END)?;
         self.pos += END.len() as u64;
-        written += END.len() as u64;
-        Ok((crc.finalize(), read, written))
+        out.written += END.len() as u64;
+        out.crc = crc.finalize();
+        Ok(out)
     }
 
     /// Write the central directory and the end records; returns the output and where the
@@ -459,13 +588,6 @@ impl<W: Write + Seek> ZipOut<W> {
     }
 }
 
-/// Read up to [`CHUNK`] bytes (fewer only at the end of the data).
-fn read_chunk(data: &mut dyn Read) -> io::Result<Vec<u8>> {
-    let mut buf = Vec::with_capacity(CHUNK);
-    data.take(CHUNK as u64).read_to_end(&mut buf)?;
-    Ok(buf)
-}
-
 /// Why reusing an earlier entry did not work.
 #[derive(Debug)]
 pub enum ReuseError {
@@ -479,6 +601,15 @@ pub enum ReuseError {
 impl From<io::Error> for ReuseError {
     fn from(e: io::Error) -> Self {
         Self::Io(e)
+    }
+}
+
+impl ReuseError {
+    fn into_io(self) -> io::Error {
+        match self {
+            ReuseError::Io(e) => e,
+            ReuseError::Refused(m) => io::Error::other(m),
+        }
     }
 }
 
@@ -566,47 +697,71 @@ impl Inflated {
     }
 }
 
-/// Compress a batch of consecutive chunks in parallel. Chunk `i` is primed with the last
-/// 32 KiB of chunk `i - 1` (`dict` for the first).
-fn compress_batch(
-    chunks: &[Vec<u8>],
-    dict: &[u8],
-    level: u32,
-    threads: usize,
-) -> io::Result<Vec<Vec<u8>>> {
-    let dicts: Vec<&[u8]> = (0..chunks.len())
-        .map(|i| {
-            if i == 0 {
-                dict
-            } else {
-                let prev = &chunks[i - 1];
-                &prev[prev.len().saturating_sub(WINDOW)..]
-            }
-        })
-        .collect();
-    let n = chunks.len();
-    if threads <= 1 || n <= 1 {
-        return (0..n)
-            .map(|i| deflate_chunk(&chunks[i], dicts[i], level))
-            .collect();
-    }
-    let mut results: Vec<Option<io::Result<Vec<u8>>>> = (0..n).map(|_| None).collect();
-    std::thread::scope(|s| {
-        let per = n.div_ceil(threads);
-        for (t, slots) in results.chunks_mut(per).enumerate() {
-            let dicts = &dicts;
-            s.spawn(move || {
-                for (j, slot) in slots.iter_mut().enumerate() {
-                    let i = t * per + j;
-                    *slot = Some(deflate_chunk(&chunks[i], dicts[i], level));
-                }
-            });
+/// A chunk's compressed bytes, and whether they are an earlier chunk's.
+type Packed = (Vec<u8>, bool);
+
+/// Write a batch of chunks on `threads` threads: each is an earlier chunk's compressed bytes
+/// when they inflate (primed with its dictionary) to exactly its data, or its data compressed
+/// afresh. Returns each chunk's compressed bytes and whether they were reused, in order.
+fn run_jobs(jobs: Vec<Job>, level: u32, threads: usize) -> io::Result<Vec<Packed>> {
+    let one = |j: Job| -> io::Result<Packed> {
+        if let Some(packed) = j.earlier
+            && inflates_to(&packed, &j.dict, &j.data)
+        {
+            return Ok((packed, true));
         }
+        deflate_chunk(&j.data, &j.dict, level).map(|p| (p, false))
+    };
+    let n = jobs.len();
+    if threads <= 1 || n <= 1 {
+        return jobs.into_iter().map(one).collect();
+    }
+    let per = n.div_ceil(threads);
+    let mut groups: Vec<Vec<Job>> = Vec::new();
+    let mut jobs = jobs.into_iter();
+    loop {
+        let group: Vec<Job> = jobs.by_ref().take(per).collect();
+        if group.is_empty() {
+            break;
+        }
+        groups.push(group);
+    }
+    let results: Vec<io::Result<Vec<Packed>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = groups
+            .into_iter()
+            .map(|g| s.spawn(move || g.into_iter().map(one).collect::<io::Result<Vec<_>>>()))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(io::Error::other("a compression thread failed")))
+            })
+            .collect()
     });
-    results
-        .into_iter()
-        .map(|r| r.unwrap_or_else(|| Err(io::Error::other("a compression thread failed"))))
-        .collect()
+    let mut out = Vec::with_capacity(n);
+    for r in results {
+        out.extend(r?);
+    }
+    Ok(out)
+}
+
+/// Whether raw Deflate `packed`, primed with `dict`, inflates to exactly `data` (and nothing
+/// is left over).
+fn inflates_to(packed: &[u8], dict: &[u8], data: &[u8]) -> bool {
+    let mut d = flate2::Decompress::new(false);
+    if !dict.is_empty() && d.set_dictionary(dict).is_err() {
+        return false;
+    }
+    let mut out = vec![0u8; data.len() + 1];
+    match d.decompress(packed, &mut out, flate2::FlushDecompress::Sync) {
+        Ok(_) => {
+            d.total_in() as usize == packed.len()
+                && d.total_out() as usize == data.len()
+                && out[..data.len()] == *data
+        }
+        Err(_) => false,
+    }
 }
 
 /// Raw Deflate of one chunk, primed with `dict`, ended by a sync flush.
@@ -759,6 +914,7 @@ mod tests {
                 "log",
                 &mut a.by_index_raw(a.index_for_name("log").unwrap()).unwrap(),
                 e_log,
+                None,
                 &mut &new[old.len()..],
                 dict,
                 new.len() as u64,
@@ -771,6 +927,7 @@ mod tests {
                 "same",
                 &mut a.by_index_raw(a.index_for_name("same").unwrap()).unwrap(),
                 e_same,
+                None,
                 zip::DateTime::default(),
             )
             .unwrap();
@@ -787,6 +944,7 @@ mod tests {
                 "log",
                 &mut b.by_index_raw(b.index_for_name("log").unwrap()).unwrap(),
                 e2,
+                None,
                 &mut &newer[new.len()..],
                 new[new.len() - WINDOW.min(new.len())..].to_vec(),
                 newer.len() as u64,
@@ -817,6 +975,7 @@ mod tests {
             "log",
             &mut a.by_index_raw(a.index_for_name("log").unwrap()).unwrap(),
             e,
+            None,
             &mut &b"more\n"[..],
             Vec::new(),
             data.len() as u64 + 5,
@@ -831,6 +990,7 @@ mod tests {
             "log",
             &mut a.by_index_raw(a.index_for_name("log").unwrap()).unwrap(),
             e,
+            None,
             zip::DateTime::default(),
         )
         .unwrap();
@@ -848,9 +1008,75 @@ mod tests {
             "log",
             &mut d.by_index_raw(d.index_for_name("log").unwrap()).unwrap(),
             e,
+            None,
             zip::DateTime::default(),
         );
         assert!(matches!(r, Err(ReuseError::Refused(_))), "{r:?}");
+    }
+
+    #[test]
+    fn a_changed_file_reuses_its_unchanged_chunks() {
+        let old = sample(20 * CHUNK + 999, 21);
+        let mut z = ZipOut::new(Cursor::new(Vec::new()), 6, 2).unwrap();
+        z.add(
+            "db",
+            &mut &old[..],
+            old.len() as u64,
+            zip::DateTime::default(),
+            &mut |_| {},
+            &mut || Ok(()),
+        )
+        .unwrap();
+        let index = z.index();
+        let first = z.finish().unwrap().0.into_inner();
+        let chunks = &index["db"];
+        assert_eq!(chunks.len(), 21);
+        // Change a few bytes in two places and grow the file, as a database does.
+        let mut new = old.clone();
+        new[5 * CHUNK + 10] ^= 1;
+        new[12 * CHUNK + 77] ^= 1;
+        new.extend(sample(3 * CHUNK, 22));
+        let mut a = zip::ZipArchive::new(Cursor::new(&first)).unwrap();
+        let mut z = ZipOut::new(Cursor::new(Vec::new()), 6, 2).unwrap();
+        let reused = z
+            .add_rechunked(
+                "db",
+                &mut &new[..],
+                new.len() as u64,
+                zip::DateTime::default(),
+                &mut a.by_index_raw(a.index_for_name("db").unwrap()).unwrap(),
+                chunks,
+                &mut |_| {},
+                &mut || Ok(()),
+            )
+            .unwrap();
+        // Chunks 5, 6 (its dictionary changed), 12, 13 and the last, short one are new.
+        assert!(reused >= 15 * CHUNK as u64, "{reused}");
+        let second = z.finish().unwrap().0.into_inner();
+        assert_eq!(read_back(&second, "db"), new);
+        // A chunk index that lies (wrong CRCs) costs reuse, never correctness.
+        let lying: Vec<ChunkInfo> = chunks
+            .iter()
+            .map(|c| ChunkInfo {
+                crc: c.crc ^ 1,
+                ..*c
+            })
+            .collect();
+        let mut z = ZipOut::new(Cursor::new(Vec::new()), 6, 2).unwrap();
+        let reused = z
+            .add_rechunked(
+                "db",
+                &mut &new[..],
+                new.len() as u64,
+                zip::DateTime::default(),
+                &mut a.by_index_raw(a.index_for_name("db").unwrap()).unwrap(),
+                &lying,
+                &mut |_| {},
+                &mut || Ok(()),
+            )
+            .unwrap();
+        assert_eq!(reused, 0);
+        assert_eq!(read_back(&z.finish().unwrap().0.into_inner(), "db"), new);
     }
 
     #[test]

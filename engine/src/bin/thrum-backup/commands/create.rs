@@ -69,12 +69,13 @@ pub fn run(g: &Global, a: CreateArgs, ui: &Ui) -> Result<ExitCode> {
         if let Some(r) = report
             .archive_reuse
             .as_ref()
-            .filter(|r| r.copied + r.continued > 0)
+            .filter(|r| r.copied + r.continued + r.rechunked > 0)
         {
             ui.line(format!(
-                "    reused from the archive before: {} files unchanged, {} logs continued ({} not compressed again)",
+                "    reused from the archive before: {} files unchanged, {} logs continued, {} changed files in part ({} not compressed again)",
                 r.copied,
                 r.continued,
+                r.rechunked,
                 bytes(r.bytes_saved)
             ));
         }
