@@ -43,7 +43,16 @@ impl ArchiveName {
             }
             _ => (stem, 0),
         };
-        if base.len() != 17 {
+        // Exactly `YYYY-MM-DDTHHMMSS` in ASCII digits: chrono's parser alone also accepts
+        // whitespace between fields (found by fuzzing), and then a stranger's file would be
+        // taken for an archive and could be pruned.
+        let shape_ok = base.len() == 17
+            && base.bytes().enumerate().all(|(i, b)| match i {
+                4 | 7 => b == b'-',
+                10 => b == b'T',
+                _ => b.is_ascii_digit(),
+            });
+        if !shape_ok {
             return None;
         }
         let naive = NaiveDateTime::parse_from_str(base, NAME_FORMAT).ok()?;
@@ -260,6 +269,11 @@ mod tests {
             "2026-02-27T120000-x.zip",
             "2026-02-27T120000-0.zip",
             "2026-02-27T120000-01.zip",
+            // Found by the `names` fuzz target: chrono skips whitespace between fields.
+            "\r6-\n\r6-\r6T\n9\r\n2\n9.zip",
+            " 2026-02-27T12000.zip",
+            "2026-02-27T12 000.zip",
+            "+026-02-27T120000.zip",
         ] {
             assert_eq!(ArchiveName::parse(other), None, "{other}");
         }
