@@ -934,27 +934,8 @@ fn the_non_rust_examples_fail_cleanly_on_bad_input() {
 fn build_scaffold(lang: &str, dir: &Path, output: &str) -> Option<PathBuf> {
     let out = match lang {
         "rust" => {
-            // The one build command from the README (target dir shared between test runs).
-            let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/scaffold-test");
-            let mut build = std::process::Command::new(
-                std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
-            );
-            build
-                .current_dir(dir)
-                .args(["build", "--release"])
-                .env("CARGO_TARGET_DIR", &target);
-            for var in [
-                "RUSTFLAGS",
-                "CARGO_ENCODED_RUSTFLAGS",
-                "RUSTC_WRAPPER",
-                "RUSTC_WORKSPACE_WRAPPER",
-            ] {
-                build.env_remove(var);
-            }
-            let o = build.output().unwrap();
-            assert!(o.status.success(), "rust build: {}", stderr(&o));
             let name = Path::new(output).file_name().unwrap();
-            return Some(target.join("wasm32-wasip2/release").join(name));
+            return Some(crate::wasm::build_rust_scaffold(dir).join(name));
         }
         "python" => {
             python_component()?;

@@ -490,6 +490,33 @@ fn unknown_contracts_and_non_components_are_refused_at_add() {
     assert!(fx.json(&["plugin", "list"]).as_array().unwrap().is_empty());
 }
 
+/// Build a crate made by `plugin new` with the one command its README gives (the target dir
+/// is shared between runs); returns the folder holding the built components.
+pub fn build_rust_scaffold(dir: &Path) -> PathBuf {
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/scaffold-test");
+    let mut build =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    build
+        .current_dir(dir)
+        .args(["build", "--release"])
+        .env("CARGO_TARGET_DIR", &target);
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+    ] {
+        build.env_remove(var);
+    }
+    let out = build.output().unwrap();
+    assert!(
+        out.status.success(),
+        "scaffold did not build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    target.join("wasm32-wasip2/release")
+}
+
 #[test]
 fn plugin_new_scaffolds_a_crate_that_builds_and_runs() {
     let fx = Fx::new();
@@ -507,29 +534,7 @@ fn plugin_new_scaffolds_a_crate_that_builds_and_runs() {
         .output()
         .unwrap();
     assert!(stderr(&out).contains("not empty"), "{}", stderr(&out));
-    // The one build command from the scaffold's README (target dir shared between runs).
-    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/scaffold-test");
-    let mut build =
-        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    build
-        .current_dir(&dir)
-        .args(["build", "--release"])
-        .env("CARGO_TARGET_DIR", &target);
-    for var in [
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "RUSTC_WRAPPER",
-        "RUSTC_WORKSPACE_WRAPPER",
-    ] {
-        build.env_remove(var);
-    }
-    let out = build.output().unwrap();
-    assert!(
-        out.status.success(),
-        "scaffold did not build: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let wasm = target.join("wasm32-wasip2/release/my_notes.wasm");
+    let wasm = build_rust_scaffold(&dir).join("my_notes.wasm");
     std::fs::create_dir_all(fx.root().join("notes")).unwrap();
     std::fs::write(fx.root().join("notes/todo.jsonl"), "{\"todo\":\"ship\"}\n").unwrap();
     fx.cmd()
