@@ -106,6 +106,25 @@ pub fn copy_consistent(
     dst: &Path,
     wait: Duration,
 ) -> Result<BTreeMap<String, u64>, DbError> {
+    copy_unchecked(src, dst, wait)?;
+    check_copy(dst, src)
+}
+
+/// Check the copy `dst` made by [`copy_unchecked`] (`PRAGMA quick_check`) and return the row
+/// count of every table; errors name `src`, the database the copy came from.
+pub fn check_copy(dst: &Path, src: &Path) -> Result<BTreeMap<String, u64>, DbError> {
+    let conn = Connection::open_with_flags(
+        dst,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(sql(dst, "open copy"))?;
+    check_integrity(&conn, src)?;
+    table_counts(&conn, dst)
+}
+
+/// The first half of [`copy_consistent`]: the copy, not yet checked. Checking, hashing and
+/// exporting only read the copy, so a caller may run them side by side.
+pub fn copy_unchecked(src: &Path, dst: &Path, wait: Duration) -> Result<(), DbError> {
     // SQLite's own report of an unreadable file is only "unable to open database file".
     if let Err(e) = std::fs::File::open(src)
         && e.kind() == std::io::ErrorKind::PermissionDenied
@@ -160,10 +179,7 @@ pub fn copy_consistent(
     // The copy is private: make it a single file whatever the source's journal mode was.
     dest.pragma_update(None, "journal_mode", "DELETE")
         .map_err(sql(dst, "set journal mode"))?;
-    check_integrity(&dest, src)?;
-    let counts = table_counts(&dest, dst)?;
-    dest.close().map_err(|(_, e)| sql(dst, "close")(e))?;
-    Ok(counts)
+    dest.close().map_err(|(_, e)| sql(dst, "close")(e))
 }
 
 /// `PRAGMA quick_check`; `reported` names the file in the error.

@@ -167,10 +167,30 @@ pub fn capture_workspace(
         .sum::<u64>()
         + db_size;
     progress.phase("copying the workspace", Some(total));
-    for (src, rel) in &sources {
-        cancel.check()?;
-        let d = staging.copy_in(src, rel)?;
-        progress.advance(d.size);
+    let root = staging.root().to_path_buf();
+    // The database and the files are independent: they are copied side by side.
+    let (copied, db) = std::thread::scope(|s| {
+        let db = ws
+            .db_path
+            .is_file()
+            .then(|| s.spawn(|| capture_database(&ws.db_path, &root, db_wait, progress, cancel)));
+        let mut copied = Vec::with_capacity(sources.len());
+        for (src, rel) in &sources {
+            if let Err(e) = cancel.check() {
+                return (Err(e), db.map(join_db));
+            }
+            match fsx::copy_new(src, &root.join(rel)) {
+                Ok(d) => {
+                    progress.advance(d.size);
+                    copied.push((rel, d));
+                }
+                Err(e) => return (Err(e), db.map(join_db)),
+            }
+        }
+        (Ok(copied), db.map(join_db))
+    });
+    for (rel, d) in copied? {
+        staging.record(rel, &d);
         if rel == "events.jsonl" {
             cap.counts.events = d.lines;
         } else if rel.starts_with("messages/") {
@@ -179,46 +199,109 @@ pub fn capture_workspace(
             cap.counts.config_files += 1;
         }
     }
-    cancel.check()?;
-    if ws.db_path.is_file() {
-        let dst = staging.root().join(DB_PATH);
-        fsx::create_dir_all(dst.parent().unwrap_or(staging.root()))?;
-        let tables = database::copy_consistent(&ws.db_path, &dst, db_wait)?;
-        staging.adopt(DB_PATH)?;
-        progress.advance(db_size);
-        let present = database::table_names(&dst)?;
-        for table in LOCAL_TABLES {
-            cancel.check()?;
-            if !present.iter().any(|t| t == table) {
-                cap.notes
-                    .push(format!("messages.db has no table {table}: not exported"));
-                continue;
-            }
-            let rel = format!("local/{table}.jsonl");
-            let mut rows = 0;
-            let mut failure = None;
-            staging
-                .write(&rel, |w| match database::export_table(&dst, table, w) {
-                    Ok(n) => {
-                        rows = n;
-                        Ok(())
-                    }
-                    Err(e) => {
-                        let msg = e.to_string();
-                        failure = Some(e);
-                        Err(std::io::Error::other(msg))
-                    }
-                })
-                .map_err(|e| failure.take().map_or(e, Into::into))?;
+    if let Some(db) = db {
+        let db = db?;
+        staging.record(DB_PATH, &db.digest);
+        for (table, rows, digest) in db.local {
+            staging.record(&format!("local/{table}.jsonl"), &digest);
             cap.local_tables.insert(table.to_owned(), rows);
         }
+        cap.notes.extend(db.notes);
         cap.counts.local_tables = cap.local_tables.len() as u64;
         cap.database = Some(DatabaseInfo {
             path: DB_PATH.into(),
-            tables,
+            tables: db.tables,
         });
     }
+    cancel.check()?;
     Ok(cap)
+}
+
+/// The database part of a snapshot: the copy's digest, its row counts and the local tables
+/// exported as JSONL.
+struct DbCapture {
+    digest: FileDigest,
+    tables: BTreeMap<String, u64>,
+    local: Vec<(&'static str, u64, FileDigest)>,
+    notes: Vec<String>,
+}
+
+fn join_db(h: std::thread::ScopedJoinHandle<'_, Result<DbCapture>>) -> Result<DbCapture> {
+    h.join()
+        .unwrap_or_else(|_| Err(crate::Error::Invalid("the database thread panicked".into())))
+}
+
+/// Copy the database into `root` as one consistent snapshot, then check it, hash it and
+/// export thrum's local tables side by side: all three only read the copy.
+fn capture_database(
+    db_path: &Path,
+    root: &Path,
+    db_wait: Duration,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<DbCapture> {
+    let dst = root.join(DB_PATH);
+    fsx::create_dir_all(dst.parent().unwrap_or(root))?;
+    let size = std::fs::metadata(db_path).map(|m| m.len()).unwrap_or(0);
+    database::copy_unchecked(db_path, &dst, db_wait)?;
+    progress.advance(size);
+    cancel.check()?;
+    let present = database::table_names(&dst)?;
+    std::thread::scope(|s| {
+        let checked = s.spawn(|| database::check_copy(&dst, db_path));
+        let digest = s.spawn(|| fsx::digest_file(&dst));
+        let mut local = Vec::new();
+        let mut notes = Vec::new();
+        let mut exported = Ok(());
+        for table in LOCAL_TABLES {
+            if let Err(e) = cancel.check() {
+                exported = Err(e);
+                break;
+            }
+            if !present.iter().any(|t| t == table) {
+                notes.push(format!("messages.db has no table {table}: not exported"));
+                continue;
+            }
+            match export_local(&dst, root, table) {
+                Ok((rows, d)) => local.push((table, rows, d)),
+                Err(e) => {
+                    exported = Err(e);
+                    break;
+                }
+            }
+        }
+        let panicked = || crate::Error::Invalid("a database thread panicked".into());
+        // The integrity check's verdict comes first: a corrupt database is the real news.
+        let tables = checked.join().map_err(|_| panicked())??;
+        let digest = digest.join().map_err(|_| panicked())??;
+        exported?;
+        Ok(DbCapture {
+            digest,
+            tables,
+            local,
+            notes,
+        })
+    })
+}
+
+/// Export `table` of the database copy `db` to `local/<table>.jsonl` below `root`.
+fn export_local(db: &Path, root: &Path, table: &str) -> Result<(u64, FileDigest)> {
+    let mut rows = 0;
+    let mut failure = None;
+    let path = root.join(format!("local/{table}.jsonl"));
+    let digest = fsx::write_new_with(&path, |w| match database::export_table(db, table, w) {
+        Ok(n) => {
+            rows = n;
+            Ok(())
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            failure = Some(e);
+            Err(std::io::Error::other(msg))
+        }
+    })
+    .map_err(|e| failure.take().map_or(e, Into::into))?;
+    Ok((rows, digest))
 }
 
 /// A manifest for a snapshot of `repo_name` taken now.
