@@ -207,6 +207,15 @@ impl BackupDir {
                 ));
             }
         }
+        // Before the unfinished stage goes: a create that was growing logs from current/
+        // (see snapshot::Base) may have appended to them.
+        if current.is_dir() {
+            for rel in crate::snapshot::cut_back_grown(&current)? {
+                rec.actions.push(format!(
+                    "cut current/{rel} back to its recorded size (an interrupted create had grown it)"
+                ));
+            }
+        }
         for (name, path) in staged {
             if !path.exists() || name == crate::restore::JOURNAL {
                 continue;

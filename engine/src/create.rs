@@ -20,7 +20,7 @@ use crate::manifest::Manifest;
 use crate::plugin::{shell, wasm};
 use crate::progress::{Cancel, Progress};
 use crate::prune::{self, PruneReport};
-use crate::snapshot::{self, Staging};
+use crate::snapshot::{self, Gate, Staging};
 
 /// How to run `create`.
 #[derive(Debug, Clone)]
@@ -69,6 +69,8 @@ pub struct CreateReport {
     pub archived: Option<PathBuf>,
     /// What the archive reused from the archive before it instead of compressing again.
     pub archive_reuse: Option<archive::Reuse>,
+    /// Logs that only grew since the previous snapshot: grown from it, not copied again.
+    pub grown: snapshot::Grown,
     /// Retention applied afterwards.
     pub prune: Option<PruneReport>,
     /// The post-backup hook.
@@ -94,11 +96,29 @@ pub fn create(
     let stage_dir = dir.new_work_dir("stage")?;
     // Archiving the previous snapshot and staging the next one are independent until they
     // are published: they run side by side. The archive gets its name only once the new
-    // snapshot is complete, so a failure of either leaves the backup as it was.
+    // snapshot is complete, so a failure of either leaves the backup as it was. Logs that
+    // only grew are grown from the previous snapshot once its archive is written (the gate);
+    // a failure cuts them back.
+    let gate = Gate::default();
+    let previous = dir.current_manifest().ok().flatten();
+    let base = previous
+        .as_ref()
+        .map(|m| snapshot::Base::new(dir.current(), m, &gate));
     let (staged, prepared) = std::thread::scope(|s| {
-        let archiver =
-            s.spawn(|| dir.prepare_archive(opts.level, &crate::progress::Silent, cancel));
-        let staged = stage(ctx, opts, stage_dir.clone(), progress, cancel);
+        let archiver = s.spawn(|| {
+            let _undecided_means_no = gate.no_on_drop();
+            let prepared = dir.prepare_archive(opts.level, &crate::progress::Silent, cancel);
+            gate.open(prepared.is_ok());
+            prepared
+        });
+        let staged = stage(
+            ctx,
+            opts,
+            stage_dir.clone(),
+            base.as_ref(),
+            progress,
+            cancel,
+        );
         if staged.is_ok() && !archiver.is_finished() {
             progress.phase("archiving the previous snapshot", None);
         }
@@ -113,9 +133,11 @@ pub fn create(
         if let Ok(Some(p)) = prepared {
             p.discard();
         }
+        // Should this fail, the next command's recovery cuts them back.
+        let _ = snapshot::cut_back_grown(&dir.current());
         let _ = crate::fsx::remove_any(&stage_dir);
     };
-    let (manifest, mut notes) = match staged {
+    let (manifest, mut notes, grown) = match staged {
         Ok(m) => m,
         Err(e) => {
             discard(prepared);
@@ -142,7 +164,10 @@ pub fn create(
         }
     };
     progress.phase("publishing the snapshot", None);
-    dir.publish(&stage_dir)?;
+    if let Err(e) = dir.publish(&stage_dir) {
+        let _ = snapshot::cut_back_grown(&dir.current());
+        return Err(e);
+    }
     let prune = if opts.prune {
         Some(prune::prune_locked(ctx, false)?)
     } else {
@@ -172,6 +197,7 @@ pub fn create(
         current: dir.current(),
         archived,
         archive_reuse,
+        grown,
         prune,
         hook,
         recovered,
@@ -183,19 +209,22 @@ fn stage(
     ctx: &Context,
     opts: &CreateOptions,
     stage_dir: PathBuf,
+    base: Option<&snapshot::Base<'_>>,
     progress: &dyn Progress,
     cancel: &Cancel,
-) -> Result<(Manifest, Vec<String>)> {
+) -> Result<(Manifest, Vec<String>, snapshot::Grown)> {
     let mut staging = Staging::new(stage_dir);
     let captured = snapshot::capture_workspace(
         &ctx.workspace,
         ctx.local_only(),
         &mut staging,
+        base,
         opts.db_wait,
         progress,
         cancel,
     )?;
     let notes = captured.notes.clone();
+    let grown = captured.grown;
     let mut manifest = snapshot::new_manifest(&ctx.workspace.repo_name, captured, ctx.local_only());
     if opts.plugins {
         let setting = wasm::Setting {
@@ -231,7 +260,7 @@ fn stage(
     }
     cancel.check()?;
     let manifest = staging.finish(manifest)?;
-    Ok((manifest, notes))
+    Ok((manifest, notes, grown))
 }
 
 /// Run a WASM plugin into `plugins/<name>/` of the staging snapshot and record its files.

@@ -42,6 +42,21 @@ impl<W: Write> HashingWriter<W> {
         }
     }
 
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Go on hashing into another writer: what was written so far stays counted.
+    pub fn redirect<V: Write>(self, inner: V) -> HashingWriter<V> {
+        HashingWriter {
+            inner,
+            hasher: self.hasher,
+            size: self.size,
+            lines: self.lines,
+        }
+    }
+
     /// Finish, returning the inner writer and the digest of everything written.
     pub fn finish(self) -> (W, FileDigest) {
         let digest = FileDigest {

@@ -641,6 +641,7 @@ fn save_live(
         &ctx.workspace,
         ctx.local_only(),
         &mut staging,
+        None,
         db_wait,
         progress,
         cancel,

@@ -114,14 +114,191 @@ pub struct Captured {
     pub local_tables: BTreeMap<String, u64>,
     /// Things worth telling the user.
     pub notes: Vec<String>,
+    /// Files grown from the earlier snapshot instead of copied.
+    pub grown: Grown,
+}
+
+/// Files of a new snapshot grown from the earlier one (see [`Base`]).
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct Grown {
+    /// Files hard-linked from the earlier snapshot and appended to.
+    pub files: u64,
+    /// Bytes those files shared with the earlier snapshot (not written again).
+    pub bytes_shared: u64,
+}
+
+/// Files smaller than this are always copied: growing them saves too little to matter.
+const GROW_MIN: u64 = 64 * 1024;
+
+/// The earlier snapshot a new one may grow from, instead of copying every byte again.
+///
+/// thrum's logs only grow. When a workspace file still begins with exactly the bytes of the
+/// earlier snapshot's copy, the new snapshot hard-links that copy and appends only the new
+/// tail, so the earlier copy grows too: after it has been archived (the [`Gate`] says when),
+/// it is needed again only if this create fails, and then it is cut back to the size its
+/// manifest records ([`cut_back_grown`], run by the failure path and by every recovery).
+#[derive(Debug)]
+pub struct Base<'a> {
+    dir: PathBuf,
+    sizes: BTreeMap<String, u64>,
+    gate: &'a Gate,
+}
+
+impl<'a> Base<'a> {
+    /// The complete snapshot in `dir` (`current/`), usable once `gate` opens.
+    pub fn new(dir: PathBuf, manifest: &Manifest, gate: &'a Gate) -> Self {
+        let sizes = manifest
+            .files
+            .iter()
+            .map(|f| (f.path.clone(), f.size))
+            .collect();
+        Self { dir, sizes, gate }
+    }
+}
+
+/// A one-shot signal between threads: closed until [`Gate::open`] says yes or no.
+#[derive(Debug, Default)]
+pub struct Gate {
+    state: std::sync::Mutex<Option<bool>>,
+    changed: std::sync::Condvar,
+}
+
+impl Gate {
+    /// Decide the gate (the first decision stands).
+    pub fn open(&self, ok: bool) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if s.is_none() {
+            *s = Some(ok);
+            self.changed.notify_all();
+        }
+    }
+
+    /// A guard that decides "no" when dropped undecided (a thread that panics).
+    pub fn no_on_drop(&self) -> impl Drop + '_ {
+        struct Guard<'g>(&'g Gate);
+        impl Drop for Guard<'_> {
+            fn drop(&mut self) {
+                self.0.open(false);
+            }
+        }
+        Guard(self)
+    }
+
+    /// The decision, if made.
+    fn decided(&self) -> Option<bool> {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wait for the decision; a cancellation ends the wait with "no".
+    fn wait(&self, cancel: &Cancel) -> bool {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(ok) = *s {
+                return ok;
+            }
+            if cancel.check().is_err() {
+                return false;
+            }
+            s = self
+                .changed
+                .wait_timeout(s, Duration::from_millis(50))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+}
+
+/// A workspace file whose first `len` bytes are the earlier snapshot's whole copy.
+struct Growable {
+    src: std::fs::File,
+    hashed: fsx::HashingWriter<std::io::Sink>,
+}
+
+/// Compare `src` with the earlier copy `old` of `len` bytes. `Some` when `src` begins with
+/// exactly those bytes; the workspace file is then positioned after them, already hashed.
+fn check_growable(src: &Path, old: &Path, len: u64) -> Result<Option<Growable>> {
+    use std::io::Read;
+    let mut a = std::fs::File::open(src).at("open", src)?;
+    let Ok(mut b) = std::fs::File::open(old) else {
+        return Ok(None);
+    };
+    let (Ok(ma), Ok(mb)) = (a.metadata(), b.metadata()) else {
+        return Ok(None);
+    };
+    if mb.len() != len || ma.len() < len {
+        return Ok(None);
+    }
+    let mut hashed = fsx::HashingWriter::new(std::io::sink());
+    let mut left = len;
+    let (mut x, mut y) = (vec![0u8; 256 * 1024], vec![0u8; 256 * 1024]);
+    while left > 0 {
+        let n = left.min(x.len() as u64) as usize;
+        a.read_exact(&mut x[..n]).at("read", src)?;
+        if b.read_exact(&mut y[..n]).is_err() || x[..n] != y[..n] {
+            return Ok(None);
+        }
+        hashed.write_all(&x[..n]).at("read", src)?;
+        left -= n as u64;
+    }
+    Ok(Some(Growable { src: a, hashed }))
+}
+
+/// Link the earlier copy `old` as `dst` and append the rest of the workspace file to it.
+fn grow(g: Growable, old: &Path, dst: &Path) -> Result<FileDigest> {
+    let Growable { mut src, hashed } = g;
+    if let Some(parent) = dst.parent() {
+        fsx::create_dir_all(parent)?;
+    }
+    std::fs::hard_link(old, dst).at("link", dst)?;
+    let file = std::fs::File::options()
+        .append(true)
+        .open(dst)
+        .at("open", dst)?;
+    let mut w = hashed.redirect(std::io::BufWriter::with_capacity(256 * 1024, file));
+    std::io::copy(&mut src, &mut w).at("write", dst)?;
+    let (buffered, digest) = w.finish();
+    let file = buffered
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .at("write", dst)?;
+    file.sync_all().at("sync", dst)?;
+    Ok(digest)
+}
+
+/// Cut every file of the snapshot in `dir` that is longer than its manifest records back to
+/// that size: what a failed or killed create appended to the files it grew (see [`Base`]).
+/// Returns the files cut.
+pub fn cut_back_grown(dir: &Path) -> Result<Vec<String>> {
+    let Ok(Some(manifest)) = crate::backup_dir::read_dir_manifest(dir) else {
+        return Ok(Vec::new());
+    };
+    let mut cut = Vec::new();
+    for f in &manifest.files {
+        let path = dir.join(&f.path);
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.is_file() && m.len() > f.size => {
+                let file = std::fs::File::options()
+                    .write(true)
+                    .open(&path)
+                    .at("open", &path)?;
+                file.set_len(f.size).at("truncate", &path)?;
+                file.sync_all().at("sync", &path)?;
+                cut.push(f.path.clone());
+            }
+            _ => {}
+        }
+    }
+    Ok(cut)
 }
 
 /// Copy thrum's data from the workspace into `staging`: the message log, the database (a
-/// consistent copy plus thrum's local-table JSONL), config, identities and context.
+/// consistent copy plus thrum's local-table JSONL), config, identities and context. With a
+/// `base`, files that only grew since it are grown from it rather than copied.
 pub fn capture_workspace(
     ws: &Workspace,
     local_only: bool,
     staging: &mut Staging,
+    base: Option<&Base<'_>>,
     db_wait: Duration,
     progress: &dyn Progress,
     cancel: &Cancel,
@@ -174,22 +351,12 @@ pub fn capture_workspace(
             .db_path
             .is_file()
             .then(|| s.spawn(|| capture_database(&ws.db_path, &root, db_wait, progress, cancel)));
-        let mut copied = Vec::with_capacity(sources.len());
-        for (src, rel) in &sources {
-            if let Err(e) = cancel.check() {
-                return (Err(e), db.map(join_db));
-            }
-            match fsx::copy_new(src, &root.join(rel)) {
-                Ok(d) => {
-                    progress.advance(d.size);
-                    copied.push((rel, d));
-                }
-                Err(e) => return (Err(e), db.map(join_db)),
-            }
-        }
-        (Ok(copied), db.map(join_db))
+        let copied = copy_files(&sources, &root, base, progress, cancel);
+        (copied, db.map(join_db))
     });
-    for (rel, d) in copied? {
+    let (copied, grown) = copied?;
+    cap.grown = grown;
+    for (rel, d) in copied {
         staging.record(rel, &d);
         if rel == "events.jsonl" {
             cap.counts.events = d.lines;
@@ -215,6 +382,73 @@ pub fn capture_workspace(
     }
     cancel.check()?;
     Ok(cap)
+}
+
+/// Copy (or grow, see [`Base`]) the workspace files `sources` into `root`.
+fn copy_files<'s>(
+    sources: &'s [(PathBuf, String)],
+    root: &Path,
+    base: Option<&Base<'_>>,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<(Vec<(&'s String, FileDigest)>, Grown)> {
+    /// Growable files waiting for the gate hold an open handle each: at most this many.
+    const MAX_WAITING: usize = 256;
+    let mut copied = Vec::with_capacity(sources.len());
+    let mut waiting = Vec::new();
+    let mut grown = Grown::default();
+    let mut finish = |src: &Path, rel: &'s String, growable: Option<(Growable, PathBuf)>| {
+        let dst = root.join(rel);
+        let d = match growable {
+            Some((g, old)) => {
+                let shared = g.hashed.size();
+                let d = grow(g, &old, &dst)?;
+                grown.files += 1;
+                grown.bytes_shared += shared;
+                d
+            }
+            None => fsx::copy_new(src, &dst)?,
+        };
+        progress.advance(d.size);
+        copied.push((rel, d));
+        Ok::<_, crate::Error>(())
+    };
+    for (src, rel) in sources {
+        cancel.check()?;
+        let earlier = base.and_then(|b| {
+            let len = *b.sizes.get(rel)?;
+            (len >= GROW_MIN).then(|| (b, b.dir.join(rel), len))
+        });
+        let Some((b, old, len)) = earlier else {
+            finish(src, rel, None)?;
+            continue;
+        };
+        let Some(g) = check_growable(src, &old, len)? else {
+            finish(src, rel, None)?;
+            continue;
+        };
+        // The earlier copy may grow only once its archive is written.
+        let open = match b.gate.decided() {
+            None if waiting.len() < MAX_WAITING => {
+                waiting.push((src, rel, old, g));
+                continue;
+            }
+            None => b.gate.wait(cancel),
+            Some(open) => open,
+        };
+        for (src, rel, old, g) in waiting.drain(..) {
+            finish(src, rel, open.then_some((g, old)))?;
+        }
+        finish(src, rel, open.then_some((g, old)))?;
+    }
+    if !waiting.is_empty() {
+        let open = base.is_some_and(|b| b.gate.wait(cancel));
+        for (src, rel, old, g) in waiting {
+            cancel.check()?;
+            finish(src, rel, open.then_some((g, old)))?;
+        }
+    }
+    Ok((copied, grown))
 }
 
 /// The database part of a snapshot: the copy's digest, its row counts and the local tables

@@ -315,3 +315,103 @@ fn archives_reuse_unchanged_files_and_continue_appended_logs_byte_for_byte() {
         "{refused:?}"
     );
 }
+
+#[test]
+fn logs_that_only_grew_are_grown_from_the_previous_snapshot() {
+    let mut fx = Fx::with_scale(thrum_backup::sample::Scale {
+        agents: 3,
+        messages: 1_500,
+    });
+    fx.json(&["create", "--no-prune"]);
+    let snapshot_1 = tree(&fx.current());
+    fx.ws.add_messages(200).unwrap();
+    // A copy in current/ that no longer matches the workspace's start (damage, or a log that
+    // was rewritten) is copied afresh, never grown.
+    let rewritten = fx
+        .ws
+        .sync_dir
+        .join("messages")
+        .join(format!("{}.jsonl", fx.ws.agents[1]));
+    let mut log = std::fs::read(&rewritten).unwrap();
+    log[10] ^= 0x01;
+    std::fs::write(&rewritten, &log).unwrap();
+    let r = fx.json(&["create", "--no-prune"]);
+    // events.jsonl and two of the three per-agent logs grew; the rewritten one was copied.
+    assert_eq!(r["grown"]["files"], 3, "{}", r["grown"]);
+    assert!(r["grown"]["bytes_shared"].as_u64().unwrap() > 100_000);
+    // The archive of the first snapshot holds it as it was, not the grown files.
+    let archived = std::path::PathBuf::from(r["archived"].as_str().unwrap());
+    assert_eq!(unzip_all(&archived), snapshot_1);
+    // The new snapshot is the workspace, byte for byte.
+    let mut rels = vec!["events.jsonl".to_owned()];
+    rels.extend(fx.ws.agents.iter().map(|a| format!("messages/{a}.jsonl")));
+    for rel in &rels {
+        let src = fx.ws.sync_dir.join(rel);
+        assert_eq!(
+            std::fs::read(fx.current().join(rel)).unwrap(),
+            std::fs::read(&src).unwrap(),
+            "{rel}"
+        );
+    }
+    fx.cmd().args(["verify", "--all"]).assert().success();
+    // Unchanged since: all four are shared again (and said so), and the snapshot verifies.
+    let text = fx.cmd().args(["create", "--no-prune"]).output().unwrap();
+    assert!(text.status.success());
+    assert!(
+        String::from_utf8_lossy(&text.stdout)
+            .contains("4 logs unchanged or only appended to: grown from the previous snapshot"),
+        "{}",
+        String::from_utf8_lossy(&text.stdout)
+    );
+    fx.cmd().args(["verify", "--all"]).assert().success();
+}
+
+#[test]
+fn a_create_that_fails_after_growing_logs_cuts_them_back() {
+    let mut fx = Fx::with_scale(thrum_backup::sample::Scale {
+        agents: 3,
+        messages: 1_500,
+    });
+    fx.json(&["create", "--no-prune"]);
+    let before = tree(&fx.current());
+    fx.ws.add_messages(200).unwrap();
+    // The database fails its check while the logs are being grown from current/.
+    let db = &fx.ws.db_path;
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.pragma_update(None, "journal_mode", "DELETE").unwrap();
+    drop(conn);
+    let mut bytes = std::fs::read(db).unwrap();
+    let len = bytes.len();
+    for b in &mut bytes[len / 2..len / 2 + 8192] {
+        *b = 0x5a;
+    }
+    std::fs::write(db, bytes).unwrap();
+    let out = fx.cmd().args(["create", "--no-prune"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("messages.db"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // current/ is the previous snapshot again, byte for byte, and verifies.
+    assert_eq!(tree(&fx.current()), before);
+    fx.cmd().args(["verify", "--all"]).assert().success();
+
+    // A kill after growing (simulated: a grown file and the unfinished stage left behind):
+    // the next command cuts the file back before anything reads current/.
+    let grown = fx.current().join("events.jsonl");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&grown)
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"{\"type\":\"appended by a killed create\"}\n").unwrap();
+    drop(f);
+    std::fs::create_dir_all(fx.repo_dir().join(".tmp/stage-0000dead")).unwrap();
+    let status = fx.json(&["status"]);
+    assert!(
+        status.to_string().contains("cut current/events.jsonl back"),
+        "{status}"
+    );
+    assert_eq!(tree(&fx.current()), before);
+    fx.cmd().args(["verify"]).assert().success();
+}

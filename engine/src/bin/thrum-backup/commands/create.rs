@@ -64,6 +64,13 @@ pub fn run(g: &Global, a: CreateArgs, ui: &Ui) -> Result<ExitCode> {
             Some(e) => ui.line(format!("  plugin {}: FAILED ({e})", p.name)),
         }
     }
+    if report.grown.files > 0 {
+        ui.line(format!(
+            "  {} logs unchanged or only appended to: grown from the previous snapshot ({} not copied again)",
+            report.grown.files,
+            bytes(report.grown.bytes_shared)
+        ));
+    }
     if let Some(a) = &report.archived {
         ui.line(format!("  previous snapshot archived: {}", a.display()));
         if let Some(r) = report
