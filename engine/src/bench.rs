@@ -339,14 +339,6 @@ pub fn run(opts: &BenchOptions, say: &mut dyn FnMut(&str)) -> Result<BenchReport
     } else {
         rows.push(skipped("sqlite3 .backup", "sqlite3 is not installed"));
     }
-    for tool in ["restic", "borg"] {
-        if !on_path(tool) {
-            rows.push(skipped(
-                &format!("{tool} (first, second run)"),
-                &format!("{tool} is not installed"),
-            ));
-        }
-    }
 
     // Ours.
     let exe_s = exe.to_string_lossy().into_owned();
@@ -412,6 +404,46 @@ pub fn run(opts: &BenchOptions, say: &mut dyn FnMut(&str)) -> Result<BenchReport
         ),
         &|| archive_size(&b_steady),
     )?);
+    // restic and borg with their defaults (restic: zstd auto; borg: lz4), each into a
+    // private repository: a first run, then a second after the same ~1% append as ours.
+    for tool in [Dedup::Restic, Dedup::Borg] {
+        let name = tool.name();
+        if !on_path(name) {
+            rows.push(skipped(
+                &format!("{name} (first, second run)"),
+                &format!("{name} is not installed"),
+            ));
+            continue;
+        }
+        let home = dir.join(format!("{name}-home"));
+        let repo = dir.join(format!("{name}-repo"));
+        let init = tool.init(&home, &repo);
+        let backup = tool.backup(&home, &repo, &[sync_rel, ".thrum"]);
+        let fresh = || -> Result<()> {
+            fsx::remove_any(&repo)?;
+            reset(&home)?;
+            measure(exe, &root, &init).map(|_| ())
+        };
+        let size = || dir_size(&repo).ok().map(|x| x.1);
+        rows.push(run_n(
+            &tool.first(),
+            "baseline",
+            &mut || fresh(),
+            backup.clone(),
+            &size,
+        )?);
+        rows.push(run_n(
+            &tool.second(),
+            "baseline",
+            &mut || {
+                fresh()?;
+                measure(exe, &root, &backup)?;
+                ws_for_append.add_messages(per_run)
+            },
+            backup.clone(),
+            &size,
+        )?);
+    }
     rows.push(run_n(
         "verify (current/)",
         "ours",
@@ -475,6 +507,18 @@ pub fn run(opts: &BenchOptions, say: &mut dyn FnMut(&str)) -> Result<BenchReport
             "create (steady: archive + 1% appended)",
             "zip -r -1 (Info-ZIP)",
         ),
+        (
+            "create (first, no earlier snapshot)",
+            &Dedup::Restic.first(),
+        ),
+        (
+            "create (steady: archive + 1% appended)",
+            &Dedup::Restic.second(),
+        ),
+        (
+            "create (steady: archive + 1% appended)",
+            &Dedup::Borg.second(),
+        ),
         ("verify (current/)", "read every file once"),
         ("restore (current/ into the workspace)", "unzip"),
         ("beads preset backup", "plain copy of .beads"),
@@ -495,6 +539,70 @@ pub fn run(opts: &BenchOptions, say: &mut dyn FnMut(&str)) -> Result<BenchReport
         rows,
         ratios,
     })
+}
+
+/// The deduplicating backup tools a user might pick instead.
+#[derive(Debug, Clone, Copy)]
+enum Dedup {
+    Restic,
+    Borg,
+}
+
+impl Dedup {
+    fn name(self) -> &'static str {
+        match self {
+            Dedup::Restic => "restic",
+            Dedup::Borg => "borg",
+        }
+    }
+
+    fn first(self) -> String {
+        format!("{} (first run)", self.name())
+    }
+
+    fn second(self) -> String {
+        format!("{} (second run, 1% appended)", self.name())
+    }
+
+    /// The tool run through `env` with its repository, cache and password in `home`.
+    fn command(self, home: &Path, repo: &Path, args: &[&str]) -> Vec<String> {
+        let h = home.display();
+        let mut v: Vec<String> = vec!["env".into()];
+        match self {
+            Dedup::Restic => v.extend([
+                format!("RESTIC_REPOSITORY={}", repo.display()),
+                "RESTIC_PASSWORD=bench".into(),
+                format!("RESTIC_CACHE_DIR={h}/cache"),
+                "restic".into(),
+                "--quiet".into(),
+            ]),
+            Dedup::Borg => v.extend([
+                format!("BORG_REPO={}", repo.display()),
+                format!("BORG_BASE_DIR={h}"),
+                "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes".into(),
+                "BORG_RELOCATED_REPO_ACCESS_IS_OK=yes".into(),
+                "borg".into(),
+            ]),
+        }
+        v.extend(args.iter().map(|a| (*a).to_owned()));
+        v
+    }
+
+    fn init(self, home: &Path, repo: &Path) -> Vec<String> {
+        match self {
+            Dedup::Restic => self.command(home, repo, &["init"]),
+            Dedup::Borg => self.command(home, repo, &["init", "--encryption=none"]),
+        }
+    }
+
+    fn backup(self, home: &Path, repo: &Path, paths: &[&str]) -> Vec<String> {
+        let mut args = match self {
+            Dedup::Restic => vec!["backup"],
+            Dedup::Borg => vec!["create", "::{now:%Y-%m-%dT%H:%M:%S.%f}"],
+        };
+        args.extend_from_slice(paths);
+        self.command(home, repo, &args)
+    }
 }
 
 /// A `.beads/backup` of realistic JSONL at `scale` (the beads preset's input).

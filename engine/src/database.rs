@@ -42,6 +42,16 @@ pub enum DbError {
         /// The operating system's error.
         source: std::io::Error,
     },
+    /// Writing the copy failed (a full disk, an I/O error).
+    #[error("{}: {action}: {source}", path.display())]
+    Io {
+        /// The file being written.
+        path: PathBuf,
+        /// What was being done.
+        action: &'static str,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
     /// The database stayed locked for the whole wait.
     #[error("{}: database is locked by another process (waited {}s); stop the writer or retry", path.display(), waited.as_secs())]
     Locked {
@@ -143,6 +153,10 @@ pub fn copy_unchecked(src: &Path, dst: &Path, wait: Duration) -> Result<(), DbEr
         .busy_timeout(Duration::from_millis(200))
         .map_err(sql(src, "configure"))?;
     let mut dest = Connection::open(dst).map_err(sql(dst, "create copy"))?;
+    // The copy is a new private file: no journal and no syncs while it is written (a failed
+    // copy is thrown away whole), one fsync once it is complete.
+    dest.execute_batch("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;")
+        .map_err(sql(dst, "configure copy"))?;
     let start = Instant::now();
     {
         let backup = Backup::new(&source, &mut dest).map_err(sql(src, "start backup"))?;
@@ -179,7 +193,14 @@ pub fn copy_unchecked(src: &Path, dst: &Path, wait: Duration) -> Result<(), DbEr
     // The copy is private: make it a single file whatever the source's journal mode was.
     dest.pragma_update(None, "journal_mode", "DELETE")
         .map_err(sql(dst, "set journal mode"))?;
-    dest.close().map_err(|(_, e)| sql(dst, "close")(e))
+    dest.close().map_err(|(_, e)| sql(dst, "close")(e))?;
+    std::fs::File::open(dst)
+        .and_then(|f| f.sync_all())
+        .map_err(|source| DbError::Io {
+            path: dst.to_path_buf(),
+            action: "flush the copy to disk",
+            source,
+        })
 }
 
 /// `PRAGMA quick_check`; `reported` names the file in the error.
