@@ -66,8 +66,10 @@ pub enum Command {
     ///
     /// Builds a complete new snapshot beside current/, runs the plugins into it, writes its
     /// manifest, archives the previous snapshot as archives/<time>.zip, swaps the new one in,
-    /// applies retention, then runs the post-backup hook. Interrupted at any instant, it leaves
-    /// the previous snapshot intact; the next command cleans up.
+    /// applies retention, then runs the post-backup hook. Logs that only grew since current/
+    /// are grown from it (hard link, then only the new lines written) once it is archived.
+    /// Interrupted at any instant, it leaves the previous snapshot intact; the next command
+    /// cleans up (and cuts grown logs back).
     Create(CreateArgs),
     /// Show the last backup and archive statistics.
     Status,
