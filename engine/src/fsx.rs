@@ -232,6 +232,11 @@ pub fn write_new_with(
         .at("create", dst)?;
     let mut writer = HashingWriter::new(io::BufWriter::with_capacity(256 * 1024, file));
     fill(&mut writer).at("write", dst)?;
+    finish_synced(writer, dst)
+}
+
+/// Flush a hashing file writer, flush the file `dst` to disk and return the digest.
+pub fn finish_synced(writer: HashingWriter<io::BufWriter<File>>, dst: &Path) -> Result<FileDigest> {
     let (buffered, digest) = writer.finish();
     let file = buffered
         .into_inner()

@@ -256,13 +256,7 @@ fn grow(g: Growable, old: &Path, dst: &Path) -> Result<FileDigest> {
         .at("open", dst)?;
     let mut w = hashed.redirect(std::io::BufWriter::with_capacity(256 * 1024, file));
     std::io::copy(&mut src, &mut w).at("write", dst)?;
-    let (buffered, digest) = w.finish();
-    let file = buffered
-        .into_inner()
-        .map_err(|e| e.into_error())
-        .at("write", dst)?;
-    file.sync_all().at("sync", dst)?;
-    Ok(digest)
+    fsx::finish_synced(w, dst)
 }
 
 /// Cut every file of the snapshot in `dir` that is longer than its manifest records back to
