@@ -225,7 +225,9 @@ fn check_growable(src: &Path, old: &Path, len: u64) -> Result<Option<Growable>> 
     let (Ok(ma), Ok(mb)) = (a.metadata(), b.metadata()) else {
         return Ok(None);
     };
-    if mb.len() != len || ma.len() < len {
+    // A copy linked from elsewhere too (`cp -al` of the backup dir, say) would grow there as
+    // well: only a copy that is `current/`'s alone may grow.
+    if mb.len() != len || ma.len() < len || std::os::unix::fs::MetadataExt::nlink(&mb) != 1 {
         return Ok(None);
     }
     let mut hashed = fsx::HashingWriter::new(std::io::sink());
@@ -244,19 +246,22 @@ fn check_growable(src: &Path, old: &Path, len: u64) -> Result<Option<Growable>> 
 }
 
 /// Link the earlier copy `old` as `dst` and append the rest of the workspace file to it.
-fn grow(g: Growable, old: &Path, dst: &Path) -> Result<FileDigest> {
+/// `None` when the filesystem cannot link (the caller copies instead).
+fn grow(g: Growable, old: &Path, dst: &Path) -> Result<Option<FileDigest>> {
     let Growable { mut src, hashed } = g;
     if let Some(parent) = dst.parent() {
         fsx::create_dir_all(parent)?;
     }
-    std::fs::hard_link(old, dst).at("link", dst)?;
+    if std::fs::hard_link(old, dst).is_err() {
+        return Ok(None);
+    }
     let file = std::fs::File::options()
         .append(true)
         .open(dst)
         .at("open", dst)?;
     let mut w = hashed.redirect(std::io::BufWriter::with_capacity(256 * 1024, file));
     std::io::copy(&mut src, &mut w).at("write", dst)?;
-    fsx::finish_synced(w, dst)
+    fsx::finish_synced(w, dst).map(Some)
 }
 
 /// Cut every file of the snapshot in `dir` that is longer than its manifest records back to
@@ -396,10 +401,14 @@ fn copy_files<'s>(
         let d = match growable {
             Some((g, old)) => {
                 let shared = g.hashed.size();
-                let d = grow(g, &old, &dst)?;
-                grown.files += 1;
-                grown.bytes_shared += shared;
-                d
+                match grow(g, &old, &dst)? {
+                    Some(d) => {
+                        grown.files += 1;
+                        grown.bytes_shared += shared;
+                        d
+                    }
+                    None => fsx::copy_new(src, &dst)?,
+                }
             }
             None => fsx::copy_new(src, &dst)?,
         };

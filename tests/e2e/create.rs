@@ -354,6 +354,16 @@ fn logs_that_only_grew_are_grown_from_the_previous_snapshot() {
         );
     }
     fx.cmd().args(["verify", "--all"]).assert().success();
+    // A copy in current/ that is also linked from elsewhere (a `cp -al` of the backup dir)
+    // is never grown: the other name would change too.
+    let elsewhere = fx.tmp.path().join("linked-elsewhere.jsonl");
+    std::fs::hard_link(fx.current().join("events.jsonl"), &elsewhere).unwrap();
+    let kept = std::fs::read(&elsewhere).unwrap();
+    fx.ws.add_messages(20).unwrap();
+    let r = fx.json(&["create", "--no-prune"]);
+    assert_eq!(r["grown"]["files"], 3, "{}", r["grown"]);
+    assert_eq!(std::fs::read(&elsewhere).unwrap(), kept);
+    std::fs::remove_file(&elsewhere).unwrap();
     // Unchanged since: all four are shared again (and said so), and the snapshot verifies.
     let text = fx.cmd().args(["create", "--no-prune"]).output().unwrap();
     assert!(text.status.success());
