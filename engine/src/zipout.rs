@@ -143,19 +143,9 @@ impl<W: Write + Seek> ZipOut<W> {
         advance: &mut dyn FnMut(u64),
         check: &mut dyn FnMut() -> io::Result<()>,
     ) -> io::Result<()> {
-        let offset = self.start_entry(name, modified, zip64)?;
-        let d = self
-            .deflate(data, Vec::new(), None, advance, check)
-            .map_err(ReuseError::into_io)?;
-        self.finish_entry(
-            name,
-            offset,
-            modified,
-            zip64,
-            size,
-            (d.crc, d.read, d.written),
-            Some(d.chunks),
-        )
+        self.add_deflated(name, data, size, modified, zip64, None, advance, check)
+            .map(|_| ())
+            .map_err(ReuseError::into_io)
     }
 
     /// Add `name` (a file that changed since the earlier archive), cutting it where the
@@ -176,8 +166,26 @@ impl<W: Write + Seek> ZipOut<W> {
         check: &mut dyn FnMut() -> io::Result<()>,
     ) -> Result<u64, ReuseError> {
         let zip64 = size >= ZIP64_FROM;
+        let earlier = Some((raw, chunks));
+        self.add_deflated(name, data, size, modified, zip64, earlier, advance, check)
+    }
+
+    /// One entry compressed by [`ZipOut::deflate`] (copying the `earlier` entry's unchanged
+    /// chunks, if given) between its local header and its descriptor. Returns the bytes reused.
+    #[allow(clippy::too_many_arguments)]
+    fn add_deflated(
+        &mut self,
+        name: &str,
+        data: &mut dyn Read,
+        size: u64,
+        modified: zip::DateTime,
+        zip64: bool,
+        earlier: Option<(&mut dyn Read, &[ChunkInfo])>,
+        advance: &mut dyn FnMut(u64),
+        check: &mut dyn FnMut() -> io::Result<()>,
+    ) -> Result<u64, ReuseError> {
         let offset = self.start_entry(name, modified, zip64)?;
-        let d = self.deflate(data, Vec::new(), Some((raw, chunks)), advance, check)?;
+        let d = self.deflate(data, Vec::new(), earlier, advance, check)?;
         self.finish_entry(
             name,
             offset,
