@@ -18,8 +18,9 @@ use zip::{CompressionMethod, ZipArchive};
 
 use crate::error::{Error, IoContext, Result};
 use crate::fsx;
-use crate::manifest::{self, Manifest};
+use crate::manifest::{self, FileEntry, Manifest};
 use crate::progress::{Cancel, Progress};
+use crate::zipout::{ChunkChecks, ChunkInfo};
 
 /// Deflate level thrum's archives use (Go's default).
 pub const DEFAULT_LEVEL: i64 = 6;
@@ -91,7 +92,7 @@ pub fn write_dir(
 }
 
 /// Chunk indexes of an archive's entries, by entry name (see [`crate::zipout::ChunkInfo`]).
-pub type ChunkIndex = BTreeMap<String, Vec<crate::zipout::ChunkInfo>>;
+pub type ChunkIndex = BTreeMap<String, Vec<ChunkInfo>>;
 
 /// What [`write_dir_reusing`] wrote.
 #[derive(Debug, Clone)]
@@ -118,11 +119,24 @@ pub fn index_path(archive: &Path) -> PathBuf {
         .join(format!("{name}.json"))
 }
 
+/// One chunk in an index file: `[len, packed, crc, packed_crc, "blake3 hex"]`, or
+/// `[len, packed, crc]` as indexes were written before chunks had those checks.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum IndexRow {
+    Checked(u32, u32, u32, u32, String),
+    Plain(u32, u32, u32),
+}
+
 /// Save the chunk index of the archive at `archive` (atomically).
 pub fn save_index(archive: &Path, index: &ChunkIndex) -> Result<()> {
-    let rows: BTreeMap<&String, Vec<[u32; 3]>> = index
+    let row = |c: &ChunkInfo| match c.checks {
+        Some(k) => IndexRow::Checked(c.len, c.packed, c.crc, k.packed_crc, hex::encode(k.hash)),
+        None => IndexRow::Plain(c.len, c.packed, c.crc),
+    };
+    let rows: BTreeMap<&String, Vec<IndexRow>> = index
         .iter()
-        .map(|(k, v)| (k, v.iter().map(|c| [c.len, c.packed, c.crc]).collect()))
+        .map(|(k, v)| (k, v.iter().map(row).collect()))
         .collect();
     let bytes = serde_json::to_vec(&rows).unwrap_or_default();
     fsx::write_atomic(&index_path(archive), &bytes)
@@ -131,18 +145,33 @@ pub fn save_index(archive: &Path, index: &ChunkIndex) -> Result<()> {
 /// Load the chunk index of `archive`, if it has one that parses.
 pub fn load_index(archive: &Path) -> Option<ChunkIndex> {
     let bytes = std::fs::read(index_path(archive)).ok()?;
-    let rows: BTreeMap<String, Vec<[u32; 3]>> = serde_json::from_slice(&bytes).ok()?;
-    Some(
-        rows.into_iter()
-            .map(|(k, v)| {
-                let chunks = v
-                    .into_iter()
-                    .map(|[len, packed, crc]| crate::zipout::ChunkInfo { len, packed, crc })
-                    .collect();
-                (k, chunks)
-            })
-            .collect(),
-    )
+    let rows: BTreeMap<String, Vec<IndexRow>> = serde_json::from_slice(&bytes).ok()?;
+    let chunk = |row: IndexRow| {
+        Some(match row {
+            IndexRow::Checked(len, packed, crc, packed_crc, hash) => {
+                let mut h = [0u8; 32];
+                hex::decode_to_slice(hash, &mut h).ok()?;
+                ChunkInfo {
+                    len,
+                    packed,
+                    crc,
+                    checks: Some(ChunkChecks {
+                        packed_crc,
+                        hash: h,
+                    }),
+                }
+            }
+            IndexRow::Plain(len, packed, crc) => ChunkInfo {
+                len,
+                packed,
+                crc,
+                checks: None,
+            },
+        })
+    };
+    rows.into_iter()
+        .map(|(k, v)| Some((k, v.into_iter().map(chunk).collect::<Option<Vec<_>>>()?)))
+        .collect()
 }
 
 /// How much of an archive was reused from an earlier one.
@@ -267,6 +296,30 @@ pub fn write_dir_reusing(
     })
 }
 
+/// Whether `file` begins with exactly the content `old` describes, hashing its first
+/// `old.size` bytes. With that content's chunk index, each chunk's CRC is compared on the way,
+/// so that a file changed near its start (a database: its header changes on every write) is
+/// told apart after one chunk instead of after hashing all of it.
+fn begins_with(file: &File, old: &FileEntry, chunks: Option<&Vec<ChunkInfo>>) -> bool {
+    let mut h = fsx::HashingWriter::new(io::sink());
+    let mut reader = BufReader::with_capacity(256 * 1024, Read::take(file, old.size));
+    let chunks = chunks.filter(|c| c.iter().map(|c| u64::from(c.len)).sum::<u64>() == old.size);
+    if let Some(chunks) = chunks {
+        let mut buf = Vec::new();
+        for chunk in chunks {
+            buf.resize(chunk.len as usize, 0);
+            if reader.read_exact(&mut buf).is_err() || crc32fast::hash(&buf) != chunk.crc {
+                return false;
+            }
+            h.write_all(&buf).expect("hashing into a sink");
+        }
+    } else if io::copy(&mut reader, &mut h).is_err() {
+        return false;
+    }
+    let d = h.finish().1;
+    d.size == old.size && d.sha256 == old.sha256
+}
+
 enum Reused {
     Copied,
     /// Continued; the earlier bytes not compressed again.
@@ -279,8 +332,8 @@ enum Reused {
 struct EarlierArchive {
     zip: ZipArchive<BufReader<File>>,
     chunks: ChunkIndex,
-    earlier: BTreeMap<String, (u64, String)>,
-    now: BTreeMap<String, (u64, String)>,
+    earlier: BTreeMap<String, FileEntry>,
+    now: BTreeMap<String, FileEntry>,
 }
 
 impl EarlierArchive {
@@ -291,17 +344,12 @@ impl EarlierArchive {
             return None;
         }
         let zip = ZipArchive::new(BufReader::new(File::open(earlier).ok()?)).ok()?;
-        let index = |m: &Manifest| {
-            m.files
-                .iter()
-                .map(|f| (f.path.clone(), (f.size, f.sha256.clone())))
-                .collect()
-        };
+        let index = |m: Manifest| m.files.into_iter().map(|f| (f.path.clone(), f)).collect();
         Some(Self {
             zip,
             chunks: load_index(earlier).unwrap_or_default(),
-            earlier: index(&before),
-            now: index(&now),
+            earlier: index(before),
+            now: index(now),
         })
     }
 
@@ -320,24 +368,25 @@ impl EarlierArchive {
     ) -> Result<Option<Reused>> {
         use crate::zipout::{Earlier, ReuseError};
         use std::os::unix::fs::FileExt as _;
-        let (Some((old_size, old_sha)), Some((new_size, new_sha))) =
-            (self.earlier.get(rel), self.now.get(rel))
-        else {
+        let (Some(old), Some(new)) = (self.earlier.get(rel), self.now.get(rel)) else {
             return Ok(None);
         };
+        let (old_size, new_size) = (&old.size, &new.size);
         if *new_size != size {
             return Ok(None);
         }
         let Some(index) = self.zip.index_for_name(rel) else {
             return Ok(None);
         };
-        let unchanged = old_size == new_size && old_sha == new_sha;
-        let appended = *old_size > 0 && old_size < new_size && {
-            // The earlier content must be exactly this file's beginning.
-            let mut h = fsx::HashingWriter::new(io::sink());
-            let mut prefix = Read::take(file, *old_size);
-            io::copy(&mut prefix, &mut h).is_ok() && h.finish().1.sha256 == *old_sha
-        };
+        let unchanged = old_size == new_size && old.sha256 == new.sha256;
+        // The earlier content must be exactly this file's beginning: known when the snapshot
+        // grew the file from that content, or else read and hashed here.
+        let appended = *old_size > 0
+            && old_size < new_size
+            && match &new.prefix {
+                Some(p) if p.size == old.size && p.sha256 == old.sha256 => true,
+                _ => begins_with(file, old, self.chunks.get(rel)),
+            };
         let rechunk = !unchanged && !appended && self.chunks.contains_key(rel);
         if !unchanged && !appended && !rechunk {
             return Ok(None);
@@ -866,6 +915,39 @@ mod tests {
             std::fs::read(dest.join("messages/a.jsonl")).unwrap(),
             b"{\"a\":1}\n"
         );
+    }
+
+    #[test]
+    fn chunk_indexes_round_trip_and_old_ones_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("archives")).unwrap();
+        let archive = dir.path().join("archives/2026-01-01T000000.zip");
+        let checked = ChunkInfo {
+            len: 262_144,
+            packed: 70_001,
+            crc: 0xdead_beef,
+            checks: Some(ChunkChecks {
+                packed_crc: 7,
+                hash: [0xab; 32],
+            }),
+        };
+        let plain = ChunkInfo {
+            checks: None,
+            ..checked
+        };
+        let index: ChunkIndex = [("db/messages.db".to_owned(), vec![checked, plain])].into();
+        save_index(&archive, &index).unwrap();
+        assert_eq!(load_index(&archive), Some(index));
+        // As indexes were written before chunks had checks: rows of three numbers.
+        std::fs::write(
+            index_path(&archive),
+            br#"{"events.jsonl":[[262144,70001,3735928559]]}"#,
+        )
+        .unwrap();
+        assert_eq!(load_index(&archive).unwrap()["events.jsonl"], vec![plain]);
+        // Anything else is no index (it is a cache: the next archive compresses afresh).
+        std::fs::write(index_path(&archive), br#"{"a":[[1,2]]}"#).unwrap();
+        assert_eq!(load_index(&archive), None);
     }
 
     #[test]

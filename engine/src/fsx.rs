@@ -74,7 +74,7 @@ impl<W: Write> Write for HashingWriter<W> {
         let done = &buf[..n];
         self.hasher.update(done);
         self.size += n as u64;
-        self.lines += memchr_count(done);
+        self.lines += count_newlines(done);
         Ok(n)
     }
 
@@ -83,8 +83,12 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-fn memchr_count(buf: &[u8]) -> u64 {
-    buf.iter().filter(|&&b| b == b'\n').count() as u64
+/// `\n` bytes in `buf`. Counted in runs of 255 into a `u8` so that the compiler can compare 32
+/// or 64 bytes at a time (a plain `filter().count()` was 8% of a steady create).
+fn count_newlines(buf: &[u8]) -> u64 {
+    buf.chunks(255)
+        .map(|run| u64::from(run.iter().map(|&b| u8::from(b == b'\n')).sum::<u8>()))
+        .sum()
 }
 
 /// Hash a file by reading it once.
@@ -342,6 +346,27 @@ pub fn exchange(a: &Path, b: &Path) -> Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn newlines_are_counted_at_every_length_and_offset() {
+        let text: Vec<u8> = (0..3000u32)
+            .map(|i| {
+                if i % 7 == 0 || i % 255 == 3 {
+                    b'\n'
+                } else {
+                    b'a' + (i % 26) as u8
+                }
+            })
+            .collect();
+        for len in [0, 1, 254, 255, 256, 511, 1000, 3000] {
+            for start in [0, 1, 13] {
+                let buf = &text[start.min(len)..len];
+                let naive = buf.iter().filter(|&&b| b == b'\n').count() as u64;
+                assert_eq!(count_newlines(buf), naive, "{start}..{len}");
+            }
+        }
+        assert_eq!(count_newlines(&[b'\n'; 1000]), 1000);
+    }
 
     #[test]
     fn atomic_write_replaces_and_leaves_no_temp() {

@@ -97,6 +97,21 @@ pub struct FileEntry {
     pub size: u64,
     /// Lower-case hex SHA-256.
     pub sha256: String,
+    /// What the file is known to begin with: set when the snapshot grew it from the snapshot
+    /// before (see `snapshot::Base`), after comparing those bytes one by one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<Prefix>,
+}
+
+/// The first `size` bytes of a file: an earlier snapshot's whole copy of it, whose SHA-256 is
+/// `sha256`. An archive of the earlier snapshot holds those bytes compressed, so the next
+/// archive can continue that stream without reading them again.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Prefix {
+    /// Bytes.
+    pub size: u64,
+    /// Lower-case hex SHA-256 of those bytes.
+    pub sha256: String,
 }
 
 /// The database copy in a snapshot.
@@ -195,6 +210,10 @@ mod tests {
                 path: "events.jsonl".into(),
                 size: 3,
                 sha256: "00".into(),
+                prefix: Some(Prefix {
+                    size: 2,
+                    sha256: "01".into(),
+                }),
             }],
             database: None,
             local_tables: BTreeMap::new(),

@@ -13,7 +13,7 @@ use crate::database::{self, LOCAL_TABLES};
 use crate::error::{IoContext, Result};
 use crate::fsx::{self, FileDigest};
 use crate::locate::Workspace;
-use crate::manifest::{self, Counts, DatabaseInfo, EngineInfo, FileEntry, Manifest};
+use crate::manifest::{self, Counts, DatabaseInfo, EngineInfo, FileEntry, Manifest, Prefix};
 use crate::progress::{Cancel, Progress};
 
 /// Path of the database copy inside a snapshot.
@@ -41,12 +41,17 @@ impl Staging {
     }
 
     fn record(&mut self, rel: &str, d: &FileDigest) {
+        self.record_grown(rel, d, None);
+    }
+
+    fn record_grown(&mut self, rel: &str, d: &FileDigest, prefix: Option<Prefix>) {
         self.files.insert(
             rel.to_owned(),
             FileEntry {
                 path: rel.to_owned(),
                 size: d.size,
                 sha256: d.sha256.clone(),
+                prefix,
             },
         );
     }
@@ -140,19 +145,25 @@ const GROW_MIN: u64 = 64 * 1024;
 #[derive(Debug)]
 pub struct Base<'a> {
     dir: PathBuf,
-    sizes: BTreeMap<String, u64>,
+    files: BTreeMap<String, Prefix>,
     gate: &'a Gate,
 }
 
 impl<'a> Base<'a> {
     /// The complete snapshot in `dir` (`current/`), usable once `gate` opens.
     pub fn new(dir: PathBuf, manifest: &Manifest, gate: &'a Gate) -> Self {
-        let sizes = manifest
+        let files = manifest
             .files
             .iter()
-            .map(|f| (f.path.clone(), f.size))
+            .map(|f| {
+                let whole = Prefix {
+                    size: f.size,
+                    sha256: f.sha256.clone(),
+                };
+                (f.path.clone(), whole)
+            })
             .collect();
-        Self { dir, sizes, gate }
+        Self { dir, files, gate }
     }
 }
 
@@ -355,8 +366,8 @@ pub fn capture_workspace(
     });
     let (copied, grown) = copied?;
     cap.grown = grown;
-    for (rel, d) in copied {
-        staging.record(rel, &d);
+    for (rel, d, prefix) in copied {
+        staging.record_grown(rel, &d, prefix);
         if rel == "events.jsonl" {
             cap.counts.events = d.lines;
         } else if rel.starts_with("messages/") {
@@ -383,6 +394,12 @@ pub fn capture_workspace(
     Ok(cap)
 }
 
+/// A file of the new snapshot: its name, digest, and what it is known to begin with.
+type CopiedFile<'s> = (&'s String, FileDigest, Option<Prefix>);
+
+/// An earlier snapshot's copy of a file, and its size and digest.
+type Earlier<'b> = (PathBuf, &'b Prefix);
+
 /// Copy (or grow, see [`Base`]) the workspace files `sources` into `root`.
 fn copy_files<'s>(
     sources: &'s [(PathBuf, String)],
@@ -390,50 +407,50 @@ fn copy_files<'s>(
     base: Option<&Base<'_>>,
     progress: &dyn Progress,
     cancel: &Cancel,
-) -> Result<(Vec<(&'s String, FileDigest)>, Grown)> {
+) -> Result<(Vec<CopiedFile<'s>>, Grown)> {
     /// Growable files waiting for the gate hold an open handle each: at most this many.
     const MAX_WAITING: usize = 256;
     let mut copied = Vec::with_capacity(sources.len());
     let mut waiting = Vec::new();
     let mut grown = Grown::default();
-    let mut finish = |src: &Path, rel: &'s String, growable: Option<(Growable, PathBuf)>| {
+    let mut finish = |src: &Path, rel: &'s String, growable: Option<(Growable, Earlier<'_>)>| {
         let dst = root.join(rel);
-        let d = match growable {
-            Some((g, old)) => {
+        let (d, prefix) = match growable {
+            Some((g, (old, prefix))) => {
                 let shared = g.hashed.size();
                 match grow(g, &old, &dst)? {
                     Some(d) => {
                         grown.files += 1;
                         grown.bytes_shared += shared;
-                        d
+                        (d, Some(prefix.clone()))
                     }
-                    None => fsx::copy_new(src, &dst)?,
+                    None => (fsx::copy_new(src, &dst)?, None),
                 }
             }
-            None => fsx::copy_new(src, &dst)?,
+            None => (fsx::copy_new(src, &dst)?, None),
         };
         progress.advance(d.size);
-        copied.push((rel, d));
+        copied.push((rel, d, prefix));
         Ok::<_, crate::Error>(())
     };
     for (src, rel) in sources {
         cancel.check()?;
         let earlier = base.and_then(|b| {
-            let len = *b.sizes.get(rel)?;
-            (len >= GROW_MIN).then(|| (b, b.dir.join(rel), len))
+            let whole = b.files.get(rel)?;
+            (whole.size >= GROW_MIN).then(|| (b, b.dir.join(rel), whole))
         });
-        let Some((b, old, len)) = earlier else {
+        let Some((b, old, whole)) = earlier else {
             finish(src, rel, None)?;
             continue;
         };
-        let Some(g) = check_growable(src, &old, len)? else {
+        let Some(g) = check_growable(src, &old, whole.size)? else {
             finish(src, rel, None)?;
             continue;
         };
         // The earlier copy may grow only once its archive is written.
         let open = match b.gate.decided() {
             None if waiting.len() < MAX_WAITING => {
-                waiting.push((src, rel, old, g));
+                waiting.push((src, rel, (old, whole), g));
                 continue;
             }
             None => b.gate.wait(cancel),
@@ -442,7 +459,7 @@ fn copy_files<'s>(
         for (src, rel, old, g) in waiting.drain(..) {
             finish(src, rel, open.then_some((g, old)))?;
         }
-        finish(src, rel, open.then_some((g, old)))?;
+        finish(src, rel, open.then_some((g, (old, whole))))?;
     }
     if !waiting.is_empty() {
         let open = base.is_some_and(|b| b.gate.wait(cancel));

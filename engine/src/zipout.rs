@@ -37,9 +37,12 @@ const SYNC: [u8; 4] = [0x00, 0x00, 0xFF, 0xFF];
 /// could pass 4 GiB by a few bytes per chunk).
 const ZIP64_FROM: u64 = 0xF000_0000;
 
-/// One chunk of an entry as we wrote it: its uncompressed length, its compressed length and
-/// the CRC-32 of its bytes. An archive's chunk index lets the next archive copy the chunks of a
-/// changed file whose bytes did not change (see [`ZipOut::add_rechunked`]).
+/// One chunk of an entry as we wrote it: its uncompressed length, its compressed length, the
+/// CRC-32 of its bytes and of its compressed bytes, and the BLAKE3 hash of what it encodes
+/// (its bytes after the 32 KiB before them). An archive's chunk index lets the next archive
+/// copy the chunks of a changed file whose bytes did not change (see
+/// [`ZipOut::add_rechunked`]), and copy or continue an entry after checking only its
+/// compressed bytes against what was written (see [`ZipOut::add_copied`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChunkInfo {
     /// Uncompressed bytes.
@@ -48,6 +51,28 @@ pub struct ChunkInfo {
     pub packed: u32,
     /// CRC-32 of the uncompressed bytes.
     pub crc: u32,
+    /// CRC-32 of the compressed bytes, and BLAKE3 of the dictionary the chunk was compressed
+    /// with followed by its bytes (both absent in indexes written before they were recorded).
+    pub checks: Option<ChunkChecks>,
+}
+
+/// What proves an earlier chunk's compressed bytes can be copied without inflating them: they
+/// are the bytes that were written (`packed_crc`), and those encoded the same dictionary and
+/// data as the new chunk (`hash`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChunkChecks {
+    /// CRC-32 of the compressed bytes.
+    pub packed_crc: u32,
+    /// BLAKE3 of the 32 KiB dictionary (less at the start of an entry) and the chunk's bytes.
+    pub hash: [u8; 32],
+}
+
+/// BLAKE3 of a chunk's dictionary followed by its bytes.
+fn chunk_hash(dict: &[u8], data: &[u8]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(dict);
+    h.update(data);
+    *h.finalize().as_bytes()
 }
 
 /// What compressing an entry's data produced.
@@ -63,8 +88,9 @@ struct Deflated {
 /// bytes that may encode the same.
 struct Job {
     data: Vec<u8>,
+    crc: u32,
     dict: Vec<u8>,
-    earlier: Option<Vec<u8>>,
+    earlier: Option<(Vec<u8>, Option<ChunkChecks>)>,
 }
 
 struct Central {
@@ -298,8 +324,10 @@ impl<W: Write + Seek> ZipOut<W> {
     }
 
     /// Add `name` by copying an earlier entry's compressed data (`raw`, `earlier.compressed`
-    /// bytes) as it is, inflating it on the way to check it against `earlier`'s CRC and size.
-    /// The file must be unchanged since; the caller knows that from the two manifests.
+    /// bytes) as it is, checked on the way: against the CRC of each compressed chunk when its
+    /// index (`chunks`) records them, else by inflating it and comparing with `earlier`'s CRC
+    /// and size. The file must be unchanged since; the caller knows that from the two
+    /// manifests.
     pub fn add_copied(
         &mut self,
         name: &str,
@@ -310,9 +338,9 @@ impl<W: Write + Seek> ZipOut<W> {
     ) -> Result<(), ReuseError> {
         let zip64 = earlier.size >= ZIP64_FROM;
         let offset = self.start_entry(name, modified, zip64)?;
-        let mut check = Inflated::new();
+        let mut check = RawCheck::new(chunks.as_deref(), &earlier)?;
         let copied = self.copy_raw(raw, earlier.compressed, &mut check)?;
-        check.expect(&earlier)?;
+        check.expect(&earlier, true)?;
         self.finish_entry(
             name,
             offset,
@@ -349,17 +377,17 @@ impl<W: Write + Seek> ZipOut<W> {
             .checked_sub(END.len() as u64)
             .ok_or_else(|| ReuseError::Refused("the earlier entry is too short".into()))?;
         let offset = self.start_entry(name, modified, zip64)?;
-        let mut inflated = Inflated::new();
-        let copied = self.copy_raw(&mut raw.take(body), body, &mut inflated)?;
+        let mut checked = RawCheck::new(chunks.as_deref(), &earlier)?;
+        let copied = self.copy_raw(&mut raw.take(body), body, &mut checked)?;
         let mut end = [0u8; 2];
         raw.read_exact(&mut end)
             .map_err(|e| ReuseError::Refused(format!("cannot read the earlier entry: {e}")))?;
-        if end != END || !inflated.ends_with_sync() {
+        if end != END || !checked.ends_with_sync() {
             return Err(ReuseError::Refused(
                 "the earlier entry does not end with a sync flush and an empty final block".into(),
             ));
         }
-        inflated.expect(&earlier)?;
+        checked.expect(&earlier, false)?;
         let t = self.deflate(tail, dict, None, advance, check)?;
         let mut crc = crc32fast::Hasher::new_with_initial_len(earlier.crc, earlier.size);
         crc.combine(&crc32fast::Hasher::new_with_initial_len(t.crc, t.read));
@@ -384,7 +412,7 @@ impl<W: Write + Seek> ZipOut<W> {
         &mut self,
         raw: &mut dyn Read,
         n: u64,
-        check: &mut Inflated,
+        check: &mut RawCheck,
     ) -> Result<u64, ReuseError> {
         let mut buf = vec![0u8; 256 * 1024];
         let mut left = n;
@@ -457,9 +485,10 @@ impl<W: Write + Seek> ZipOut<W> {
                 let chunk_crc = crc32fast::hash(&chunk);
                 let earlier_bytes = candidate
                     .filter(|(c, _)| c.len as usize == chunk.len() && c.crc == chunk_crc)
-                    .map(|(_, packed)| packed);
+                    .map(|(c, packed)| (packed, c.checks));
                 jobs.push(Job {
                     data: chunk,
+                    crc: chunk_crc,
                     dict,
                     earlier: earlier_bytes,
                 });
@@ -470,16 +499,15 @@ impl<W: Write + Seek> ZipOut<W> {
             if jobs.is_empty() {
                 break;
             }
-            for j in &jobs {
-                crc.update(&j.data);
-                out.read += j.data.len() as u64;
+            let infos: Vec<(usize, u32)> = jobs.iter().map(|j| (j.data.len(), j.crc)).collect();
+            for &(len, chunk_crc) in &infos {
+                crc.combine(&crc32fast::Hasher::new_with_initial_len(
+                    chunk_crc, len as u64,
+                ));
+                out.read += len as u64;
             }
-            let infos: Vec<(usize, u32)> = jobs
-                .iter()
-                .map(|j| (j.data.len(), crc32fast::hash(&j.data)))
-                .collect();
             let results = run_jobs(jobs, self.level, self.threads)?;
-            for ((packed, reused), (len, chunk_crc)) in results.into_iter().zip(infos) {
+            for ((packed, reused, hash), (len, chunk_crc)) in results.into_iter().zip(infos) {
                 self.out.write_all(&packed)?;
                 out.written += packed.len() as u64;
                 self.pos += packed.len() as u64;
@@ -490,6 +518,10 @@ impl<W: Write + Seek> ZipOut<W> {
                     len: len as u32,
                     packed: packed.len() as u32,
                     crc: chunk_crc,
+                    checks: Some(ChunkChecks {
+                        packed_crc: crc32fast::hash(&packed),
+                        hash,
+                    }),
                 });
                 advance(len as u64);
             }
@@ -633,6 +665,133 @@ pub struct Earlier {
     pub compressed: u64,
 }
 
+/// Checks an earlier entry's compressed bytes as they are copied: against the CRC of each
+/// compressed chunk its index recorded when it was written (the bytes are then what was
+/// written, whose content the index describes), or, for an index without those CRCs, by
+/// inflating them.
+enum RawCheck {
+    Packed(PackedCrcs),
+    Inflated(Box<Inflated>),
+}
+
+impl RawCheck {
+    fn new(chunks: Option<&[ChunkInfo]>, earlier: &Earlier) -> Result<Self, ReuseError> {
+        let Some(chunks) = chunks else {
+            return Ok(Self::Inflated(Box::new(Inflated::new())));
+        };
+        let Some(crcs) = chunks
+            .iter()
+            .map(|c| c.checks.map(|k| (c.packed, k.packed_crc)))
+            .collect::<Option<Vec<_>>>()
+            .filter(|crcs| crcs.iter().all(|&(len, _)| len > 0))
+        else {
+            return Ok(Self::Inflated(Box::new(Inflated::new())));
+        };
+        // The index must describe the entry the central directory describes.
+        let mut crc = crc32fast::Hasher::new();
+        for c in chunks {
+            crc.combine(&crc32fast::Hasher::new_with_initial_len(
+                c.crc,
+                u64::from(c.len),
+            ));
+        }
+        let size: u64 = chunks.iter().map(|c| u64::from(c.len)).sum();
+        if size != earlier.size || crc.finalize() != earlier.crc {
+            return Err(ReuseError::Refused(
+                "the earlier entry's chunk index does not match its header".into(),
+            ));
+        }
+        Ok(Self::Packed(PackedCrcs {
+            crcs,
+            at: 0,
+            in_chunk: 0,
+            hasher: crc32fast::Hasher::new(),
+            after: Vec::new(),
+            last: [0; 4],
+        }))
+    }
+
+    fn feed(&mut self, input: &[u8]) -> Result<(), ReuseError> {
+        match self {
+            Self::Packed(p) => p.feed(input),
+            Self::Inflated(i) => i.feed(input),
+        }
+    }
+
+    fn ends_with_sync(&self) -> bool {
+        match self {
+            Self::Packed(p) => p.at == p.crcs.len() && p.after.is_empty() && p.last == SYNC,
+            Self::Inflated(i) => i.ends_with_sync(),
+        }
+    }
+
+    /// Whether everything fed was the earlier entry's whole data (with its [`END`] when
+    /// `with_end`).
+    fn expect(self, earlier: &Earlier, with_end: bool) -> Result<(), ReuseError> {
+        match self {
+            Self::Packed(p) => {
+                let end: &[u8] = if with_end { &END } else { &[] };
+                if p.at != p.crcs.len() || p.after != end {
+                    return Err(ReuseError::Refused(
+                        "the earlier entry's compressed data does not match its chunk index".into(),
+                    ));
+                }
+                Ok(())
+            }
+            Self::Inflated(i) => i.expect(earlier),
+        }
+    }
+}
+
+/// The compressed chunks expected, (length, CRC-32), and how far the bytes fed got.
+struct PackedCrcs {
+    crcs: Vec<(u32, u32)>,
+    at: usize,
+    in_chunk: u32,
+    hasher: crc32fast::Hasher,
+    /// Bytes after the last chunk (the stream's [`END`]).
+    after: Vec<u8>,
+    /// The last 4 bytes of the last chunk.
+    last: [u8; 4],
+}
+
+impl PackedCrcs {
+    fn feed(&mut self, mut input: &[u8]) -> Result<(), ReuseError> {
+        while !input.is_empty() {
+            let Some(&(len, crc)) = self.crcs.get(self.at) else {
+                if self.after.len() + input.len() > END.len() {
+                    return Err(ReuseError::Refused(
+                        "the earlier entry is longer than its chunk index".into(),
+                    ));
+                }
+                self.after.extend_from_slice(input);
+                return Ok(());
+            };
+            let take = input.len().min((len - self.in_chunk) as usize);
+            let (now, rest) = input.split_at(take);
+            self.hasher.update(now);
+            for &b in now.iter().rev().take(4).rev() {
+                self.last.rotate_left(1);
+                self.last[3] = b;
+            }
+            self.in_chunk += take as u32;
+            input = rest;
+            if self.in_chunk == len {
+                let got = std::mem::take(&mut self.hasher).finalize();
+                if got != crc {
+                    return Err(ReuseError::Refused(format!(
+                        "the earlier entry is damaged (compressed chunk {} has crc {got:08x}, its index says {crc:08x})",
+                        self.at
+                    )));
+                }
+                self.at += 1;
+                self.in_chunk = 0;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Inflates copied raw bytes to check them: their CRC and size, and whether the data seen so
 /// far ends with a sync flush.
 struct Inflated {
@@ -705,20 +864,28 @@ impl Inflated {
     }
 }
 
-/// A chunk's compressed bytes, and whether they are an earlier chunk's.
-type Packed = (Vec<u8>, bool);
+/// A chunk's compressed bytes, whether they are an earlier chunk's, and its [`chunk_hash`].
+type Packed = (Vec<u8>, bool, [u8; 32]);
 
 /// Write a batch of chunks on `threads` threads: each is an earlier chunk's compressed bytes
-/// when they inflate (primed with its dictionary) to exactly its data, or its data compressed
-/// afresh. Returns each chunk's compressed bytes and whether they were reused, in order.
+/// when they encode exactly its dictionary and data, or its data compressed afresh. The
+/// earlier chunk's index entry proves that by its CRC of the compressed bytes and its hash of
+/// what they encode; an index without them, by inflating (primed with the dictionary) and
+/// comparing. Returns each chunk's compressed bytes, whether they were reused, and its hash,
+/// in order.
 fn run_jobs(jobs: Vec<Job>, level: u32, threads: usize) -> io::Result<Vec<Packed>> {
     let one = |j: Job| -> io::Result<Packed> {
-        if let Some(packed) = j.earlier
-            && inflates_to(&packed, &j.dict, &j.data)
-        {
-            return Ok((packed, true));
+        let hash = chunk_hash(&j.dict, &j.data);
+        if let Some((packed, checks)) = j.earlier {
+            let same = match checks {
+                Some(k) => k.hash == hash && crc32fast::hash(&packed) == k.packed_crc,
+                None => inflates_to(&packed, &j.dict, &j.data),
+            };
+            if same {
+                return Ok((packed, true, hash));
+            }
         }
-        deflate_chunk(&j.data, &j.dict, level).map(|p| (p, false))
+        deflate_chunk(&j.data, &j.dict, level).map(|p| (p, false, hash))
     };
     let n = jobs.len();
     if threads <= 1 || n <= 1 {
@@ -1085,6 +1252,143 @@ mod tests {
             .unwrap();
         assert_eq!(reused, 0);
         assert_eq!(read_back(&z.finish().unwrap().0.into_inner(), "db"), new);
+        // So does one whose hashes or compressed CRCs lie: every chunk is compressed again.
+        for lie in [0, 1] {
+            let lying: Vec<ChunkInfo> = chunks
+                .iter()
+                .map(|c| {
+                    let mut k = c.checks.unwrap();
+                    if lie == 0 {
+                        k.hash[7] ^= 1;
+                    } else {
+                        k.packed_crc ^= 1;
+                    }
+                    ChunkInfo {
+                        checks: Some(k),
+                        ..*c
+                    }
+                })
+                .collect();
+            let mut z = ZipOut::new(Cursor::new(Vec::new()), 6, 2).unwrap();
+            let reused = z
+                .add_rechunked(
+                    "db",
+                    &mut &new[..],
+                    new.len() as u64,
+                    zip::DateTime::default(),
+                    &mut a.by_index_raw(a.index_for_name("db").unwrap()).unwrap(),
+                    &lying,
+                    &mut |_| {},
+                    &mut || Ok(()),
+                )
+                .unwrap();
+            assert_eq!(reused, 0, "lie {lie}");
+            assert_eq!(read_back(&z.finish().unwrap().0.into_inner(), "db"), new);
+        }
+        // An index written before chunks had checks: the same chunks are reused, each proved
+        // by inflating it.
+        let plain: Vec<ChunkInfo> = chunks
+            .iter()
+            .map(|c| ChunkInfo { checks: None, ..*c })
+            .collect();
+        let mut z = ZipOut::new(Cursor::new(Vec::new()), 6, 2).unwrap();
+        let reused_plain = z
+            .add_rechunked(
+                "db",
+                &mut &new[..],
+                new.len() as u64,
+                zip::DateTime::default(),
+                &mut a.by_index_raw(a.index_for_name("db").unwrap()).unwrap(),
+                &plain,
+                &mut |_| {},
+                &mut || Ok(()),
+            )
+            .unwrap();
+        assert!(reused_plain >= 15 * CHUNK as u64, "{reused_plain}");
+        assert_eq!(read_back(&z.finish().unwrap().0.into_inner(), "db"), new);
+    }
+
+    #[test]
+    fn indexed_entries_are_copied_by_their_compressed_crcs() {
+        let old = sample(5 * CHUNK + 100, 31);
+        let same = sample(3 * CHUNK, 32);
+        let mut z = ZipOut::new(Cursor::new(Vec::new()), 6, 2).unwrap();
+        for (name, data) in [("log", &old), ("same", &same)] {
+            z.add(
+                name,
+                &mut &data[..],
+                data.len() as u64,
+                zip::DateTime::default(),
+                &mut |_| {},
+                &mut || Ok(()),
+            )
+            .unwrap();
+        }
+        let index = z.index();
+        assert!(index.values().flatten().all(|c| c.checks.is_some()));
+        let first = z.finish().unwrap().0.into_inner();
+        let mut new = old.clone();
+        new.extend(sample(CHUNK / 3, 33));
+        let mut a = zip::ZipArchive::new(Cursor::new(&first)).unwrap();
+        let (e_log, e_same) = (earlier(&mut a, "log"), earlier(&mut a, "same"));
+        let mut z = ZipOut::new(Cursor::new(Vec::new()), 6, 2).unwrap();
+        z.add_continued(
+            "log",
+            &mut a.by_index_raw(a.index_for_name("log").unwrap()).unwrap(),
+            e_log,
+            Some(index["log"].clone()),
+            &mut &new[old.len()..],
+            old[old.len() - WINDOW..].to_vec(),
+            new.len() as u64,
+            zip::DateTime::default(),
+            &mut |_| {},
+            &mut || Ok(()),
+        )
+        .unwrap();
+        z.add_copied(
+            "same",
+            &mut a.by_index_raw(a.index_for_name("same").unwrap()).unwrap(),
+            e_same,
+            Some(index["same"].clone()),
+            zip::DateTime::default(),
+        )
+        .unwrap();
+        let continued = z.index();
+        assert_eq!(continued["log"][..6], index["log"][..]);
+        assert_eq!(continued["log"].len(), 7);
+        let second = z.finish().unwrap().0.into_inner();
+        assert_eq!(read_back(&second, "log"), new);
+        assert_eq!(read_back(&second, "same"), same);
+
+        // A flipped byte in the compressed data: its chunk's CRC tells, and it is refused.
+        let at = a.by_name("same").unwrap().data_start().unwrap() as usize + CHUNK / 8;
+        let mut damaged = first.clone();
+        damaged[at] ^= 0x10;
+        let mut d = zip::ZipArchive::new(Cursor::new(&damaged)).unwrap();
+        let mut z = ZipOut::new(Cursor::new(Vec::new()), 6, 2).unwrap();
+        let r = z.add_copied(
+            "same",
+            &mut d.by_index_raw(d.index_for_name("same").unwrap()).unwrap(),
+            e_same,
+            Some(index["same"].clone()),
+            zip::DateTime::default(),
+        );
+        assert!(
+            matches!(&r, Err(ReuseError::Refused(why)) if why.contains("damaged")),
+            "{r:?}"
+        );
+        // An index that does not describe the entry (another content's chunk CRCs): refused.
+        let mut wrong = index["same"].clone();
+        wrong[1].crc ^= 1;
+        z.rewind(0).unwrap();
+        let r = z.add_copied(
+            "same",
+            &mut a.by_index_raw(a.index_for_name("same").unwrap()).unwrap(),
+            e_same,
+            Some(wrong),
+            zip::DateTime::default(),
+        );
+        assert!(matches!(r, Err(ReuseError::Refused(_))), "{r:?}");
     }
 
     #[test]

@@ -354,6 +354,31 @@ fn logs_that_only_grew_are_grown_from_the_previous_snapshot() {
         );
     }
     fx.cmd().args(["verify", "--all"]).assert().success();
+    // The manifest says what each grown file begins with: the first snapshot's whole copy.
+    let before: Value = serde_json::from_slice(&snapshot_1["manifest.json"]).unwrap();
+    let now: Value =
+        serde_json::from_slice(&std::fs::read(fx.current().join("manifest.json")).unwrap())
+            .unwrap();
+    let entry = |m: &Value, rel: &str| {
+        m["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["path"] == rel)
+            .cloned()
+            .unwrap()
+    };
+    let rewritten_rel = format!("messages/{}.jsonl", fx.ws.agents[1]);
+    for rel in &rels {
+        let (old, new) = (entry(&before, rel), entry(&now, rel));
+        if *rel == rewritten_rel {
+            assert!(new.get("prefix").is_none(), "{new}");
+        } else {
+            assert_eq!(new["prefix"]["size"], old["size"], "{rel}");
+            assert_eq!(new["prefix"]["sha256"], old["sha256"], "{rel}");
+        }
+    }
+    let snapshot_2 = tree(&fx.current());
     // A copy in current/ that is also linked from elsewhere (a `cp -al` of the backup dir)
     // is never grown: the other name would change too.
     let elsewhere = fx.tmp.path().join("linked-elsewhere.jsonl");
@@ -363,6 +388,15 @@ fn logs_that_only_grew_are_grown_from_the_previous_snapshot() {
     let r = fx.json(&["create", "--no-prune"]);
     assert_eq!(r["grown"]["files"], 3, "{}", r["grown"]);
     assert_eq!(std::fs::read(&elsewhere).unwrap(), kept);
+    // Its archive continued the first archive's streams of the grown logs (known to begin
+    // with them from the manifest, not hashed again) and holds the second snapshot exactly.
+    assert!(
+        r["archive_reuse"]["continued"].as_u64().unwrap() >= 3,
+        "{}",
+        r["archive_reuse"]
+    );
+    let archived = std::path::PathBuf::from(r["archived"].as_str().unwrap());
+    assert_eq!(unzip_all(&archived), snapshot_2);
     std::fs::remove_file(&elsewhere).unwrap();
     // Unchanged since: all four are shared again (and said so), and the snapshot verifies.
     let text = fx.cmd().args(["create", "--no-prune"]).output().unwrap();
