@@ -301,7 +301,7 @@ pub fn write_dir_reusing(
 /// so that a file changed near its start (a database: its header changes on every write) is
 /// told apart after one chunk instead of after hashing all of it.
 fn begins_with(file: &File, old: &FileEntry, chunks: Option<&Vec<ChunkInfo>>) -> bool {
-    let mut h = fsx::HashingWriter::new(io::sink());
+    let mut h = fsx::HashingWriter::with(io::sink(), old.checksum.algorithm());
     let mut reader = BufReader::with_capacity(256 * 1024, Read::take(file, old.size));
     let chunks = chunks.filter(|c| c.iter().map(|c| u64::from(c.len)).sum::<u64>() == old.size);
     if let Some(chunks) = chunks {
@@ -317,7 +317,7 @@ fn begins_with(file: &File, old: &FileEntry, chunks: Option<&Vec<ChunkInfo>>) ->
         return false;
     }
     let d = h.finish().1;
-    d.size == old.size && d.sha256 == old.sha256
+    d.size == old.size && d.checksum == old.checksum
 }
 
 enum Reused {
@@ -378,13 +378,13 @@ impl EarlierArchive {
         let Some(index) = self.zip.index_for_name(rel) else {
             return Ok(None);
         };
-        let unchanged = old_size == new_size && old.sha256 == new.sha256;
+        let unchanged = old_size == new_size && old.checksum == new.checksum;
         // The earlier content must be exactly this file's beginning: known when the snapshot
         // grew the file from that content, or else read and hashed here.
         let appended = *old_size > 0
             && old_size < new_size
             && match &new.prefix {
-                Some(p) if p.size == old.size && p.sha256 == old.sha256 => true,
+                Some(p) if p.size == old.size && p.checksum == old.checksum => true,
                 _ => begins_with(file, old, self.chunks.get(rel)),
             };
         let rechunk = !unchanged && !appended && self.chunks.contains_key(rel);
@@ -774,11 +774,11 @@ impl CheckedArchive {
     }
 
     /// Extract every file entry below `dest` (a fresh private directory), checking sizes,
-    /// CRCs and, when `expected` has the path, its sha256. Returns the digests.
+    /// CRCs and, when `expected` has the path, its size and checksum. Returns the digests.
     pub fn extract_all(
         &mut self,
         dest: &Path,
-        expected: &BTreeMap<String, (u64, String)>,
+        expected: &BTreeMap<String, (u64, fsx::Checksum)>,
         progress: &dyn Progress,
         cancel: &Cancel,
     ) -> Result<BTreeMap<String, fsx::FileDigest>> {
@@ -799,7 +799,10 @@ impl CheckedArchive {
             cancel.check()?;
             let target = dest.join(&entry.path);
             let mut result = Ok(0);
-            let digest = fsx::write_new_with(&target, |w| {
+            let algorithm = expected
+                .get(&entry.path)
+                .map_or(fsx::Algorithm::Blake3, |(_, c)| c.algorithm());
+            let digest = fsx::write_new_hashed(&target, algorithm, |w| {
                 result = self.stream(entry, w);
                 match &result {
                     Ok(_) => Ok(()),
@@ -808,12 +811,15 @@ impl CheckedArchive {
             });
             result?;
             let digest = digest?;
-            if let Some((size, sha)) = expected.get(&entry.path)
-                && (digest.size != *size || &digest.sha256 != sha)
+            if let Some((size, checksum)) = expected.get(&entry.path)
+                && (digest.size != *size || digest.checksum != *checksum)
             {
                 return Err(self.entry_err(
                     &entry.path,
-                    "content does not match the manifest's sha256".into(),
+                    format!(
+                        "content does not match the manifest's {} checksum",
+                        algorithm.name()
+                    ),
                 ));
             }
             progress.advance(digest.size);
@@ -822,16 +828,18 @@ impl CheckedArchive {
         Ok(digests)
     }
 
-    /// Read every entry through a hasher, without writing anything. Returns the digests.
+    /// Read every entry through a hasher (the one `algorithm_of` names for its path), without
+    /// writing anything. Returns the digests.
     pub fn digest_all(
         &mut self,
+        algorithm_of: &dyn Fn(&str) -> fsx::Algorithm,
         progress: &dyn Progress,
     ) -> Result<BTreeMap<String, fsx::FileDigest>> {
         progress.phase("reading the archive", Some(self.total));
         let entries = self.entries.clone();
         let mut out = BTreeMap::new();
         for entry in &entries {
-            let mut sink = fsx::HashingWriter::new(io::sink());
+            let mut sink = fsx::HashingWriter::with(io::sink(), algorithm_of(&entry.path));
             self.stream(entry, &mut sink)?;
             let digest = sink.finish().1;
             progress.advance(digest.size);
@@ -967,11 +975,28 @@ mod tests {
         let mut a = CheckedArchive::open(&p, &Limits::default()).unwrap();
         let dest = tempfile::tempdir().unwrap();
         let mut expected = BTreeMap::new();
-        expected.insert("events.jsonl".to_owned(), (3u64, "00".repeat(32)));
+        expected.insert(
+            "events.jsonl".to_owned(),
+            (3u64, fsx::Checksum::Blake3("00".repeat(32))),
+        );
         let err = a
             .extract_all(dest.path(), &expected, &Silent, &Cancel::new())
             .unwrap_err()
             .to_string();
-        assert!(err.contains("sha256"), "{err}");
+        assert!(err.contains("blake3 checksum"), "{err}");
+        // A manifest of SHA-256 checksums is checked with SHA-256.
+        let dest = tempfile::tempdir().unwrap();
+        let sha = |b: &[u8]| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b));
+        expected.insert(
+            "events.jsonl".to_owned(),
+            (3u64, fsx::Checksum::Sha256(sha(b"{}\n"))),
+        );
+        let digests = a
+            .extract_all(dest.path(), &expected, &Silent, &Cancel::new())
+            .unwrap();
+        assert_eq!(
+            digests["events.jsonl"].checksum,
+            fsx::Checksum::Sha256(sha(b"{}\n"))
+        );
     }
 }

@@ -8,35 +8,106 @@ use std::fs::{self, File};
 use std::io::{self, BufReader, Write};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
 
 use crate::error::{IoContext, Result};
 
-/// Size, SHA-256 and newline count of a file's content.
+/// The hash functions a manifest may name. Snapshots are written with BLAKE3 (several times
+/// faster than SHA-256 here, which made hashing the largest part of `verify`); SHA-256 is
+/// read, as snapshots written before were hashed with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    /// BLAKE3, 256-bit output.
+    Blake3,
+    /// SHA-256.
+    Sha256,
+}
+
+impl Algorithm {
+    /// The name manifests use for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Blake3 => "blake3",
+            Self::Sha256 => "sha256",
+        }
+    }
+}
+
+/// A digest of a file's content: which hash function, and its value in lower-case hex. In a
+/// manifest it is one key, `"blake3": "…"` or `"sha256": "…"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Checksum {
+    /// BLAKE3.
+    #[serde(rename = "blake3")]
+    Blake3(String),
+    /// SHA-256.
+    #[serde(rename = "sha256")]
+    Sha256(String),
+}
+
+impl Checksum {
+    /// The hash function.
+    pub fn algorithm(&self) -> Algorithm {
+        match self {
+            Self::Blake3(_) => Algorithm::Blake3,
+            Self::Sha256(_) => Algorithm::Sha256,
+        }
+    }
+
+    /// The value, lower-case hex.
+    pub fn hex(&self) -> &str {
+        match self {
+            Self::Blake3(h) | Self::Sha256(h) => h,
+        }
+    }
+}
+
+impl std::fmt::Display for Checksum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.algorithm().name(), self.hex())
+    }
+}
+
+/// Size, checksum and newline count of a file's content.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileDigest {
     /// Bytes.
     pub size: u64,
-    /// Lower-case hex SHA-256.
-    pub sha256: String,
+    /// The content's checksum.
+    pub checksum: Checksum,
     /// Number of `\n` bytes (thrum counts events this way).
     pub lines: u64,
+}
+
+enum Hasher {
+    Blake3(Box<blake3::Hasher>),
+    Sha256(Sha256),
 }
 
 /// A writer that hashes, counts bytes and counts lines as it writes.
 pub struct HashingWriter<W> {
     inner: W,
-    hasher: Sha256,
+    hasher: Hasher,
     size: u64,
     lines: u64,
 }
 
 impl<W: Write> HashingWriter<W> {
-    /// Wrap `inner`.
+    /// Wrap `inner`, hashing with BLAKE3 (what snapshots are written with).
     pub fn new(inner: W) -> Self {
+        Self::with(inner, Algorithm::Blake3)
+    }
+
+    /// Wrap `inner`, hashing with `algorithm`.
+    pub fn with(inner: W, algorithm: Algorithm) -> Self {
+        let hasher = match algorithm {
+            Algorithm::Blake3 => Hasher::Blake3(Box::default()),
+            Algorithm::Sha256 => Hasher::Sha256(Sha256::new()),
+        };
         Self {
             inner,
-            hasher: Sha256::new(),
+            hasher,
             size: 0,
             lines: 0,
         }
@@ -59,9 +130,13 @@ impl<W: Write> HashingWriter<W> {
 
     /// Finish, returning the inner writer and the digest of everything written.
     pub fn finish(self) -> (W, FileDigest) {
+        let checksum = match self.hasher {
+            Hasher::Blake3(h) => Checksum::Blake3(h.finalize().to_hex().to_string()),
+            Hasher::Sha256(h) => Checksum::Sha256(hex::encode(h.finalize())),
+        };
         let digest = FileDigest {
             size: self.size,
-            sha256: hex::encode(self.hasher.finalize()),
+            checksum,
             lines: self.lines,
         };
         (self.inner, digest)
@@ -72,7 +147,12 @@ impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
         let done = &buf[..n];
-        self.hasher.update(done);
+        match &mut self.hasher {
+            Hasher::Blake3(h) => {
+                h.update(done);
+            }
+            Hasher::Sha256(h) => h.update(done),
+        }
         self.size += n as u64;
         self.lines += count_newlines(done);
         Ok(n)
@@ -91,11 +171,16 @@ fn count_newlines(buf: &[u8]) -> u64 {
         .sum()
 }
 
-/// Hash a file by reading it once.
+/// Hash a file with BLAKE3 by reading it once.
 pub fn digest_file(path: &Path) -> Result<FileDigest> {
+    digest_file_with(path, Algorithm::Blake3)
+}
+
+/// Hash a file with `algorithm` by reading it once.
+pub fn digest_file_with(path: &Path, algorithm: Algorithm) -> Result<FileDigest> {
     let file = File::open(path).at("open", path)?;
     let mut reader = BufReader::with_capacity(256 * 1024, file);
-    let mut sink = HashingWriter::new(io::sink());
+    let mut sink = HashingWriter::with(io::sink(), algorithm);
     io::copy(&mut reader, &mut sink).at("read", path)?;
     Ok(sink.finish().1)
 }
@@ -104,7 +189,7 @@ pub fn digest_file(path: &Path) -> Result<FileDigest> {
 /// each file with its size. Returns the digests by relative path, or the first error.
 pub fn digest_files(
     root: &Path,
-    rels: &[String],
+    rels: &[(String, Algorithm)],
     done: &mut dyn FnMut(u64),
 ) -> Result<std::collections::BTreeMap<String, FileDigest>> {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -123,8 +208,11 @@ pub fn digest_files(
             s.spawn(move || {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(rel) = rels.get(i) else { break };
-                    let stop = tx.send((i, digest_file(&root.join(rel)))).is_err();
+                    let Some((rel, algorithm)) = rels.get(i) else {
+                        break;
+                    };
+                    let d = digest_file_with(&root.join(rel), *algorithm);
+                    let stop = tx.send((i, d)).is_err();
                     if stop {
                         break;
                     }
@@ -142,7 +230,7 @@ pub fn digest_files(
                 }
             };
             done(d.size);
-            out.insert(rels[i].clone(), d);
+            out.insert(rels[i].0.clone(), d);
         }
         Ok(())
     })?;
@@ -226,6 +314,15 @@ pub fn write_new_with(
     dst: &Path,
     fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> Result<FileDigest> {
+    write_new_hashed(dst, Algorithm::Blake3, fill)
+}
+
+/// [`write_new_with`], hashing with `algorithm`.
+pub fn write_new_hashed(
+    dst: &Path,
+    algorithm: Algorithm,
+    fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<FileDigest> {
     if let Some(parent) = dst.parent() {
         create_dir_all(parent)?;
     }
@@ -234,7 +331,7 @@ pub fn write_new_with(
         .create_new(true)
         .open(dst)
         .at("create", dst)?;
-    let mut writer = HashingWriter::new(io::BufWriter::with_capacity(256 * 1024, file));
+    let mut writer = HashingWriter::with(io::BufWriter::with_capacity(256 * 1024, file), algorithm);
     fill(&mut writer).at("write", dst)?;
     finish_synced(writer, dst)
 }
@@ -387,8 +484,16 @@ mod tests {
         assert_eq!(d.lines, 2);
         assert_eq!(d, digest_file(&path).unwrap());
         assert_eq!(
-            d.sha256,
-            "911169ddaaf146aff539f58c26c489af3b892dff0fe283c1c264c65ae5aa59a2"
+            d.checksum,
+            Checksum::Blake3(blake3::hash(b"a\nb\n").to_hex().to_string())
+        );
+        let sha = digest_file_with(&path, Algorithm::Sha256).unwrap();
+        assert_eq!((sha.size, sha.lines), (4, 2));
+        assert_eq!(
+            sha.checksum,
+            Checksum::Sha256(
+                "911169ddaaf146aff539f58c26c489af3b892dff0fe283c1c264c65ae5aa59a2".into()
+            )
         );
     }
 

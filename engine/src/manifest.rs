@@ -1,11 +1,17 @@
 //! `manifest.json`: thrum's version-1 fields, which thrum's reader needs, plus our
-//! extensions (per-file size and sha256, the engine version, the database copy, each
+//! extensions (per-file size and checksum, the engine version, the database copy, each
 //! plugin's result) as extra keys thrum's reader ignores.
+//!
+//! A file's checksum is one key named after its hash function: `"blake3"` in what this
+//! engine writes, `"sha256"` in snapshots written by its first versions (still read, verified
+//! and restored).
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+pub use crate::fsx::{Algorithm, Checksum};
 
 /// The manifest file name inside a snapshot.
 pub const FILE_NAME: &str = "manifest.json";
@@ -95,23 +101,25 @@ pub struct FileEntry {
     pub path: String,
     /// Bytes.
     pub size: u64,
-    /// Lower-case hex SHA-256.
-    pub sha256: String,
+    /// The content's checksum.
+    #[serde(flatten)]
+    pub checksum: Checksum,
     /// What the file is known to begin with: set when the snapshot grew it from the snapshot
     /// before (see `snapshot::Base`), after comparing those bytes one by one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix: Option<Prefix>,
 }
 
-/// The first `size` bytes of a file: an earlier snapshot's whole copy of it, whose SHA-256 is
-/// `sha256`. An archive of the earlier snapshot holds those bytes compressed, so the next
+/// The first `size` bytes of a file: an earlier snapshot's whole copy of it, with that copy's
+/// checksum. An archive of the earlier snapshot holds those bytes compressed, so the next
 /// archive can continue that stream without reading them again.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Prefix {
     /// Bytes.
     pub size: u64,
-    /// Lower-case hex SHA-256 of those bytes.
-    pub sha256: String,
+    /// Their checksum.
+    #[serde(flatten)]
+    pub checksum: Checksum,
 }
 
 /// The database copy in a snapshot.
@@ -209,10 +217,10 @@ mod tests {
             files: vec![FileEntry {
                 path: "events.jsonl".into(),
                 size: 3,
-                sha256: "00".into(),
+                checksum: Checksum::Blake3("00".into()),
                 prefix: Some(Prefix {
                     size: 2,
-                    sha256: "01".into(),
+                    checksum: Checksum::Blake3("01".into()),
                 }),
             }],
             database: None,
@@ -231,6 +239,35 @@ mod tests {
             assert!(v.get(key).is_some(), "{key}");
         }
         assert_eq!(Manifest::from_slice(&bytes).unwrap(), m);
+        assert_eq!(v["files"][0]["blake3"], "00");
+        assert_eq!(v["files"][0]["prefix"]["blake3"], "01");
+    }
+
+    #[test]
+    fn reads_checksums_of_either_hash_function() {
+        let m = Manifest::from_slice(
+            br#"{"version": 1, "timestamp": "2026-11-25T10:00:00Z", "files": [
+                {"path": "a", "size": 1, "sha256": "aa"},
+                {"path": "b", "size": 2, "blake3": "bb", "prefix": {"size": 1, "sha256": "cc"}}
+            ]}"#,
+        )
+        .unwrap();
+        assert_eq!(m.files[0].checksum, Checksum::Sha256("aa".into()));
+        assert_eq!(m.files[1].checksum, Checksum::Blake3("bb".into()));
+        assert_eq!(
+            m.files[1].prefix.as_ref().unwrap().checksum,
+            Checksum::Sha256("cc".into())
+        );
+        // A file without a checksum, or with an unknown hash function, is not a manifest.
+        for bad in [
+            r#"{"path": "a", "size": 1}"#,
+            r#"{"path": "a", "size": 1, "md5": "aa"}"#,
+        ] {
+            let text = format!(
+                r#"{{"version": 1, "timestamp": "2026-11-25T10:00:00Z", "files": [{bad}]}}"#
+            );
+            assert!(Manifest::from_slice(text.as_bytes()).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -156,10 +156,10 @@ fn restore_locked(
             let path = dir.resolve_archive(arg)?;
             let mut archive = CheckedArchive::open(&path, &opts.limits)?;
             let m = archive.manifest()?;
-            let expected: BTreeMap<String, (u64, String)> = m
+            let expected: BTreeMap<String, (u64, fsx::Checksum)> = m
                 .iter()
                 .flat_map(|m| m.files.iter())
-                .map(|f| (f.path.clone(), (f.size, f.sha256.clone())))
+                .map(|f| (f.path.clone(), (f.size, f.checksum.clone())))
                 .collect();
             let extracted = work.join("source");
             fsx::create_dir_all(&extracted)?;

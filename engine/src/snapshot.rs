@@ -50,7 +50,7 @@ impl Staging {
             FileEntry {
                 path: rel.to_owned(),
                 size: d.size,
-                sha256: d.sha256.clone(),
+                checksum: d.checksum.clone(),
                 prefix,
             },
         );
@@ -158,7 +158,7 @@ impl<'a> Base<'a> {
             .map(|f| {
                 let whole = Prefix {
                     size: f.size,
-                    sha256: f.sha256.clone(),
+                    checksum: f.checksum.clone(),
                 };
                 (f.path.clone(), whole)
             })

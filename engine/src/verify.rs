@@ -25,6 +25,9 @@ pub struct VerifyReport {
     pub bytes: u64,
     /// Whether the manifest has checksums (thrum's do not: only structure is checked).
     pub checksums: bool,
+    /// The hash functions of those checksums (`blake3`, or `sha256` in older snapshots).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub algorithms: Vec<&'static str>,
     /// Every mismatch found; empty means the snapshot verifies.
     pub problems: Vec<String>,
     /// What each plugin's own `verify` said.
@@ -112,9 +115,14 @@ pub fn verify_dir(dir: &Path, progress: &dyn Progress) -> Result<VerifyReport> {
         .map(|m| m.len())
         .sum();
     progress.phase("verifying", Some(total));
-    let data: Vec<String> = files
+    let algorithm_of = algorithms(&manifest);
+    let data: Vec<(String, fsx::Algorithm)> = files
         .into_iter()
         .filter(|f| f != manifest::FILE_NAME)
+        .map(|f| {
+            let a = algorithm_of(&f);
+            (f, a)
+        })
         .collect();
     let digests = fsx::digest_files(dir, &data, &mut |n| progress.advance(n))?;
     Ok(compare("current".into(), &manifest, &digests))
@@ -129,9 +137,20 @@ pub fn verify_archive(path: &Path, progress: &dyn Progress) -> Result<VerifyRepo
             path.display()
         ))
     })?;
-    let mut digests = archive.digest_all(progress)?;
+    let mut digests = archive.digest_all(&algorithms(&manifest), progress)?;
     digests.remove(manifest::FILE_NAME);
     Ok(compare(path.display().to_string(), &manifest, &digests))
+}
+
+/// Which hash function to read each file with: the one its manifest entry names (BLAKE3 for
+/// files it does not list, which are reported as such anyway).
+fn algorithms(m: &Manifest) -> impl Fn(&str) -> fsx::Algorithm + use<> {
+    let by_path: BTreeMap<String, fsx::Algorithm> = m
+        .files
+        .iter()
+        .map(|f| (f.path.clone(), f.checksum.algorithm()))
+        .collect();
+    move |path| by_path.get(path).copied().unwrap_or(fsx::Algorithm::Blake3)
 }
 
 fn compare(target: String, m: &Manifest, digests: &BTreeMap<String, FileDigest>) -> VerifyReport {
@@ -146,9 +165,10 @@ fn compare(target: String, m: &Manifest, digests: &BTreeMap<String, FileDigest>)
                     "{path}: size {} but the manifest says {}",
                     d.size, entry.size
                 )),
-                Some(d) if d.sha256 != entry.sha256 => {
-                    problems.push(format!("{path}: sha256 does not match the manifest"))
-                }
+                Some(d) if d.checksum != entry.checksum => problems.push(format!(
+                    "{path}: {} does not match the manifest",
+                    entry.checksum.algorithm().name()
+                )),
                 Some(_) => {}
             }
         }
@@ -170,6 +190,16 @@ fn compare(target: String, m: &Manifest, digests: &BTreeMap<String, FileDigest>)
         files: digests.len() as u64,
         bytes: digests.values().map(|d| d.size).sum(),
         checksums: m.has_checksums(),
+        algorithms: {
+            let mut names: Vec<&'static str> = m
+                .files
+                .iter()
+                .map(|f| f.checksum.algorithm().name())
+                .collect();
+            names.sort_unstable();
+            names.dedup();
+            names
+        },
         problems,
         plugins: Vec::new(),
     }

@@ -44,13 +44,19 @@ fn snapshot_has_thrums_layout_and_a_complete_manifest() {
     // config.json + one identity and one context file per agent.
     assert_eq!(raw["counts"]["config_files"], 1 + 2 * fx.ws.agents.len());
     assert_eq!(report["manifest"], raw);
-    // Every file is listed with the right size and sha256, and nothing else is there.
+    // Every file is listed with the right size and checksum (BLAKE3), and nothing else is
+    // there.
     let m = Manifest::from_slice(&std::fs::read(cur.join("manifest.json")).unwrap()).unwrap();
     let on_disk = thrum_backup::fsx::walk_files(&cur).unwrap();
     assert_eq!(on_disk.len(), m.files.len() + 1);
     for f in &m.files {
         let d = thrum_backup::fsx::digest_file(&cur.join(&f.path)).unwrap();
-        assert_eq!((d.size, &d.sha256), (f.size, &f.sha256), "{}", f.path);
+        assert!(
+            matches!(f.checksum, thrum_backup::fsx::Checksum::Blake3(_)),
+            "{}",
+            f.path
+        );
+        assert_eq!((d.size, &d.checksum), (f.size, &f.checksum), "{}", f.path);
     }
     let db = m.database.unwrap();
     assert_eq!(db.tables["messages"], 240);
@@ -375,7 +381,7 @@ fn logs_that_only_grew_are_grown_from_the_previous_snapshot() {
             assert!(new.get("prefix").is_none(), "{new}");
         } else {
             assert_eq!(new["prefix"]["size"], old["size"], "{rel}");
-            assert_eq!(new["prefix"]["sha256"], old["sha256"], "{rel}");
+            assert_eq!(new["prefix"]["blake3"], old["blake3"], "{rel}");
         }
     }
     let snapshot_2 = tree(&fx.current());

@@ -378,7 +378,7 @@ fn tampered_archive_content_fails_its_checksum() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("sha256"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("blake3 checksum"), "{}", stderr(&out));
     assert_eq!(tree(fx.root()), before);
     let v = fx.cmd().arg("verify").arg(&tampered).output().unwrap();
     assert_eq!(v.status.code(), Some(3));
@@ -397,7 +397,10 @@ fn verify_finds_a_changed_file_in_current() {
     let out = fx.cmd().arg("verify").output().unwrap();
     assert_eq!(out.status.code(), Some(3));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("config/config.json: sha256"), "{text}");
+    assert!(
+        text.contains("config/config.json: blake3 does not match"),
+        "{text}"
+    );
     assert!(text.contains("intruder.txt: not listed"), "{text}");
     // restore refuses a current/ that does not verify.
     let out = fx.cmd().args(["restore", "--yes"]).output().unwrap();

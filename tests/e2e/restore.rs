@@ -70,6 +70,72 @@ fn restore_from_a_named_archive_brings_back_that_snapshot() {
     assert_eq!(fx.state(), old);
 }
 
+/// Turn current/'s manifest into what the first versions of the engine wrote: SHA-256
+/// checksums, no prefixes.
+fn as_written_by_the_first_versions(fx: &Fx) {
+    let path = fx.current().join("manifest.json");
+    let mut m: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    for f in m["files"].as_array_mut().unwrap() {
+        let file = fx.current().join(f["path"].as_str().unwrap());
+        let d = thrum_backup::fsx::digest_file_with(&file, thrum_backup::fsx::Algorithm::Sha256)
+            .unwrap();
+        let f = f.as_object_mut().unwrap();
+        assert!(f.remove("blake3").is_some());
+        f.remove("prefix");
+        f.insert("sha256".into(), d.checksum.hex().into());
+    }
+    std::fs::write(&path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+}
+
+#[test]
+fn snapshots_hashed_with_sha256_still_verify_archive_and_restore() {
+    let mut fx = Fx::new();
+    let old = fx.state();
+    fx.create();
+    as_written_by_the_first_versions(&fx);
+    let v = fx.json(&["verify"]);
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["targets"][0]["algorithms"], serde_json::json!(["sha256"]));
+    // A changed byte is still found, with SHA-256.
+    let config = fx.current().join("config/config.json");
+    let good = std::fs::read(&config).unwrap();
+    let mut bad = good.clone();
+    bad[0] ^= 0x20;
+    std::fs::write(&config, &bad).unwrap();
+    let out = fx.cmd().arg("verify").output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("config/config.json: sha256 does not match"),
+        "{text}"
+    );
+    std::fs::write(&config, &good).unwrap();
+    // The next create archives it as it is (its manifest says sha256) and hashes the new
+    // snapshot with BLAKE3; both verify.
+    fx.ws.add_messages(25).unwrap();
+    let newer = fx.state();
+    let second = fx.create();
+    let archived = second["archived"].as_str().unwrap().to_owned();
+    let v = fx.json(&["verify", "--all"]);
+    assert_eq!(v["ok"], true, "{v}");
+    let algorithms: Vec<&Value> = v["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| &t["algorithms"])
+        .collect();
+    assert!(algorithms.contains(&&serde_json::json!(["sha256"])), "{v}");
+    assert!(algorithms.contains(&&serde_json::json!(["blake3"])), "{v}");
+    // And it restores, checked against its SHA-256 checksums on the way.
+    fx.cmd()
+        .args(["restore", &archived, "--yes"])
+        .assert()
+        .success();
+    assert_eq!(fx.state(), old);
+    fx.cmd().args(["restore", "--yes"]).assert().success();
+    assert_eq!(fx.state(), newer);
+}
+
 #[test]
 fn restore_removes_files_the_snapshot_does_not_have() {
     let fx = Fx::new();

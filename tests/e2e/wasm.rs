@@ -65,7 +65,7 @@ fn vendor(fx: &Fx, name: &str, as_name: &str) -> (String, String) {
     let dest = fx.root().join(&rel);
     std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
     std::fs::copy(component(name), &dest).unwrap();
-    let sha = thrum_backup::fsx::digest_file(&dest).unwrap().sha256;
+    let sha = sha256_of(&dest);
     (rel, sha)
 }
 
@@ -296,10 +296,7 @@ fn a_third_party_component_is_pinned_and_tampering_is_refused() {
     assert!(vendored.is_file());
     let list = fx.json(&["plugin", "list"]);
     assert_eq!(list[0]["version"], "0.1.0");
-    assert_eq!(
-        list[0]["sha256"].as_str().unwrap(),
-        thrum_backup::fsx::digest_file(&vendored).unwrap().sha256
-    );
+    assert_eq!(list[0]["sha256"].as_str().unwrap(), sha256_of(&vendored));
     let r = fx.create();
     assert_eq!(results(&r)[0]["status"], "ok");
     let report =
@@ -622,4 +619,10 @@ fn beads_rust_preset_round_trips_a_real_br_workspace() {
     fx.cmd().args(["restore", "--yes"]).assert().success();
     assert_eq!(br(&bin, &root, &["list", "--json", "--all"]), before);
     assert_eq!(br(&bin, &root, &["show", &a, "--json"]), shown);
+}
+
+/// The sha256 pin of a component file (plugin pins are SHA-256, as users see them).
+fn sha256_of(path: &Path) -> String {
+    let d = thrum_backup::fsx::digest_file_with(path, thrum_backup::fsx::Algorithm::Sha256);
+    d.unwrap().checksum.hex().to_owned()
 }

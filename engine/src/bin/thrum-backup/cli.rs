@@ -84,7 +84,12 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Apply the retention policy to archives/ now.
     Prune(PruneArgs),
-    /// Check a snapshot against its manifest (size and sha256 of every file).
+    /// Check a snapshot against its manifest (size and checksum of every file).
+    ///
+    /// Every file is read and hashed with the function its manifest entry names: BLAKE3 for
+    /// snapshots this version writes, SHA-256 for those of the first versions. thrum's own
+    /// archives have no checksums: their structure and event count are checked. Exit code 3
+    /// when anything does not match; --json lists every problem.
     Verify(VerifyArgs),
     /// List the archives (name, time, size).
     Archives,

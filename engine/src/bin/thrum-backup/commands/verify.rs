@@ -31,9 +31,9 @@ pub fn run(g: &Global, a: VerifyArgs, ui: &Ui) -> Result<ExitCode> {
     if !ui.emit(&serde_json::json!({"ok": ok, "targets": reports})) {
         for r in &reports {
             let kind = if r.checksums {
-                "sha256"
+                r.algorithms.join(", ")
             } else {
-                "structure only (made by thrum: no checksums)"
+                "structure only (made by thrum: no checksums)".to_owned()
             };
             if r.ok() {
                 ui.line(format!(
