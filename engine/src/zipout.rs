@@ -11,10 +11,12 @@
 //! data, minus the two bytes of [`END`], ends on a byte boundary with the whole earlier
 //! content, so a later archive copies it as it is, compresses only the appended bytes (primed
 //! with the earlier content's last 32 KiB) and adds [`END`] again ([`ZipOut::add_continued`]).
-//! An unchanged file's data is copied whole ([`ZipOut::add_copied`]). Copied bytes are inflated
-//! on the way and checked against the earlier entry's CRC, so damage is never carried over.
-//! Chunks are compressed a batch at a time on scoped threads, so memory stays bounded by the
-//! batch (a few MiB), whatever the file sizes.
+//! An unchanged file's data is copied whole ([`ZipOut::add_copied`]). Copied bytes are checked
+//! on the way, against the CRC of each compressed chunk recorded when it was written (or, for
+//! an index without those, by inflating them against the earlier entry's CRC), so damage is
+//! never carried over. Chunks are compressed a batch at a time by a pool of threads that lives
+//! as long as the writer, so memory stays bounded by the batch (a few MiB), whatever the file
+//! sizes.
 //!
 //! The writer emits plain zip: a local header (sizes patched once known: the output is
 //! seekable), the data, then the central directory; ZIP64 records where sizes, offsets or the
@@ -112,6 +114,7 @@ pub struct ZipOut<W: Write + Seek> {
     entries: Vec<Central>,
     level: u32,
     threads: usize,
+    pool: Option<Pool>,
 }
 
 /// How many threads compress: the machine's cores, at most 8.
@@ -132,6 +135,7 @@ impl<W: Write + Seek> ZipOut<W> {
             entries: Vec::new(),
             level: level.min(9),
             threads: threads.max(1),
+            pool: (threads > 1).then(|| Pool::new(threads, level.min(9))),
         })
     }
 
@@ -506,7 +510,13 @@ impl<W: Write + Seek> ZipOut<W> {
                 ));
                 out.read += len as u64;
             }
-            let results = run_jobs(jobs, self.level, self.threads)?;
+            let results = match &self.pool {
+                Some(pool) => pool.run(jobs)?,
+                None => jobs
+                    .into_iter()
+                    .map(|j| pack(j, self.level))
+                    .collect::<io::Result<_>>()?,
+            };
             for ((packed, reused, hash), (len, chunk_crc)) in results.into_iter().zip(infos) {
                 self.out.write_all(&packed)?;
                 out.written += packed.len() as u64;
@@ -867,58 +877,90 @@ impl Inflated {
 /// A chunk's compressed bytes, whether they are an earlier chunk's, and its [`chunk_hash`].
 type Packed = (Vec<u8>, bool, [u8; 32]);
 
-/// Write a batch of chunks on `threads` threads: each is an earlier chunk's compressed bytes
-/// when they encode exactly its dictionary and data, or its data compressed afresh. The
-/// earlier chunk's index entry proves that by its CRC of the compressed bytes and its hash of
-/// what they encode; an index without them, by inflating (primed with the dictionary) and
-/// comparing. Returns each chunk's compressed bytes, whether they were reused, and its hash,
-/// in order.
-fn run_jobs(jobs: Vec<Job>, level: u32, threads: usize) -> io::Result<Vec<Packed>> {
-    let one = |j: Job| -> io::Result<Packed> {
-        let hash = chunk_hash(&j.dict, &j.data);
-        if let Some((packed, checks)) = j.earlier {
-            let same = match checks {
-                Some(k) => k.hash == hash && crc32fast::hash(&packed) == k.packed_crc,
-                None => inflates_to(&packed, &j.dict, &j.data),
-            };
-            if same {
-                return Ok((packed, true, hash));
-            }
+/// One chunk's compressed bytes: the earlier chunk's when they encode exactly its dictionary
+/// and data, or its data compressed afresh. The earlier chunk's index entry proves that by its
+/// CRC of the compressed bytes and its hash of what they encode; an index without them, by
+/// inflating (primed with the dictionary) and comparing.
+fn pack(j: Job, level: u32) -> io::Result<Packed> {
+    let hash = chunk_hash(&j.dict, &j.data);
+    if let Some((packed, checks)) = j.earlier {
+        let same = match checks {
+            Some(k) => k.hash == hash && crc32fast::hash(&packed) == k.packed_crc,
+            None => inflates_to(&packed, &j.dict, &j.data),
+        };
+        if same {
+            return Ok((packed, true, hash));
         }
-        deflate_chunk(&j.data, &j.dict, level).map(|p| (p, false, hash))
-    };
-    let n = jobs.len();
-    if threads <= 1 || n <= 1 {
-        return jobs.into_iter().map(one).collect();
     }
-    let per = n.div_ceil(threads);
-    let mut groups: Vec<Vec<Job>> = Vec::new();
-    let mut jobs = jobs.into_iter();
-    loop {
-        let group: Vec<Job> = jobs.by_ref().take(per).collect();
-        if group.is_empty() {
-            break;
-        }
-        groups.push(group);
-    }
-    let results: Vec<io::Result<Vec<Packed>>> = std::thread::scope(|s| {
-        let handles: Vec<_> = groups
-            .into_iter()
-            .map(|g| s.spawn(move || g.into_iter().map(one).collect::<io::Result<Vec<_>>>()))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(io::Error::other("a compression thread failed")))
+    deflate_chunk(&j.data, &j.dict, level).map(|p| (p, false, hash))
+}
+
+/// The threads that [`pack`] chunks for one [`ZipOut`], started once (a thread per batch left
+/// glibc holding tens of MiB of freed memory in per-thread arenas).
+struct Pool {
+    jobs: Option<std::sync::mpsc::Sender<(usize, Job)>>,
+    done: std::sync::mpsc::Receiver<(usize, io::Result<Packed>)>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Pool {
+    fn new(threads: usize, level: u32) -> Self {
+        let (jobs, queue) = std::sync::mpsc::channel::<(usize, Job)>();
+        let (finished, done) = std::sync::mpsc::channel();
+        let queue = std::sync::Arc::new(std::sync::Mutex::new(queue));
+        let workers = (0..threads)
+            .map(|_| {
+                let queue = std::sync::Arc::clone(&queue);
+                let finished = finished.clone();
+                std::thread::spawn(move || {
+                    loop {
+                        let next = queue.lock().map(|q| q.recv());
+                        let Ok(Ok((i, job))) = next else { break };
+                        let packed = std::panic::catch_unwind(move || pack(job, level))
+                            .unwrap_or_else(|_| {
+                                Err(io::Error::other("a compression thread failed"))
+                            });
+                        if finished.send((i, packed)).is_err() {
+                            break;
+                        }
+                    }
+                })
             })
-            .collect()
-    });
-    let mut out = Vec::with_capacity(n);
-    for r in results {
-        out.extend(r?);
+            .collect();
+        Self {
+            jobs: Some(jobs),
+            done,
+            workers,
+        }
     }
-    Ok(out)
+
+    /// [`pack`] every job, on the pool's threads; the results in the jobs' order.
+    fn run(&self, jobs: Vec<Job>) -> io::Result<Vec<Packed>> {
+        let stopped = || io::Error::other("the compression threads stopped");
+        let n = jobs.len();
+        let queue = self.jobs.as_ref().ok_or_else(stopped)?;
+        for (i, job) in jobs.into_iter().enumerate() {
+            queue.send((i, job)).map_err(|_| stopped())?;
+        }
+        let mut out: Vec<Option<io::Result<Packed>>> = (0..n).map(|_| None).collect();
+        for _ in 0..n {
+            let (i, packed) = self.done.recv().map_err(|_| stopped())?;
+            out[i] = Some(packed);
+        }
+        out.into_iter()
+            .map(|p| p.unwrap_or_else(|| Err(stopped())))
+            .collect()
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // Closing the queue ends every worker's loop.
+        self.jobs = None;
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
 }
 
 /// Whether raw Deflate `packed`, primed with `dict`, inflates to exactly `data` (and nothing
