@@ -63,12 +63,6 @@ impl Checksum {
     }
 }
 
-impl std::fmt::Display for Checksum {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.algorithm().name(), self.hex())
-    }
-}
-
 /// Size, checksum and newline count of a file's content.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileDigest {
