@@ -45,7 +45,7 @@ const ZIP64_FROM: u64 = 0xF000_0000;
 /// copy the chunks of a changed file whose bytes did not change (see
 /// [`ZipOut::add_rechunked`]), and copy or continue an entry after checking only its
 /// compressed bytes against what was written (see [`ZipOut::add_copied`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChunkInfo {
     /// Uncompressed bytes.
     pub len: u32,
@@ -61,7 +61,7 @@ pub struct ChunkInfo {
 /// What proves an earlier chunk's compressed bytes can be copied without inflating them: they
 /// are the bytes that were written (`packed_crc`), and those encoded the same dictionary and
 /// data as the new chunk (`hash`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChunkChecks {
     /// CRC-32 of the compressed bytes.
     pub packed_crc: u32,
