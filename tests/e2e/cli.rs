@@ -269,5 +269,25 @@ fn bench_reports_every_measurement_and_its_baselines() {
             .iter()
             .any(|q| q["baseline"] == "cp -r")
     );
+    // With Info-ZIP installed, the steady archive's size is compared with Info-ZIP's zip of
+    // the same data: the workspace in the state the archive holds, and that snapshot.
+    let zip_ran = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["name"] == "zip -r -6 (Info-ZIP)" && r["skipped"].is_null());
+    let sizes: Vec<&Value> = report["ratios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|q| q["of"] == "output")
+        .collect();
+    if zip_ran {
+        assert_eq!(sizes.len(), 2, "{sizes:?}");
+        for q in sizes {
+            let r = q["ratio"].as_f64().unwrap();
+            assert!(r > 0.5 && r < 2.0, "{q}");
+        }
+    }
     assert!(report["workspace_bytes"].as_u64().unwrap() > 1_000_000);
 }

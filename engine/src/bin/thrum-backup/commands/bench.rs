@@ -60,7 +60,11 @@ pub fn run(a: BenchArgs, ui: &Ui) -> Result<ExitCode> {
     }
     ui.line("");
     for q in &report.ratios {
-        ui.line(format!("{:.2}x  {} / {}", q.ratio, q.ours, q.baseline));
+        ui.line(if q.of == "output" {
+            format!("{:.3}x  output of {} / {}", q.ratio, q.ours, q.baseline)
+        } else {
+            format!("{:.2}x  {} / {}", q.ratio, q.ours, q.baseline)
+        });
     }
     Ok(ExitCode::SUCCESS)
 }
