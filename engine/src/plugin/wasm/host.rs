@@ -127,6 +127,9 @@ impl HostState {
         b.allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
+        // Plugins run synchronously on the calling thread: a file read or write blocks it
+        // directly instead of going through a thread pool and back for every 64 KiB.
+        b.allow_blocking_current_thread(true);
         let repo_root = setting
             .repo_root
             .canonicalize()
