@@ -33,7 +33,7 @@
 
 #![forbid(unsafe_code)]
 
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 /// The generated bindings (`wit/backup.wit`, world `plugin`). Most plugins never need them.
@@ -307,22 +307,96 @@ pub fn walk(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>, PluginError> {
 
 /// Check that every non-empty line of a JSONL file is one JSON value; returns the line count.
 pub fn validate_jsonl(path: &Path) -> Result<u64, PluginError> {
-    let file = std::fs::File::open(path)
+    scan_jsonl(path, |_| Ok(()))
+}
+
+/// Copy a JSONL file under `/repo/...` to the output under its repository-relative path,
+/// checking on the way that every non-empty line is one JSON value (as [`validate_jsonl`]).
+/// The file is read once: the bytes written are the bytes checked. Returns the bytes copied
+/// and the line count; on an invalid line nothing is kept.
+pub fn copy_jsonl_to_output(src: &Path) -> Result<(u64, u64), PluginError> {
+    let rel = src.strip_prefix("/repo").map_err(|_| {
+        error(
+            ErrorCode::Other,
+            format!("{} is not under /repo", src.display()),
+        )
+    })?;
+    let dest = rel.to_string_lossy();
+    let mut out = OutputFile::create(&dest)?;
+    let lines = scan_jsonl(src, |block| {
+        out.write_all(block)
+            .map_err(|e| error(ErrorCode::HostCall, format!("{dest}: {e}")))
+    })?;
+    Ok((out.finish()?, lines))
+}
+
+/// Read `path` in large blocks, check each complete line, and hand every block to `sink`
+/// once its lines are checked. Returns the count of non-empty lines.
+fn scan_jsonl(
+    path: &Path,
+    mut sink: impl FnMut(&[u8]) -> Result<(), PluginError>,
+) -> Result<u64, PluginError> {
+    const BLOCK: usize = 1 << 20;
+    let mut file = std::fs::File::open(path)
         .map_err(|e| error(ErrorCode::MissingInput, format!("{}: {e}", path.display())))?;
-    let mut n = 0u64;
-    for (i, line) in io::BufReader::new(file).lines().enumerate() {
-        let line =
-            line.map_err(|e| error(ErrorCode::InvalidData, format!("{}: {e}", path.display())))?;
-        if line.trim().is_empty() {
-            continue;
+    let invalid = |line: u64, what: String| {
+        error(
+            ErrorCode::InvalidData,
+            format!("{}: line {line}: {what}", path.display()),
+        )
+    };
+    // `buf[..pending]` is the start of a line whose end has not been read yet.
+    let mut buf = vec![0u8; BLOCK];
+    let mut pending = 0;
+    let (mut seen, mut counted) = (0u64, 0u64);
+    loop {
+        if pending == buf.len() {
+            buf.resize(buf.len() * 2, 0); // a line longer than the buffer
         }
-        serde_json::from_str::<serde::de::IgnoredAny>(&line).map_err(|e| {
-            error(
-                ErrorCode::InvalidData,
-                format!("{}: line {}: not valid JSON: {e}", path.display(), i + 1),
+        let n = file
+            .read(&mut buf[pending..])
+            .map_err(|e| error(ErrorCode::HostCall, format!("{}: {e}", path.display())))?;
+        let filled = pending + n;
+        // At the end of the file the last line needs no newline.
+        let complete = if n == 0 {
+            filled
+        } else {
+            match buf[pending..filled].iter().rposition(|&b| b == b'\n') {
+                Some(i) => pending + i + 1,
+                None => {
+                    pending = filled;
+                    continue;
+                }
+            }
+        };
+        // Checked as UTF-8 all at once; a failure is then placed on its line.
+        let text = std::str::from_utf8(&buf[..complete]).map_err(|e| {
+            let at = e.valid_up_to();
+            let before = &buf[..at];
+            let line = seen + 1 + before.iter().filter(|&&b| b == b'\n').count() as u64;
+            let start = before
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1);
+            invalid(
+                line,
+                format!("not UTF-8 (byte {} of the line)", at - start + 1),
             )
         })?;
-        n += 1;
+        for line in text.split_inclusive('\n') {
+            seen += 1;
+            if line.trim().is_empty() {
+                continue;
+            }
+            serde_json::from_str::<serde::de::IgnoredAny>(line)
+                .map_err(|e| invalid(seen, format!("not valid JSON: {e}")))?;
+            counted += 1;
+        }
+        sink(&buf[..complete])?;
+        if n == 0 {
+            return Ok(counted);
+        }
+        buf.copy_within(complete..filled, 0);
+        pending = filled - complete;
     }
-    Ok(n)
 }

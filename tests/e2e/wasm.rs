@@ -164,6 +164,79 @@ fn beads_count_mismatch_is_a_warning_not_a_failure() {
     fx.cmd().arg("verify").assert().success();
 }
 
+/// The preset reads each JSONL file once, in blocks, checking lines as it copies them: lines
+/// that straddle blocks, a line longer than a block, CRLF and blank lines, a last line without
+/// a newline are all counted and kept byte for byte; a bad line deep in the file is named by
+/// its number and nothing of the plugin is kept.
+#[test]
+fn beads_preset_checks_every_line_of_large_files_while_copying_them() {
+    let fx = Fx::new();
+    let backup = install_beads_backup(&fx);
+    for f in std::fs::read_dir(&backup).unwrap().flatten() {
+        std::fs::remove_file(f.path()).unwrap();
+    }
+    let mut issues = Vec::new();
+    let mut n = 0;
+    for i in 0..30_000 {
+        let end = if i % 7 == 0 { "\r\n" } else { "\n" };
+        issues.extend_from_slice(
+            format!("{{\"id\":\"bd-{i}\",\"title\":\"issue {i} \\u00e9t\u{e9}\"}}{end}").as_bytes(),
+        );
+        n += 1;
+        if i == 12_345 {
+            // One line of ~2.5 MB: longer than the block the plugin reads.
+            let long = "x".repeat(2_500_000);
+            issues.extend_from_slice(format!("{{\"long\":\"{long}\"}}\n").as_bytes());
+            issues.extend_from_slice(b"\n   \n");
+            n += 1;
+        }
+    }
+    issues.extend_from_slice(b"{\"last\":true}"); // no newline at the end
+    n += 1;
+    std::fs::write(backup.join("issues.jsonl"), &issues).unwrap();
+    std::fs::write(
+        backup.join("backup_state.json"),
+        format!(r#"{{"counts":{{"issues":{n}}}}}"#),
+    )
+    .unwrap();
+    fx.cmd()
+        .args(["plugin", "add", "--preset", "beads", "--yes"])
+        .assert()
+        .success();
+    let p = results(&fx.create())[0].clone();
+    assert_eq!(p["status"], "ok", "{p}");
+    assert!(p.get("warnings").is_none(), "{p}");
+    assert!(
+        p["notes"].to_string().contains(&format!("{n} issues")),
+        "{p}"
+    );
+    let kept = fx
+        .current()
+        .join("plugins/beads/.beads/backup/issues.jsonl");
+    assert!(std::fs::read(&kept).unwrap() == issues, "copy differs");
+
+    // A line that is not JSON, past the long line; then one that is not UTF-8.
+    for (bad, what) in [
+        (&b"{\"id\": oops}"[..], "not valid JSON"),
+        (&b"{\"id\":\"\xff\"}"[..], "not UTF-8"),
+    ] {
+        let mut broken = issues.clone();
+        let at = broken.len() - 20 * 1024 * 10;
+        let at = at + broken[at..].iter().position(|&b| b == b'\n').unwrap() + 1;
+        let line = 1 + broken[..at].iter().filter(|&&b| b == b'\n').count();
+        broken.splice(at..at, bad.iter().copied().chain([b'\n']));
+        std::fs::write(backup.join("issues.jsonl"), &broken).unwrap();
+        let p = results(&fx.create())[0].clone();
+        assert_eq!(p["status"], "failed", "{p}");
+        let err = p["error"].as_str().unwrap();
+        assert!(
+            err.contains(&format!("issues.jsonl: line {line}: {what}")),
+            "{err}"
+        );
+        assert!(!fx.current().join("plugins/beads").exists());
+    }
+}
+
 /// A beads_rust-style workspace: SQLite (WAL) database plus its JSONL export.
 fn make_br_workspace(fx: &Fx, issues: usize) -> PathBuf {
     let beads = fx.root().join(".beads");

@@ -37,10 +37,12 @@ impl Plugin for BeadsRust {
             let p = std::path::PathBuf::from(format!("/repo/.beads/{name}"));
             if p.is_file() {
                 if name.ends_with(".jsonl") {
-                    let n = sdk::validate_jsonl(&p)?;
+                    let (bytes, n) = sdk::copy_jsonl_to_output(&p)?;
                     summary.notes.push(format!("{n} issues in issues.jsonl"));
+                    summary.add(bytes);
+                } else {
+                    summary.add(sdk::copy_to_output(&p)?);
                 }
-                summary.add(sdk::copy_to_output(&p)?);
             }
         }
         if summary.files == 0 {

@@ -3,8 +3,9 @@
 //! Newer `bd` keeps issues in a Dolt database a plugin cannot read; `bd backup` writes
 //! `.beads/backup/{issues,events,comments,dependencies,labels,config}.jsonl` and
 //! `backup_state.json` with counts, and `.beads/issues.jsonl` is an export kept for git. This
-//! plugin copies those files, checks that every JSONL line parses, and compares line counts
-//! with `backup_state.json` (a mismatch is a warning). With `{"refresh": true}` in its config
+//! plugin copies those files, checks that every JSONL line parses (reading each file once: what
+//! it checks is what it keeps), and compares line counts with `backup_state.json` (a mismatch
+//! is a warning). With `{"refresh": true}` in its config
 //! and an `exec:bd` grant it first runs `bd backup --force`; without them it needs no tool.
 
 use thrum_backup_plugin_sdk::{
@@ -62,18 +63,19 @@ impl Plugin for Beads {
         let mut lines = std::collections::BTreeMap::new();
         for file in &files {
             if file.extension().is_some_and(|e| e == "jsonl") {
-                let n = sdk::validate_jsonl(file)?;
+                let (bytes, n) = sdk::copy_jsonl_to_output(file)?;
                 let stem = file
                     .file_stem()
                     .map(|s| s.to_string_lossy().into_owned())
                     .unwrap_or_default();
                 lines.insert(stem, n);
+                summary.add(bytes);
+            } else {
+                summary.add(sdk::copy_to_output(file)?);
             }
-            summary.add(sdk::copy_to_output(file)?);
         }
         if export.is_file() {
-            sdk::validate_jsonl(export)?;
-            summary.add(sdk::copy_to_output(export)?);
+            summary.add(sdk::copy_jsonl_to_output(export)?.0);
         }
         check_counts(&lines, &mut summary);
         Ok(summary)
