@@ -564,6 +564,7 @@ pub fn run(opts: &BenchOptions, say: &mut dyn FnMut(&str)) -> Result<BenchReport
         ("verify (current/)", "read every file once"),
         ("restore (current/ into the workspace)", "unzip"),
         ("beads preset backup", "plain copy of .beads"),
+        ("beads preset backup", "plain copy of .beads, fsynced"),
     ] {
         if let (Some(x), Some(y)) = (find(a), find(b)) {
             ratios.push(Ratio {
@@ -727,6 +728,7 @@ fn plugin_start(root: &Path, runs: usize) -> Result<Vec<Row>> {
     };
     let mut through = Vec::new();
     let mut copy = Vec::new();
+    let mut durable = Vec::new();
     for i in 0..runs {
         let out = root.join(format!(".bench-plugin-out-{i}"));
         fsx::create_dir_all(&out)?;
@@ -740,15 +742,23 @@ fn plugin_start(root: &Path, runs: usize) -> Result<Vec<Row>> {
             )));
         }
         fsx::remove_any(&out)?;
-        let dst = root.join(format!(".bench-copy-{i}"));
-        let t = Instant::now();
-        for f in fsx::walk_files(&root.join(".beads"))? {
-            let to = dst.join(&f);
-            fsx::create_dir_all(to.parent().unwrap_or(&dst))?;
-            std::fs::copy(root.join(".beads").join(&f), &to).at("copy", &to)?;
+        // A plain copy, then one made durable as the preset's output is (each file fsynced).
+        for (synced, times) in [(false, &mut copy), (true, &mut durable)] {
+            let dst = root.join(format!(".bench-copy-{i}"));
+            let t = Instant::now();
+            for f in fsx::walk_files(&root.join(".beads"))? {
+                let to = dst.join(&f);
+                fsx::create_dir_all(to.parent().unwrap_or(&dst))?;
+                std::fs::copy(root.join(".beads").join(&f), &to).at("copy", &to)?;
+                if synced {
+                    std::fs::File::open(&to)
+                        .and_then(|f| f.sync_all())
+                        .at("sync", &to)?;
+                }
+            }
+            times.push(t.elapsed().as_secs_f64());
+            fsx::remove_any(&dst)?;
         }
-        copy.push(t.elapsed().as_secs_f64());
-        fsx::remove_any(&dst)?;
     }
     let row = |name: &str, kind: &'static str, v: Vec<f64>| {
         let mut sorted = v.clone();
@@ -769,5 +779,6 @@ fn plugin_start(root: &Path, runs: usize) -> Result<Vec<Row>> {
         row("plugin start, warm (cached component)", "ours", warm),
         row("beads preset backup", "ours", through),
         row("plain copy of .beads", "baseline", copy),
+        row("plain copy of .beads, fsynced", "baseline", durable),
     ])
 }
