@@ -371,8 +371,8 @@ impl EarlierArchive {
         let (Some(old), Some(new)) = (self.earlier.get(rel), self.now.get(rel)) else {
             return Ok(None);
         };
-        let (old_size, new_size) = (&old.size, &new.size);
-        if *new_size != size {
+        let (old_size, new_size) = (old.size, new.size);
+        if new_size != size {
             return Ok(None);
         }
         let Some(index) = self.zip.index_for_name(rel) else {
@@ -381,7 +381,7 @@ impl EarlierArchive {
         let unchanged = old_size == new_size && old.checksum == new.checksum;
         // The earlier content must be exactly this file's beginning: known when the snapshot
         // grew the file from that content, or else read and hashed here.
-        let appended = *old_size > 0
+        let appended = old_size > 0
             && old_size < new_size
             && match &new.prefix {
                 Some(p) if p.size == old.size && p.checksum == old.checksum => true,
@@ -402,7 +402,7 @@ impl EarlierArchive {
             size: raw.size(),
             compressed: raw.compressed_size(),
         };
-        if earlier.size != *old_size {
+        if earlier.size != old_size {
             return Ok(None);
         }
         // The earlier entry's chunk index, if it describes exactly that entry.
@@ -432,16 +432,16 @@ impl EarlierArchive {
             )
             .map(Reused::Rechunked)
         } else {
-            let keep = (*old_size).min(32 * 1024);
+            let keep = old_size.min(32 * 1024);
             let mut dict = vec![0u8; keep as usize];
             if file.read_exact_at(&mut dict, old_size - keep).is_err() {
                 return Ok(None);
             }
             let mut tail = BufReader::with_capacity(256 * 1024, file);
-            if io::Seek::seek(&mut tail, io::SeekFrom::Start(*old_size)).is_err() {
+            if io::Seek::seek(&mut tail, io::SeekFrom::Start(old_size)).is_err() {
                 return Ok(None);
             }
-            progress.advance(*old_size);
+            progress.advance(old_size);
             zip.add_continued(
                 rel,
                 &mut raw,
@@ -454,7 +454,7 @@ impl EarlierArchive {
                 &mut |n| progress.advance(n),
                 &mut || cancel.check().map_err(|_| io::Error::other("cancelled")),
             )
-            .map(|()| Reused::Continued(*old_size))
+            .map(|()| Reused::Continued(old_size))
         };
         match result {
             Ok(done) => {
@@ -986,17 +986,16 @@ mod tests {
         assert!(err.contains("blake3 checksum"), "{err}");
         // A manifest of SHA-256 checksums is checked with SHA-256.
         let dest = tempfile::tempdir().unwrap();
-        let sha = |b: &[u8]| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b));
         expected.insert(
             "events.jsonl".to_owned(),
-            (3u64, fsx::Checksum::Sha256(sha(b"{}\n"))),
+            (3u64, fsx::Checksum::Sha256(fsx::sha256_hex(b"{}\n"))),
         );
         let digests = a
             .extract_all(dest.path(), &expected, &Silent, &Cancel::new())
             .unwrap();
         assert_eq!(
             digests["events.jsonl"].checksum,
-            fsx::Checksum::Sha256(sha(b"{}\n"))
+            fsx::Checksum::Sha256(fsx::sha256_hex(b"{}\n"))
         );
     }
 }

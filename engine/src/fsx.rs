@@ -165,6 +165,12 @@ fn count_newlines(buf: &[u8]) -> u64 {
         .sum()
 }
 
+/// The SHA-256 of `bytes` as lowercase hex: what plugin pins, bundles and the compiled
+/// component cache record.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
 /// Hash a file with BLAKE3 by reading it once.
 pub fn digest_file(path: &Path) -> Result<FileDigest> {
     digest_file_with(path, Algorithm::Blake3)

@@ -27,7 +27,6 @@ use std::path::{Path, PathBuf};
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::Digest as _;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, ZipWriter};
 
@@ -281,10 +280,6 @@ fn write_private_new(path: &Path, bytes: &[u8]) -> Result<(), BundleError> {
     Ok(())
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(sha2::Sha256::digest(bytes))
-}
-
 fn grant_set(grants: &[String]) -> Result<BTreeSet<String>, String> {
     grants
         .iter()
@@ -344,12 +339,12 @@ pub fn pack(
         }
     };
     let mut files = BTreeMap::new();
-    files.insert(COMPONENT.to_owned(), sha256_hex(component));
+    files.insert(COMPONENT.to_owned(), fsx::sha256_hex(component));
     if let Some(r) = readme {
         if r.len() as u64 > MAX_SMALL_FILE {
             return Err(BundleError::Pack("the README is larger than 1 MiB".into()));
         }
-        files.insert(README.to_owned(), sha256_hex(r));
+        files.insert(README.to_owned(), fsx::sha256_hex(r));
     }
     let manifest = BundleManifest {
         format: FORMAT.into(),
@@ -554,7 +549,7 @@ impl Parts {
             .map_err(|e| refused(strip(e)))?;
         for (name, bytes) in [(COMPONENT, Some(&component)), (README, readme.as_ref())] {
             if let (Some(bytes), Some(want)) = (bytes, manifest.files.get(name)) {
-                let found = sha256_hex(bytes);
+                let found = fsx::sha256_hex(bytes);
                 if found != want.to_ascii_lowercase() {
                     return Err(refused(format!(
                         "{name} does not match its checksum in manifest.json (expected {want}, found {found}): altered or swapped"
@@ -683,7 +678,7 @@ impl Bundle {
 
     /// The sha256 of the component.
     pub fn component_sha256(&self) -> String {
-        sha256_hex(&self.component)
+        fsx::sha256_hex(&self.component)
     }
 
     /// The grants the bundle requests.

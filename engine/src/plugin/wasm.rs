@@ -469,7 +469,7 @@ pub fn component_bytes(plugin: &WasmPlugin, repo_root: &Path) -> Result<Vec<u8>,
     let path = component_path(&plugin.component, repo_root)?;
     let bytes = std::fs::read(&path)
         .map_err(|e| PluginFailure::Invalid(format!("cannot read {}: {e}", path.display())))?;
-    let actual = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    let actual = crate::fsx::sha256_hex(&bytes);
     match &plugin.sha256 {
         Some(pin) if *pin == actual => Ok(bytes),
         Some(pin) => Err(PluginFailure::Invalid(format!(

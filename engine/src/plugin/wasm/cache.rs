@@ -54,7 +54,7 @@ pub fn load(engine: &Engine, bytes: &[u8], dir: Option<PathBuf>) -> wasmtime::Re
     let artifact = dir.join(format!("{key}.cwasm"));
     let sum = dir.join(format!("{key}.sha256"));
     if let (Ok(data), Ok(expected)) = (std::fs::read(&artifact), std::fs::read_to_string(&sum))
-        && hex::encode(Sha256::digest(&data)) == expected.trim()
+        && crate::fsx::sha256_hex(&data) == expected.trim()
     {
         // SAFETY: `data` is an artifact this engine configuration serialized (its name is
         // keyed by the component's sha256, our version and the engine's compatibility hash)
@@ -67,7 +67,7 @@ pub fn load(engine: &Engine, bytes: &[u8], dir: Option<PathBuf>) -> wasmtime::Re
     }
     let component = Component::new(engine, bytes)?;
     if let Ok(serialized) = component.serialize() {
-        let digest = hex::encode(Sha256::digest(&serialized));
+        let digest = crate::fsx::sha256_hex(&serialized);
         let _ = crate::fsx::write_atomic(&artifact, &serialized)
             .and_then(|_| crate::fsx::write_atomic(&sum, digest.as_bytes()));
     }

@@ -342,7 +342,7 @@ fn add(ctx: &mut thrum_backup::Context, a: PluginAddArgs, ui: &Ui) -> Result<Exi
         grants.extend(extra);
         grants.dedup();
         confirm(ui, &d, &grants, a.yes)?;
-        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        let sha = thrum_backup::fsx::sha256_hex(&bytes);
         let component = place_component(ctx, file, &name, &bytes)?;
         PluginEntry::Wasm(WasmPlugin {
             name,
