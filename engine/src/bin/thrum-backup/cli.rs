@@ -114,7 +114,10 @@ pub enum Command {
     /// Generates a realistic workspace (scale 1 is ~500 MB: an append-only events.jsonl, 200
     /// per-agent logs, a WAL messages.db, a .beads folder), then runs each tool and each engine
     /// operation several times on the same data and reports medians, CPU time, peak RSS,
-    /// output sizes and ratios. It only reports; it asserts nothing.
+    /// output sizes and ratios. The steady archive's size is compared with Info-ZIP's zip of
+    /// the same data (the workspace in the state the archive holds, and that snapshot); the
+    /// beads preset with a plain copy of .beads and with one whose files are fsynced. It only
+    /// reports; it asserts nothing.
     Bench(BenchArgs),
     /// Run a command and print its wall time, CPU time and peak RSS as JSON (used by bench).
     #[command(name = "__measure", hide = true)]
