@@ -69,6 +69,14 @@ fn vendor(fx: &Fx, name: &str, as_name: &str) -> (String, String) {
     (rel, sha)
 }
 
+/// `plugin add --preset <name> --yes`.
+fn add_preset(fx: &Fx, name: &str) {
+    fx.cmd()
+        .args(["plugin", "add", "--preset", name, "--yes"])
+        .assert()
+        .success();
+}
+
 fn results(r: &Value) -> Vec<Value> {
     r["manifest"]["plugin_results"]
         .as_array()
@@ -80,10 +88,7 @@ fn results(r: &Value) -> Vec<Value> {
 fn beads_preset_validates_against_bd_state_and_restores() {
     let fx = Fx::new();
     let backup = install_beads_backup(&fx);
-    fx.cmd()
-        .args(["plugin", "add", "--preset", "beads", "--yes"])
-        .assert()
-        .success();
+    add_preset(&fx, "beads");
     let r = fx.create();
     let p = &results(&r)[0];
     assert_eq!(p["status"], "ok", "{p}");
@@ -132,10 +137,7 @@ fn beads_count_mismatch_is_a_warning_not_a_failure() {
         r#"{"counts":{"issues":999}}"#,
     )
     .unwrap();
-    fx.cmd()
-        .args(["plugin", "add", "--preset", "beads", "--yes"])
-        .assert()
-        .success();
+    add_preset(&fx, "beads");
     let p = results(&fx.create())[0].clone();
     assert_eq!(p["status"], "ok");
     assert!(
@@ -199,10 +201,7 @@ fn beads_preset_checks_every_line_of_large_files_while_copying_them() {
         format!(r#"{{"counts":{{"issues":{n}}}}}"#),
     )
     .unwrap();
-    fx.cmd()
-        .args(["plugin", "add", "--preset", "beads", "--yes"])
-        .assert()
-        .success();
+    add_preset(&fx, "beads");
     let p = results(&fx.create())[0].clone();
     assert_eq!(p["status"], "ok", "{p}");
     assert!(p.get("warnings").is_none(), "{p}");
@@ -279,10 +278,7 @@ fn make_br_workspace(fx: &Fx, issues: usize) -> PathBuf {
 fn beads_rust_preset_copies_the_database_consistently_and_restores_it() {
     let fx = Fx::new();
     let db = make_br_workspace(&fx, 200);
-    fx.cmd()
-        .args(["plugin", "add", "--preset", "beads-rust", "--yes"])
-        .assert()
-        .success();
+    add_preset(&fx, "beads-rust");
     // A writer keeps adding an issue and its label in one transaction while we back up.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
@@ -677,10 +673,7 @@ fn beads_rust_preset_round_trips_a_real_br_workspace() {
     br(&bin, &root, &["close", &a]);
     let before = br(&bin, &root, &["list", "--json", "--all"]);
     let shown = br(&bin, &root, &["show", &a, "--json"]);
-    fx.cmd()
-        .args(["plugin", "add", "--preset", "beads-rust", "--yes"])
-        .assert()
-        .success();
+    add_preset(&fx, "beads-rust");
     let r = fx.create();
     assert_eq!(
         results(&r)[0]["status"],
