@@ -369,20 +369,20 @@ fn scan_jsonl(
                 }
             }
         };
-        // Checked as UTF-8 all at once; a failure is then placed on its line.
-        let text = std::str::from_utf8(&buf[..complete]).map_err(|e| {
-            let at = e.valid_up_to();
-            let before = &buf[..at];
-            let line = seen + 1 + before.iter().filter(|&&b| b == b'\n').count() as u64;
-            let start = before
-                .iter()
-                .rposition(|&b| b == b'\n')
-                .map_or(0, |i| i + 1);
-            invalid(
-                line,
-                format!("not UTF-8 (byte {} of the line)", at - start + 1),
-            )
-        })?;
+        // Checked as UTF-8 all at once. On a failure the lines before the bad one are still
+        // checked first, so that the error reported is the first in the file.
+        let (text, bad_byte) = match std::str::from_utf8(&buf[..complete]) {
+            Ok(text) => (text, None),
+            Err(e) => {
+                let at = e.valid_up_to();
+                let start = buf[..at]
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |i| i + 1);
+                let before = std::str::from_utf8(&buf[..start]).unwrap_or_default();
+                (before, Some(at - start + 1))
+            }
+        };
         for line in text.split_inclusive('\n') {
             seen += 1;
             if line.trim().is_empty() {
@@ -391,6 +391,12 @@ fn scan_jsonl(
             serde_json::from_str::<serde::de::IgnoredAny>(line)
                 .map_err(|e| invalid(seen, format!("not valid JSON: {e}")))?;
             counted += 1;
+        }
+        if let Some(byte) = bad_byte {
+            return Err(invalid(
+                seen + 1,
+                format!("not UTF-8 (byte {byte} of the line)"),
+            ));
         }
         sink(&buf[..complete])?;
         if n == 0 {

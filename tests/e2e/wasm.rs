@@ -214,16 +214,25 @@ fn beads_preset_checks_every_line_of_large_files_while_copying_them() {
         .join("plugins/beads/.beads/backup/issues.jsonl");
     assert!(std::fs::read(&kept).unwrap() == issues, "copy differs");
 
-    // A line that is not JSON, past the long line; then one that is not UTF-8.
+    // A line that is not JSON, past the long line; one that is not UTF-8 (byte 8 of its
+    // line); and both, a few lines apart in the same block: the first in the file is named.
+    let json = &b"{\"id\": oops}"[..];
+    let utf8 = &b"{\"id\":\"\xff\"}"[..];
     for (bad, what) in [
-        (&b"{\"id\": oops}"[..], "not valid JSON"),
-        (&b"{\"id\":\"\xff\"}"[..], "not UTF-8"),
+        (vec![json], "not valid JSON"),
+        (vec![utf8], "not UTF-8 (byte 8 of the line)"),
+        (vec![json, utf8], "not valid JSON"),
     ] {
         let mut broken = issues.clone();
         let at = broken.len() - 20 * 1024 * 10;
         let at = at + broken[at..].iter().position(|&b| b == b'\n').unwrap() + 1;
         let line = 1 + broken[..at].iter().filter(|&&b| b == b'\n').count();
-        broken.splice(at..at, bad.iter().copied().chain([b'\n']));
+        let mut inserted = Vec::new();
+        for b in bad {
+            inserted.extend_from_slice(b);
+            inserted.extend_from_slice(b"\n{\"between\":1}\n");
+        }
+        broken.splice(at..at, inserted);
         std::fs::write(backup.join("issues.jsonl"), &broken).unwrap();
         let p = results(&fx.create())[0].clone();
         assert_eq!(p["status"], "failed", "{p}");
