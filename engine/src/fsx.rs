@@ -259,6 +259,34 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
         .at("sync directory", dir)
 }
 
+/// fsync every file or directory in `paths`, several at a time: fsync waits for the disk, and
+/// a journaling filesystem commits fsyncs that wait together in one transaction. Returns the
+/// first error.
+pub fn sync_paths(paths: &[PathBuf]) -> Result<()> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let threads = paths.len().min(8);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| -> Result<()> {
+                    while let Some(path) = paths.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        let synced = File::open(path).and_then(|f| f.sync_all());
+                        if let Err(e) = synced {
+                            next.store(paths.len(), Ordering::Relaxed);
+                            return Err(e).at("sync", path);
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .try_for_each(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+    })
+}
+
 /// Write `bytes` to `path` atomically: temp file, fsync, rename, fsync of the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic_with(path, |w| w.write_all(bytes)).map(|_| ())
@@ -495,6 +523,23 @@ mod tests {
                 "911169ddaaf146aff539f58c26c489af3b892dff0fe283c1c264c65ae5aa59a2".into()
             )
         );
+    }
+
+    #[test]
+    fn sync_paths_syncs_files_and_folders_and_names_what_it_cannot() {
+        let d = tempfile::tempdir().unwrap();
+        let mut paths = vec![d.path().to_path_buf()];
+        for i in 0..20 {
+            let p = d.path().join(format!("f{i}"));
+            fs::write(&p, vec![i as u8; 1000 * i]).unwrap();
+            paths.push(p);
+        }
+        sync_paths(&paths).unwrap();
+        sync_paths(&[]).unwrap();
+        let missing = d.path().join("gone");
+        paths.insert(7, missing.clone());
+        let err = sync_paths(&paths).unwrap_err().to_string();
+        assert!(err.contains(&missing.display().to_string()), "{err}");
     }
 
     #[test]

@@ -385,6 +385,12 @@ pub fn run(
     let answer = result.map_err(|e| trap_reason(&store, &e))?;
     let state = store.data_mut();
     state.discard_unfinished();
+    if answer.is_ok() {
+        state.sync_finished().map_err(|e| PluginFailure::Failed {
+            code: code_name(bindings::thrum::backup::types::ErrorCode::HostCall).to_owned(),
+            message: format!("cannot make its output durable: {e}"),
+        })?;
+    }
     match answer {
         Ok(summary) => Ok(Outcome {
             files: std::mem::take(&mut state.files),
