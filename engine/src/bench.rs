@@ -74,10 +74,20 @@ pub struct Ratio {
     pub ours: String,
     /// The baseline.
     pub baseline: String,
-    /// What is compared: `wall` (time) or `output` (size).
-    pub of: &'static str,
+    /// What is compared.
+    pub of: Compared,
     /// The ratio.
     pub ratio: f64,
+}
+
+/// What a [`Ratio`] compares (`"wall"` or `"output"` in JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compared {
+    /// Wall time.
+    Wall,
+    /// Output size.
+    Output,
 }
 
 /// Info-ZIP `zip -r -6` of the workspace as the measured steady `create` archived it.
@@ -570,7 +580,7 @@ pub fn run(opts: &BenchOptions, say: &mut dyn FnMut(&str)) -> Result<BenchReport
             ratios.push(Ratio {
                 ours: a.into(),
                 baseline: b.into(),
-                of: "wall",
+                of: Compared::Wall,
                 ratio: x / y,
             });
         }
@@ -589,7 +599,7 @@ pub fn run(opts: &BenchOptions, say: &mut dyn FnMut(&str)) -> Result<BenchReport
             ratios.push(Ratio {
                 ours: steady.into(),
                 baseline: b.into(),
-                of: "output",
+                of: Compared::Output,
                 ratio: x as f64 / y as f64,
             });
         }

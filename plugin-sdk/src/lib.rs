@@ -254,13 +254,19 @@ pub fn copy_file(src: &Path, dest: &str) -> Result<u64, PluginError> {
 
 /// Copy a file under `/repo/...` to the output under its repository-relative path.
 pub fn copy_to_output(src: &Path) -> Result<u64, PluginError> {
-    let rel = src.strip_prefix("/repo").map_err(|_| {
-        error(
-            ErrorCode::Other,
-            format!("{} is not under /repo", src.display()),
-        )
-    })?;
-    copy_file(src, &rel.to_string_lossy())
+    copy_file(src, &repo_relative(src)?)
+}
+
+/// The repository-relative path of `src`, a path under `/repo`.
+fn repo_relative(src: &Path) -> Result<String, PluginError> {
+    src.strip_prefix("/repo")
+        .map(|rel| rel.to_string_lossy().into_owned())
+        .map_err(|_| {
+            error(
+                ErrorCode::Other,
+                format!("{} is not under /repo", src.display()),
+            )
+        })
 }
 
 /// Copy a SQLite database under `/repo/...` consistently to `dest` in the output.
@@ -315,13 +321,7 @@ pub fn validate_jsonl(path: &Path) -> Result<u64, PluginError> {
 /// The file is read once: the bytes written are the bytes checked. Returns the bytes copied
 /// and the line count; on an invalid line nothing is kept.
 pub fn copy_jsonl_to_output(src: &Path) -> Result<(u64, u64), PluginError> {
-    let rel = src.strip_prefix("/repo").map_err(|_| {
-        error(
-            ErrorCode::Other,
-            format!("{} is not under /repo", src.display()),
-        )
-    })?;
-    let dest = rel.to_string_lossy();
+    let dest = repo_relative(src)?;
     let mut out = OutputFile::create(&dest)?;
     let lines = scan_jsonl(src, |block| {
         out.write_all(block)

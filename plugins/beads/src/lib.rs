@@ -5,8 +5,8 @@
 //! `backup_state.json` with counts, and `.beads/issues.jsonl` is an export kept for git. This
 //! plugin copies those files, checks that every JSONL line parses (reading each file once: what
 //! it checks is what it keeps), and compares line counts with `backup_state.json` (a mismatch
-//! is a warning). With `{"refresh": true}` in its config
-//! and an `exec:bd` grant it first runs `bd backup --force`; without them it needs no tool.
+//! is a warning). With `{"refresh": true}` in its config and an `exec:bd` grant it first runs
+//! `bd backup --force`; without them it needs no tool.
 
 use thrum_backup_plugin_sdk::{
     self as sdk, Context, ErrorCode, Grant, Info, Plugin, PluginError, Summary,

@@ -60,7 +60,7 @@ pub fn run(a: BenchArgs, ui: &Ui) -> Result<ExitCode> {
     }
     ui.line("");
     for q in &report.ratios {
-        ui.line(if q.of == "output" {
+        ui.line(if q.of == bench::Compared::Output {
             format!("{:.3}x  output of {} / {}", q.ratio, q.ours, q.baseline)
         } else {
             format!("{:.2}x  {} / {}", q.ratio, q.ours, q.baseline)
