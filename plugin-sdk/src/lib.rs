@@ -33,6 +33,8 @@
 
 #![forbid(unsafe_code)]
 
+mod jsonl;
+
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -311,7 +313,8 @@ pub fn walk(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>, PluginError> {
     Ok(out)
 }
 
-/// Check that every non-empty line of a JSONL file is one JSON value; returns the line count.
+/// Check that every non-blank line of a JSONL file is one JSON value (UTF-8, RFC 8259);
+/// returns the count of those lines. A line of spaces, tabs and `\r` alone is blank.
 pub fn validate_jsonl(path: &Path) -> Result<u64, PluginError> {
     scan_jsonl(path, |_| Ok(()))
 }
@@ -369,35 +372,18 @@ fn scan_jsonl(
                 }
             }
         };
-        // Checked as UTF-8 all at once. On a failure the lines before the bad one are still
-        // checked first, so that the error reported is the first in the file.
-        let (text, bad_byte) = match std::str::from_utf8(&buf[..complete]) {
-            Ok(text) => (text, None),
-            Err(e) => {
-                let at = e.valid_up_to();
-                let start = buf[..at]
-                    .iter()
-                    .rposition(|&b| b == b'\n')
-                    .map_or(0, |i| i + 1);
-                let before = std::str::from_utf8(&buf[..start]).unwrap_or_default();
-                (before, Some(at - start + 1))
-            }
-        };
-        for line in text.split_inclusive('\n') {
-            seen += 1;
-            if line.trim().is_empty() {
-                continue;
-            }
-            serde_json::from_str::<serde::de::IgnoredAny>(line)
-                .map_err(|e| invalid(seen, format!("not valid JSON: {e}")))?;
-            counted += 1;
-        }
-        if let Some(byte) = bad_byte {
-            return Err(invalid(
-                seen + 1,
-                format!("not UTF-8 (byte {byte} of the line)"),
-            ));
-        }
+        let found = jsonl::check_lines(&buf[..complete]).map_err(|e| {
+            let what = match e.problem {
+                jsonl::Problem::Utf8 => "not UTF-8".to_owned(),
+                jsonl::Problem::Json(what) => format!("not valid JSON: {what}"),
+            };
+            invalid(
+                seen + e.line,
+                format!("{what} (byte {} of the line)", e.byte),
+            )
+        })?;
+        seen += found.lines;
+        counted += found.values;
         sink(&buf[..complete])?;
         if n == 0 {
             return Ok(counted);

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::fsx;
 
 const SDK_LIB: &str = include_str!("../../../plugin-sdk/src/lib.rs");
+const SDK_JSONL: &str = include_str!("../../../plugin-sdk/src/jsonl.rs");
 const SDK_TOML: &str = include_str!("../../../plugin-sdk/Cargo.toml");
 const WIT: &str = include_str!("../../../wit/backup.wit");
 const PY_APP: &str = include_str!("../../../plugin-sdk/templates/python/app.py");
@@ -96,6 +97,7 @@ pub fn create(dir: &Path, name: &str, lang: Lang) -> Result<Vec<String>> {
             ("README.md", readme(name, lang)),
             ("sdk/Cargo.toml", SDK_TOML.into()),
             ("sdk/src/lib.rs", SDK_LIB.into()),
+            ("sdk/src/jsonl.rs", SDK_JSONL.into()),
             ("wit/backup.wit", WIT.into()),
         ],
         Lang::Python => vec![
