@@ -145,24 +145,17 @@ impl Parser<'_> {
         'value: loop {
             self.skip_space();
             match self.peek() {
-                Some(b'{') => {
+                Some(start @ (b'{' | b'[')) => {
+                    let close = if start == b'{' { b'}' } else { b']' };
                     self.pos += 1;
                     self.skip_space();
-                    if self.peek() == Some(b'}') {
+                    if self.peek() == Some(close) {
                         self.pos += 1;
                     } else {
-                        self.open.push(b'}');
-                        self.key()?;
-                        continue 'value;
-                    }
-                }
-                Some(b'[') => {
-                    self.pos += 1;
-                    self.skip_space();
-                    if self.peek() == Some(b']') {
-                        self.pos += 1;
-                    } else {
-                        self.open.push(b']');
+                        self.open.push(close);
+                        if close == b'}' {
+                            self.key()?;
+                        }
                         continue 'value;
                     }
                 }

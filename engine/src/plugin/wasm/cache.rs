@@ -80,8 +80,8 @@ mod tests {
 
     use super::*;
 
-    /// The one artifact in `dir`, and the checksum recorded beside it.
-    fn artifact(dir: &Path) -> (PathBuf, String) {
+    /// The one artifact in `dir` and its bytes, which must match the checksum beside it.
+    fn stored_whole(dir: &Path) -> (PathBuf, Vec<u8>) {
         let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -89,8 +89,10 @@ mod tests {
             .collect();
         assert_eq!(found.len(), 1, "{found:?}");
         let path = found.remove(0);
+        let bytes = std::fs::read(&path).unwrap();
         let sum = std::fs::read_to_string(path.with_extension("blake3")).unwrap();
-        (path, sum)
+        assert_eq!(blake3::hash(&bytes).to_hex().as_str(), sum);
+        (path, bytes)
     }
 
     #[test]
@@ -100,15 +102,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = || Some(dir.path().to_path_buf());
         load(engine, bytes, cache()).unwrap();
-        let (path, sum) = artifact(dir.path());
-        assert_eq!(
-            blake3::hash(&std::fs::read(&path).unwrap())
-                .to_hex()
-                .as_str(),
-            sum
-        );
+        let (path, good) = stored_whole(dir.path());
 
-        let good = std::fs::read(&path).unwrap();
         let mut flipped = good.clone();
         flipped[good.len() / 2] ^= 0x5a;
         let damages = [flipped, good[..good.len() / 2].to_vec(), Vec::new()];
@@ -122,21 +117,12 @@ mod tests {
                     .any(|(name, _)| name.starts_with("thrum:backup/exporter@"))
             );
             // Compiled again and stored whole: the damaged file was not the one loaded.
-            let (path, sum) = artifact(dir.path());
-            let now = std::fs::read(&path).unwrap();
-            assert_ne!(now, damaged);
-            assert_eq!(blake3::hash(&now).to_hex().as_str(), sum);
+            assert_ne!(stored_whole(dir.path()).1, damaged);
         }
 
         // A checksum that does not match a whole artifact also means: compile again.
         std::fs::write(path.with_extension("blake3"), "0".repeat(64)).unwrap();
         load(engine, bytes, cache()).unwrap();
-        let (path, sum) = artifact(dir.path());
-        assert_eq!(
-            blake3::hash(&std::fs::read(&path).unwrap())
-                .to_hex()
-                .as_str(),
-            sum
-        );
+        stored_whole(dir.path());
     }
 }
