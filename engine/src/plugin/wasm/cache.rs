@@ -5,13 +5,20 @@
 //! the artifact's own BLAKE3 is stored beside it and checked before use, so a file whose key
 //! or content does not match is never loaded (it is rebuilt instead). (Both were SHA-256 at
 //! first: 0.4 of a warm start's 0.8 ms went to hashing; BLAKE3 takes a tenth of that.)
+//!
+//! Artifacts are large (a Python or JavaScript component's is tens of MB) and every new
+//! component, version of this program or cache key makes a new one, so the cache is swept:
+//! a load refreshes its artifact's modification time (at most daily), and whenever a new
+//! artifact is written, those not used for [`UNUSED_FOR`] are removed.
 
 // Deserializing a compiled artifact is `unsafe` in wasmtime: it trusts the file to be one it
 // produced. This module is the only place that does it; see `load` for why it is sound.
 #![allow(unsafe_code)]
 
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -62,6 +69,7 @@ pub fn load(engine: &Engine, bytes: &[u8], dir: Option<PathBuf>) -> wasmtime::Re
         // directory. wasmtime also checks the engine compatibility header and refuses a
         // mismatch with an error, in which case we recompile.
         if let Ok(component) = unsafe { Component::deserialize(engine, &data) } {
+            mark_used(&artifact);
             return Ok(component);
         }
     }
@@ -70,8 +78,83 @@ pub fn load(engine: &Engine, bytes: &[u8], dir: Option<PathBuf>) -> wasmtime::Re
         let digest = blake3::hash(&serialized).to_hex();
         let _ = crate::fsx::write_atomic(&artifact, &serialized)
             .and_then(|_| crate::fsx::write_atomic(&sum, digest.as_bytes()));
+        sweep(&dir, SystemTime::now());
     }
     Ok(component)
+}
+
+/// Artifacts not loaded for this long are removed when a new one is written.
+pub const UNUSED_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Record that `artifact` was used, by its modification time; at most once a day, so that a
+/// warm start does not write to the disk every time. Best effort.
+fn mark_used(artifact: &Path) {
+    let now = SystemTime::now();
+    let Ok(file) = std::fs::File::open(artifact) else {
+        return;
+    };
+    let stale = file
+        .metadata()
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| now.duration_since(t).is_ok_and(|age| age > UNUSED_FOR / 30));
+    if stale {
+        let _ = file.set_modified(now);
+    }
+}
+
+/// The cache's files in `dir` are `<key>.cwasm`, its checksum `<key>.blake3` (`<key>.sha256`
+/// before), and `.<name>.tmp-<nonce>` while one is written. Remove the artifacts (with their
+/// checksums) last used more than [`UNUSED_FOR`] before `now`, and temporary files as old
+/// (a write cut short). Other files are left alone. Best effort: a process loading a removed
+/// artifact has already read it; one writing an artifact writes a fresh temporary file.
+fn sweep(dir: &Path, now: SystemTime) {
+    let old = |t: SystemTime| now.duration_since(t).is_ok_and(|age| age > UNUSED_FOR);
+    let mut last_used: HashMap<String, SystemTime> = HashMap::new();
+    let mut kept = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some((key, temporary)) = cache_file(&name) else {
+            continue;
+        };
+        let Ok(modified) = entry.metadata().and_then(|m| m.modified()) else {
+            continue;
+        };
+        if temporary {
+            if old(modified) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+            continue;
+        }
+        let used = last_used.entry(key.to_owned()).or_insert(modified);
+        *used = (*used).max(modified);
+        kept.push((key.to_owned(), entry.path()));
+    }
+    for (key, path) in kept {
+        if old(last_used[&key]) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// The key of one of the cache's own file names, and whether it is a temporary file.
+fn cache_file(name: &str) -> Option<(&str, bool)> {
+    let (hidden, name) = match name.strip_prefix('.') {
+        Some(rest) => (true, rest),
+        None => (false, name),
+    };
+    let (key, rest) = name.split_once('.')?;
+    let (ext, temporary) = match rest.split_once(".tmp-") {
+        Some((ext, _)) if hidden => (ext, true),
+        None if !hidden => (rest, false),
+        _ => return None,
+    };
+    let ours = matches!(ext, "cwasm" | "blake3" | "sha256")
+        && key.len() == 64
+        && key.bytes().all(|b| b.is_ascii_hexdigit());
+    ours.then_some((key, temporary))
 }
 
 #[cfg(test)]
@@ -124,5 +207,65 @@ mod tests {
         std::fs::write(path.with_extension("blake3"), "0".repeat(64)).unwrap();
         load(engine, bytes, cache()).unwrap();
         stored_whole(dir.path());
+    }
+
+    fn set_modified(path: &Path, t: SystemTime) {
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    }
+
+    fn modified(path: &Path) -> SystemTime {
+        std::fs::metadata(path).unwrap().modified().unwrap()
+    }
+
+    #[test]
+    fn artifacts_unused_for_a_month_are_swept_when_another_is_written() {
+        let engine = &super::super::runtime().unwrap().engine;
+        let bytes = crate::plugin::presets::component("beads").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let now = SystemTime::now();
+        let long_ago = now - UNUSED_FOR - Duration::from_secs(3600);
+        let (stale, legacy, used) = ("a".repeat(64), "c".repeat(64), "b".repeat(64));
+        let files = [
+            (format!("{stale}.cwasm"), long_ago, false),
+            (format!("{stale}.blake3"), long_ago, false),
+            (format!("{legacy}.cwasm"), long_ago, false),
+            (format!("{legacy}.sha256"), long_ago, false),
+            (format!(".{stale}.cwasm.tmp-0badc0de"), long_ago, false),
+            // Used lately: its checksum is as old as it was written, the artifact was loaded.
+            (format!("{used}.cwasm"), now, true),
+            (format!("{used}.blake3"), long_ago, true),
+            (format!(".{used}.cwasm.tmp-12345678"), now, true),
+            // Not the cache's: left alone however old.
+            ("notes.txt".to_owned(), long_ago, true),
+            ("abc.cwasm".to_owned(), long_ago, true),
+            (format!("{stale}.cwasm.tmp-0badc0de"), long_ago, true),
+        ];
+        for (name, t, _) in &files {
+            let path = dir.path().join(name);
+            std::fs::write(&path, b"x").unwrap();
+            set_modified(&path, *t);
+        }
+        load(engine, bytes, Some(dir.path().to_path_buf())).unwrap();
+        for (name, _, kept) in &files {
+            assert_eq!(dir.path().join(name).exists(), *kept, "{name}");
+        }
+        let new = dir.path().join(format!("{}.cwasm", key(engine, bytes)));
+        assert!(new.is_file());
+
+        // A load from the cache marks its artifact used, so that it is not swept.
+        set_modified(&new, long_ago);
+        load(engine, bytes, Some(dir.path().to_path_buf())).unwrap();
+        assert!(modified(&new) >= now);
+        sweep(dir.path(), SystemTime::now());
+        assert!(new.is_file());
+        // The sweep itself goes by the time it is given.
+        sweep(dir.path(), SystemTime::now() + UNUSED_FOR * 2);
+        assert!(!new.exists());
+        assert!(dir.path().join("notes.txt").exists());
     }
 }
