@@ -240,10 +240,9 @@ pub fn copy_file(src: &Path, dest: &str) -> Result<u64, PluginError> {
     let mut input = std::fs::File::open(src)
         .map_err(|e| error(ErrorCode::MissingInput, format!("{}: {e}", src.display())))?;
     let mut out = OutputFile::create(dest)?;
-    let mut buf = vec![0u8; 256 * 1024];
+    let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = input
-            .read(&mut buf)
+        let n = read_full(&mut input, &mut buf)
             .map_err(|e| error(ErrorCode::HostCall, format!("{}: {e}", src.display())))?;
         if n == 0 {
             break;
@@ -356,8 +355,7 @@ fn scan_jsonl(
         if pending == buf.len() {
             buf.resize(buf.len() * 2, 0); // a line longer than the buffer
         }
-        let n = file
-            .read(&mut buf[pending..])
+        let n = read_full(&mut file, &mut buf[pending..])
             .map_err(|e| error(ErrorCode::HostCall, format!("{}: {e}", path.display())))?;
         let filled = pending + n;
         // At the end of the file the last line needs no newline.
@@ -391,4 +389,19 @@ fn scan_jsonl(
         buf.copy_within(complete..filled, 0);
         pending = filled - complete;
     }
+}
+
+/// Read into `buf` until it is full or the file ends. A WASI read returns at most 64 KiB, and
+/// each block read is one host call to write it: fill large blocks.
+fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
