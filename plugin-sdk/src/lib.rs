@@ -240,7 +240,7 @@ pub fn copy_file(src: &Path, dest: &str) -> Result<u64, PluginError> {
     let mut input = std::fs::File::open(src)
         .map_err(|e| error(ErrorCode::MissingInput, format!("{}: {e}", src.display())))?;
     let mut out = OutputFile::create(dest)?;
-    let mut buf = vec![0u8; 1 << 20];
+    let mut buf = vec![0u8; BLOCK];
     loop {
         let n = read_full(&mut input, &mut buf)
             .map_err(|e| error(ErrorCode::HostCall, format!("{}: {e}", src.display())))?;
@@ -338,7 +338,6 @@ fn scan_jsonl(
     path: &Path,
     mut sink: impl FnMut(&[u8]) -> Result<(), PluginError>,
 ) -> Result<u64, PluginError> {
-    const BLOCK: usize = 1 << 20;
     let mut file = std::fs::File::open(path)
         .map_err(|e| error(ErrorCode::MissingInput, format!("{}: {e}", path.display())))?;
     let invalid = |line: u64, what: String| {
@@ -390,6 +389,9 @@ fn scan_jsonl(
         pending = filled - complete;
     }
 }
+
+/// The block size of the copy helpers' reads and of their writes through the host.
+const BLOCK: usize = 1 << 20;
 
 /// Read into `buf` until it is full or the file ends. A WASI read returns at most 64 KiB, and
 /// each block read is one host call to write it: fill large blocks.

@@ -16,7 +16,9 @@
 #![allow(unsafe_code)]
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::hash::{Hash, Hasher};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -60,7 +62,7 @@ pub fn load(engine: &Engine, bytes: &[u8], dir: Option<PathBuf>) -> wasmtime::Re
     let key = key(engine, bytes);
     let artifact = dir.join(format!("{key}.cwasm"));
     let sum = dir.join(format!("{key}.blake3"));
-    if let (Ok(data), Ok(expected)) = (std::fs::read(&artifact), std::fs::read_to_string(&sum))
+    if let (Ok((file, data)), Ok(expected)) = (read(&artifact), std::fs::read_to_string(&sum))
         && blake3::hash(&data).to_hex().as_str() == expected.trim()
     {
         // SAFETY: `data` is an artifact this engine configuration serialized (its name is
@@ -69,7 +71,7 @@ pub fn load(engine: &Engine, bytes: &[u8], dir: Option<PathBuf>) -> wasmtime::Re
         // directory. wasmtime also checks the engine compatibility header and refuses a
         // mismatch with an error, in which case we recompile.
         if let Ok(component) = unsafe { Component::deserialize(engine, &data) } {
-            mark_used(&artifact);
+            mark_used(&file);
             return Ok(component);
         }
     }
@@ -86,17 +88,25 @@ pub fn load(engine: &Engine, bytes: &[u8], dir: Option<PathBuf>) -> wasmtime::Re
 /// Artifacts not loaded for this long are removed when a new one is written.
 pub const UNUSED_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
 
-/// Record that `artifact` was used, by its modification time; at most once a day, so that a
-/// warm start does not write to the disk every time. Best effort.
-fn mark_used(artifact: &Path) {
+/// How stale an artifact's modification time may be before a load refreshes it: a warm
+/// start need not write to the disk every time.
+const MARK_USED_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// The file at `path`, still open, and its bytes.
+fn read(path: &Path) -> std::io::Result<(File, Vec<u8>)> {
+    let mut file = File::open(path)?;
+    let mut data = Vec::new();
+    file.read_to_end(&mut data)?;
+    Ok((file, data))
+}
+
+/// Record that the artifact open as `file` was used, by its modification time. Best effort.
+fn mark_used(file: &File) {
     let now = SystemTime::now();
-    let Ok(file) = std::fs::File::open(artifact) else {
-        return;
-    };
     let stale = file
         .metadata()
         .and_then(|m| m.modified())
-        .is_ok_and(|t| now.duration_since(t).is_ok_and(|age| age > UNUSED_FOR / 30));
+        .is_ok_and(|t| now.duration_since(t).is_ok_and(|age| age > MARK_USED_AFTER));
     if stale {
         let _ = file.set_modified(now);
     }
@@ -159,8 +169,6 @@ fn cache_file(name: &str) -> Option<(&str, bool)> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
 
     /// The one artifact in `dir` and its bytes, which must match the checksum beside it.
@@ -210,7 +218,7 @@ mod tests {
     }
 
     fn set_modified(path: &Path, t: SystemTime) {
-        std::fs::File::options()
+        File::options()
             .write(true)
             .open(path)
             .unwrap()
