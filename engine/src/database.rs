@@ -117,6 +117,7 @@ pub fn copy_consistent(
     wait: Duration,
 ) -> Result<BTreeMap<String, u64>, DbError> {
     copy_unchecked(src, dst, wait)?;
+    sync_copy(dst)?;
     check_copy(dst, src)
 }
 
@@ -132,8 +133,9 @@ pub fn check_copy(dst: &Path, src: &Path) -> Result<BTreeMap<String, u64>, DbErr
     table_counts(&conn, dst)
 }
 
-/// The first half of [`copy_consistent`]: the copy, not yet checked. Checking, hashing and
-/// exporting only read the copy, so a caller may run them side by side.
+/// The first half of [`copy_consistent`]: the copy, neither flushed to disk nor checked.
+/// Flushing ([`sync_copy`]), checking, hashing and exporting only read the copy, so a caller
+/// may run them side by side; the copy is durable only once [`sync_copy`] has returned.
 pub fn copy_unchecked(src: &Path, dst: &Path, wait: Duration) -> Result<(), DbError> {
     // SQLite's own report of an unreadable file is only "unable to open database file".
     if let Err(e) = std::fs::File::open(src)
@@ -193,7 +195,11 @@ pub fn copy_unchecked(src: &Path, dst: &Path, wait: Duration) -> Result<(), DbEr
     // The copy is private: make it a single file whatever the source's journal mode was.
     dest.pragma_update(None, "journal_mode", "DELETE")
         .map_err(sql(dst, "set journal mode"))?;
-    dest.close().map_err(|(_, e)| sql(dst, "close")(e))?;
+    dest.close().map_err(|(_, e)| sql(dst, "close")(e))
+}
+
+/// Flush the copy made by [`copy_unchecked`] to disk.
+pub fn sync_copy(dst: &Path) -> Result<(), DbError> {
     std::fs::File::open(dst)
         .and_then(|f| f.sync_all())
         .map_err(|source| DbError::Io {

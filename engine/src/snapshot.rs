@@ -485,8 +485,9 @@ fn join_db(h: std::thread::ScopedJoinHandle<'_, Result<DbCapture>>) -> Result<Db
         .unwrap_or_else(|_| Err(crate::Error::Invalid("the database thread panicked".into())))
 }
 
-/// Copy the database into `root` as one consistent snapshot, then check it, hash it and
-/// export thrum's local tables side by side: all three only read the copy.
+/// Copy the database into `root` as one consistent snapshot, then flush it to disk, check it,
+/// hash it and export thrum's local tables side by side: all four only read the copy, and the
+/// flush mostly waits for the disk while the others use the CPU.
 fn capture_database(
     db_path: &Path,
     root: &Path,
@@ -502,6 +503,7 @@ fn capture_database(
     cancel.check()?;
     let present = database::table_names(&dst)?;
     std::thread::scope(|s| {
+        let synced = s.spawn(|| database::sync_copy(&dst));
         let checked = s.spawn(|| database::check_copy(&dst, db_path));
         let digest = s.spawn(|| fsx::digest_file(&dst));
         let mut local = Vec::new();
@@ -529,6 +531,7 @@ fn capture_database(
         let tables = checked.join().map_err(|_| panicked())??;
         let digest = digest.join().map_err(|_| panicked())??;
         exported?;
+        synced.join().map_err(|_| panicked())??;
         Ok(DbCapture {
             digest,
             tables,
