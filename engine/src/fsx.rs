@@ -305,13 +305,9 @@ pub fn write_atomic_with(
     let tmp = temp_sibling(path, "tmp");
     let result = (|| -> Result<FileDigest> {
         let file = File::create(&tmp).at("create", &tmp)?;
-        let mut writer = HashingWriter::new(io::BufWriter::with_capacity(256 * 1024, file));
+        let mut writer = hashed_file(file, Algorithm::Blake3);
         fill(&mut writer).at("write", &tmp)?;
-        let (buffered, digest) = writer.finish();
-        let file = buffered
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .at("write", &tmp)?;
+        let (file, digest) = finish_hashed(writer).at("write", &tmp)?;
         file.sync_all().at("sync", &tmp)?;
         fs::rename(&tmp, path).at("rename into place", path)?;
         Ok(digest)
@@ -359,18 +355,29 @@ pub fn write_new_hashed(
         .create_new(true)
         .open(dst)
         .at("create", dst)?;
-    let mut writer = HashingWriter::with(io::BufWriter::with_capacity(256 * 1024, file), algorithm);
+    let mut writer = hashed_file(file, algorithm);
     fill(&mut writer).at("write", dst)?;
     finish_synced(writer, dst)
 }
 
-/// Flush a hashing file writer, flush the file `dst` to disk and return the digest.
-pub fn finish_synced(writer: HashingWriter<io::BufWriter<File>>, dst: &Path) -> Result<FileDigest> {
-    let (buffered, digest) = writer.finish();
-    let file = buffered
-        .into_inner()
-        .map_err(|e| e.into_error())
-        .at("write", dst)?;
+/// A buffered writer to `file` that hashes what it writes. The buffer comes first, so the
+/// hash is fed whole 256 KiB blocks however small the writes are: BLAKE3 hashes many 1 KiB
+/// chunks at once (AVX-512 here) only when it is given many at once, and a JSONL export
+/// writes one short line at a time. (`io::copy` into it also reads straight into the
+/// buffer, 256 KiB at a time.)
+pub fn hashed_file(file: File, algorithm: Algorithm) -> io::BufWriter<HashingWriter<File>> {
+    io::BufWriter::with_capacity(256 * 1024, HashingWriter::with(file, algorithm))
+}
+
+/// Flush a [`hashed_file`] writer; returns the file and the digest of everything written.
+pub fn finish_hashed(writer: io::BufWriter<HashingWriter<File>>) -> io::Result<(File, FileDigest)> {
+    let hashed = writer.into_inner().map_err(|e| e.into_error())?;
+    Ok(hashed.finish())
+}
+
+/// Flush a [`hashed_file`] writer, flush the file `dst` to disk and return the digest.
+pub fn finish_synced(writer: io::BufWriter<HashingWriter<File>>, dst: &Path) -> Result<FileDigest> {
+    let (file, digest) = finish_hashed(writer).at("write", dst)?;
     file.sync_all().at("sync", dst)?;
     Ok(digest)
 }
