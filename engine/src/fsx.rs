@@ -5,7 +5,7 @@
 //! must never replace another (an archive) uses a hard link, which fails if the name exists.
 
 use std::fs::{self, File};
-use std::io::{self, BufReader, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -330,7 +330,20 @@ pub fn copy_atomic(src: &Path, dst: &Path) -> Result<FileDigest> {
 /// flushing it to disk. Used inside staging directories, which are published as a whole.
 pub fn copy_new(src: &Path, dst: &Path) -> Result<FileDigest> {
     let mut input = File::open(src).at("open", src)?;
-    write_new_with(dst, |w| io::copy(&mut input, w).map(|_| ()))
+    let mut writer = hashed_file(create_new(dst)?, Algorithm::Blake3);
+    // 256 KiB at a time (`io::copy` into a `dyn Write` goes 8 KiB at a time), and each error
+    // names its own file: a full disk is the backup's, an unreadable file the workspace's.
+    let mut block = vec![0u8; 256 * 1024];
+    loop {
+        let n = match input.read(&mut block) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).at("read", src),
+        };
+        writer.write_all(&block[..n]).at("write", dst)?;
+    }
+    finish_synced(writer, dst)
 }
 
 /// Create the new file `dst` with streamed content, flush it to disk and return its digest.
@@ -347,17 +360,21 @@ pub fn write_new_hashed(
     algorithm: Algorithm,
     fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> Result<FileDigest> {
+    let mut writer = hashed_file(create_new(dst)?, algorithm);
+    fill(&mut writer).at("write", dst)?;
+    finish_synced(writer, dst)
+}
+
+/// Create the new file `dst` (it must not exist) and its parent folders.
+fn create_new(dst: &Path) -> Result<File> {
     if let Some(parent) = dst.parent() {
         create_dir_all(parent)?;
     }
-    let file = File::options()
+    File::options()
         .write(true)
         .create_new(true)
         .open(dst)
-        .at("create", dst)?;
-    let mut writer = hashed_file(file, algorithm);
-    fill(&mut writer).at("write", dst)?;
-    finish_synced(writer, dst)
+        .at("create", dst)
 }
 
 /// A buffered writer to `file` that hashes what it writes. The buffer comes first, so the
