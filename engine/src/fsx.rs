@@ -320,12 +320,6 @@ pub fn write_atomic_with(
     Ok(digest)
 }
 
-/// Copy `src` to `dst` atomically, hashing while writing.
-pub fn copy_atomic(src: &Path, dst: &Path) -> Result<FileDigest> {
-    let mut input = File::open(src).at("open", src)?;
-    write_atomic_with(dst, |w| io::copy(&mut input, w).map(|_| ()))
-}
-
 /// Copy `src` into a new file `dst` (which must not exist), hashing while writing and
 /// flushing it to disk. Used inside staging directories, which are published as a whole.
 pub fn copy_new(src: &Path, dst: &Path) -> Result<FileDigest> {
@@ -380,14 +374,13 @@ fn create_new(dst: &Path) -> Result<File> {
 /// A buffered writer to `file` that hashes what it writes. The buffer comes first, so the
 /// hash is fed whole 256 KiB blocks however small the writes are: BLAKE3 hashes many 1 KiB
 /// chunks at once (AVX-512 here) only when it is given many at once, and a JSONL export
-/// writes one short line at a time. (`io::copy` into it also reads straight into the
-/// buffer, 256 KiB at a time.)
-pub fn hashed_file(file: File, algorithm: Algorithm) -> io::BufWriter<HashingWriter<File>> {
+/// writes one short line at a time.
+fn hashed_file(file: File, algorithm: Algorithm) -> io::BufWriter<HashingWriter<File>> {
     io::BufWriter::with_capacity(256 * 1024, HashingWriter::with(file, algorithm))
 }
 
 /// Flush a [`hashed_file`] writer; returns the file and the digest of everything written.
-pub fn finish_hashed(writer: io::BufWriter<HashingWriter<File>>) -> io::Result<(File, FileDigest)> {
+fn finish_hashed(writer: io::BufWriter<HashingWriter<File>>) -> io::Result<(File, FileDigest)> {
     let hashed = writer.into_inner().map_err(|e| e.into_error())?;
     Ok(hashed.finish())
 }
