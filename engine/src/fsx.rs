@@ -371,12 +371,17 @@ fn create_new(dst: &Path) -> Result<File> {
         .at("create", dst)
 }
 
-/// A buffered writer to `file` that hashes what it writes. The buffer comes first, so the
-/// hash is fed whole 256 KiB blocks however small the writes are: BLAKE3 hashes many 1 KiB
-/// chunks at once (AVX-512 here) only when it is given many at once, and a JSONL export
-/// writes one short line at a time.
+/// A buffered writer to `file` that hashes what it writes with `algorithm`.
 fn hashed_file(file: File, algorithm: Algorithm) -> io::BufWriter<HashingWriter<File>> {
-    io::BufWriter::with_capacity(256 * 1024, HashingWriter::with(file, algorithm))
+    buffered(HashingWriter::with(file, algorithm))
+}
+
+/// Buffer the writes to a hashing file writer. The buffer comes first, so the hash is fed
+/// whole 256 KiB blocks however small the writes are: BLAKE3 hashes many 1 KiB chunks at once
+/// (AVX-512 here) only when it is given many at once, and a JSONL export writes one short line
+/// at a time. [`finish_synced`] takes what this returns.
+pub fn buffered(hashed: HashingWriter<File>) -> io::BufWriter<HashingWriter<File>> {
+    io::BufWriter::with_capacity(256 * 1024, hashed)
 }
 
 /// Flush a [`hashed_file`] writer; returns the file and the digest of everything written.

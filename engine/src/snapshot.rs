@@ -270,7 +270,7 @@ fn grow(g: Growable, old: &Path, dst: &Path) -> Result<Option<FileDigest>> {
         .append(true)
         .open(dst)
         .at("open", dst)?;
-    let mut w = std::io::BufWriter::with_capacity(256 * 1024, hashed.redirect(file));
+    let mut w = fsx::buffered(hashed.redirect(file));
     std::io::copy(&mut src, &mut w).at("write", dst)?;
     fsx::finish_synced(w, dst).map(Some)
 }
