@@ -214,6 +214,18 @@ pub fn write_dir_reusing(
         .map(|m| m.len())
         .sum();
     let mut source = earlier.and_then(|e| EarlierArchive::open(src, e));
+    // Each entry carries the mode of the file it was copied from, a secret always 0600, so
+    // that any unzip of the archive keeps secrets private.
+    let modes: std::collections::HashMap<String, u32> = crate::backup_dir::read_dir_manifest(src)
+        .ok()
+        .flatten()
+        .map(|m| {
+            m.files
+                .into_iter()
+                .map(|f| (f.path, entry_mode(f.mode, f.secret)))
+                .collect()
+        })
+        .unwrap_or_default();
     progress.phase("archiving the previous snapshot", Some(total));
     let out = File::options()
         .write(true)
@@ -246,6 +258,7 @@ pub fn write_dir_reusing(
                 &mut reuse.refused,
             )?
         {
+            zip.set_mode(modes.get(rel).copied().unwrap_or(PRIVATE));
             match done {
                 Reused::Copied => reuse.copied += 1,
                 Reused::Continued(_) => reuse.continued += 1,
@@ -279,6 +292,7 @@ pub fn write_dir_reusing(
             return Err(Error::Cancelled);
         }
         added.at("archive", &path)?;
+        zip.set_mode(modes.get(rel).copied().unwrap_or(PRIVATE));
     }
     let index = zip.index();
     let (writer, end) = zip.finish().at("write", dst)?;
@@ -295,6 +309,16 @@ pub fn write_dir_reusing(
         index,
     })
 }
+
+/// The permission bits an archive gives a snapshot file: its live mode, never more than
+/// owner-only for a secret; private for what has no live mode (the database copy, exports).
+pub fn entry_mode(mode: Option<u32>, secret: bool) -> u32 {
+    let mode = mode.unwrap_or(PRIVATE) & 0o777;
+    if secret { mode & 0o700 } else { mode }
+}
+
+/// The mode of an archive entry nothing says more about.
+const PRIVATE: u32 = 0o600;
 
 /// Whether `file` begins with exactly the content `old` describes, hashing its first
 /// `old.size` bytes. With that content's chunk index, each chunk's CRC is compared on the way,

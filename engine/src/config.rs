@@ -314,6 +314,23 @@ pub struct BackupConfig {
     pub post_backup: Option<String>,
     /// `backup.trusted_keys`: keys whose signed bundles `plugin install` accepts.
     pub trusted_keys: Vec<TrustedKey>,
+    /// `backup.secrets`: whether snapshots hold thrum's secrets (tokens, keys).
+    pub secrets: Secrets,
+    /// `backup.thrum_backup_schedule`: the interval of `thrum-backup daemon`. Ours alone:
+    /// thrum's daemon starts its own backup scheduler whenever `backup.schedule` is set.
+    pub own_schedule: Option<String>,
+}
+
+/// Whether snapshots capture thrum's secrets (`backup.secrets`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Secrets {
+    /// Captured, marked as secrets, kept private (the default: a restore must bring the
+    /// workspace back whole).
+    #[default]
+    Include,
+    /// Left out of every snapshot; a restore leaves the live ones as they are.
+    Exclude,
 }
 
 impl BackupConfig {
@@ -328,8 +345,19 @@ impl BackupConfig {
         }
     }
 
-    /// The schedule interval, if one is set (validated on load).
+    /// The interval `thrum-backup daemon` follows: ours (`backup.thrum_backup_schedule`), or
+    /// else thrum's `backup.schedule` (validated on load).
     pub fn schedule_interval(&self) -> Option<Duration> {
+        self.own_schedule
+            .as_deref()
+            .or(self.schedule.as_deref())
+            .and_then(|s| duration::parse(s).ok())
+            .filter(|d| !d.is_zero())
+    }
+
+    /// The interval of thrum's own backup scheduler, which thrum's daemon runs whenever
+    /// `backup.schedule` is set (thrum's backup takes no lock and rewrites `current/`).
+    pub fn thrum_schedule_interval(&self) -> Option<Duration> {
         self.schedule
             .as_deref()
             .and_then(|s| duration::parse(s).ok())
@@ -344,8 +372,13 @@ pub struct ThrumConfig {
     doc: Map<String, Value>,
     /// The typed `backup` section.
     pub backup: BackupConfig,
-    /// `local_only` at the top level.
+    /// `local_only` at the top level (older thrum configs).
     pub local_only: bool,
+    /// `daemon.local_only` (thrum v0.10.6): the `a-sync` branch is never pushed, so its
+    /// history exists only in this machine's `.git`.
+    pub daemon_local_only: bool,
+    /// `identity.repo_name`, when thrum recorded one.
+    pub identity_repo_name: Option<String>,
     /// Keys inside `backup` that we do not know (reported, kept as they are).
     pub warnings: Vec<String>,
 }
@@ -374,6 +407,19 @@ impl ThrumConfig {
             None | Some(Value::Null) => false,
             Some(v) => reader.boolean("local_only", v)?,
         };
+        // thrum's own sections are read leniently: thrum validates them, and a value we do not
+        // understand must not stop a backup.
+        let daemon_local_only = doc
+            .get("daemon")
+            .and_then(|d| d.get("local_only"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let identity_repo_name = doc
+            .get("identity")
+            .and_then(|d| d.get("repo_name"))
+            .and_then(Value::as_str)
+            .filter(|s| !s.trim().is_empty())
+            .map(str::to_owned);
         let backup = match doc.get("backup") {
             None | Some(Value::Null) => BackupConfig::default(),
             Some(v) => reader.backup(v, &mut warnings)?,
@@ -383,6 +429,8 @@ impl ThrumConfig {
             doc,
             backup,
             local_only,
+            daemon_local_only,
+            identity_repo_name,
             warnings,
         })
     }
@@ -392,15 +440,30 @@ impl ThrumConfig {
         &self.path
     }
 
-    /// Set or clear `backup.schedule`, then save.
+    /// Whether the `a-sync` history exists only on this machine (either key).
+    pub fn sync_local_only(&self) -> bool {
+        self.daemon_local_only || self.local_only
+    }
+
+    /// Set or clear `backup.thrum_backup_schedule` (ours), then save.
     pub fn set_schedule(&mut self, schedule: Option<&str>) -> Result<(), ConfigError> {
+        self.set_backup_string("thrum_backup_schedule", schedule)
+    }
+
+    /// Set or clear thrum's `backup.schedule` (thrum's daemon runs its own backups while it
+    /// is set), then save.
+    pub fn set_thrum_schedule(&mut self, schedule: Option<&str>) -> Result<(), ConfigError> {
+        self.set_backup_string("schedule", schedule)
+    }
+
+    fn set_backup_string(&mut self, key: &str, value: Option<&str>) -> Result<(), ConfigError> {
         let backup = self.backup_object()?;
-        match schedule {
+        match value {
             Some(s) => {
-                backup.insert("schedule".into(), Value::String(s.to_owned()));
+                backup.insert(key.into(), Value::String(s.to_owned()));
             }
             None => {
-                backup.shift_remove("schedule");
+                backup.shift_remove(key);
             }
         }
         self.save()
@@ -668,6 +731,25 @@ impl Reader<'_> {
                         cfg.schedule = Some(s);
                     }
                 }
+                "thrum_backup_schedule" => {
+                    let s = self.string(&dotted, value)?;
+                    if !s.is_empty() && s != "off" {
+                        duration::parse(&s).map_err(|m| self.err(&dotted, m))?;
+                        cfg.own_schedule = Some(s);
+                    }
+                }
+                "secrets" => {
+                    cfg.secrets = match self.string(&dotted, value)?.as_str() {
+                        "include" => Secrets::Include,
+                        "exclude" => Secrets::Exclude,
+                        other => {
+                            return Err(self.err(
+                                &dotted,
+                                format!("{other:?} is not allowed: use \"include\" (the default) or \"exclude\""),
+                            ));
+                        }
+                    };
+                }
                 "post_backup" => {
                     cfg.post_backup =
                         Some(self.string(&dotted, value)?).filter(|s| !s.trim().is_empty());
@@ -929,6 +1011,34 @@ mod tests {
     }
 
     #[test]
+    fn reads_thrum_v0_10_6_keys() {
+        let cfg = load_str(
+            r#"{"daemon": {"local_only": true, "sync_interval": 60},
+                "identity": {"daemon_id": "d_1", "repo_name": "team-repo"},
+                "backup": {"secrets": "exclude", "schedule": "24h",
+                           "thrum_backup_schedule": "6h"}}"#,
+        )
+        .unwrap();
+        assert!(cfg.daemon_local_only && !cfg.local_only && cfg.sync_local_only());
+        assert_eq!(cfg.identity_repo_name.as_deref(), Some("team-repo"));
+        assert_eq!(cfg.backup.secrets, Secrets::Exclude);
+        // Ours is followed; thrum's is thrum's.
+        assert_eq!(
+            cfg.backup.schedule_interval(),
+            Some(Duration::from_secs(6 * 3600))
+        );
+        assert_eq!(
+            cfg.backup.thrum_schedule_interval(),
+            Some(Duration::from_secs(24 * 3600))
+        );
+        assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+        // The older top-level key is still read; thrum's sections are never refused.
+        let old = load_str(r#"{"local_only": true, "daemon": "odd"}"#).unwrap();
+        assert!(old.local_only && old.sync_local_only());
+        assert_eq!(load_str("{}").unwrap().backup.secrets, Secrets::Include);
+    }
+
+    #[test]
     fn reads_thrum_keys() {
         let cfg = load_str(
             r#"{"local_only": true, "backup": {"dir": "/b", "schedule": "6h30m",
@@ -993,6 +1103,14 @@ mod tests {
             (
                 r#"{"local_only": "yes"}"#,
                 "local_only: expected true or false",
+            ),
+            (
+                r#"{"backup": {"secrets": "sometimes"}}"#,
+                "backup.secrets: \"sometimes\" is not allowed",
+            ),
+            (
+                r#"{"backup": {"thrum_backup_schedule": "soon"}}"#,
+                "backup.thrum_backup_schedule",
             ),
             (r#"[1]"#, "expected a JSON object at the top level"),
             (r#"{"backup": "#, "not valid JSON"),

@@ -43,9 +43,26 @@ impl Context {
         })
     }
 
-    /// Whether the message log lives in the thrum dir.
-    pub fn local_only(&self) -> bool {
-        self.config.local_only
+    /// How `create` (and a restore's safety snapshot) capture this workspace.
+    pub fn capture_options(
+        &self,
+        exclude_secrets: bool,
+        db_wait: std::time::Duration,
+    ) -> crate::snapshot::CaptureOptions {
+        crate::snapshot::CaptureOptions {
+            exclude_secrets: exclude_secrets
+                || self.config.backup.secrets == crate::config::Secrets::Exclude,
+            sync_local_only: self.config.sync_local_only(),
+            // The backup directory may lie in the thrum dir (the default): it is ours.
+            skip: self
+                .backup
+                .root()
+                .parent()
+                .into_iter()
+                .map(Path::to_path_buf)
+                .collect(),
+            db_wait,
+        }
     }
 }
 

@@ -41,6 +41,8 @@ pub struct CreateOptions {
     pub plugin_timeout: Duration,
     /// Timeout of the post-backup hook.
     pub hook_timeout: Duration,
+    /// Leave thrum's secrets out (also `backup.secrets: "exclude"`).
+    pub exclude_secrets: bool,
 }
 
 impl Default for CreateOptions {
@@ -54,6 +56,7 @@ impl Default for CreateOptions {
             prune: true,
             plugin_timeout: shell::TIMEOUT,
             hook_timeout: hook::TIMEOUT,
+            exclude_secrets: false,
         }
     }
 }
@@ -216,16 +219,15 @@ fn stage(
     let mut staging = Staging::new(stage_dir);
     let captured = snapshot::capture_workspace(
         &ctx.workspace,
-        ctx.local_only(),
+        &ctx.capture_options(opts.exclude_secrets, opts.db_wait),
         &mut staging,
         base,
-        opts.db_wait,
         progress,
         cancel,
     )?;
     let notes = captured.notes.clone();
     let grown = captured.grown;
-    let mut manifest = snapshot::new_manifest(&ctx.workspace.repo_name, captured, ctx.local_only());
+    let mut manifest = snapshot::new_manifest(&ctx.workspace.repo_name, captured);
     if opts.plugins {
         let setting = wasm::Setting {
             repo_root: &ctx.workspace.repo_root,

@@ -100,6 +100,8 @@ pub fn run(
         limits: Limits::default(),
         lock_timeout: opts.lock_timeout,
         db_wait: opts.db_wait,
+        raise_sequence: None,
+        force: false,
     };
     let r = restore::restore(&copy_ctx, &restore_opts, progress, &cancel)?;
     let (files, rows) = compare_workspaces(&ws, &copy_ctx)?;
@@ -109,7 +111,7 @@ pub fn run(
         r.restored.len()
     ));
     say(format!(
-        "proved: the restored copy equals the original, byte for byte ({files} files) and row for row ({rows} rows)"
+        "proved: the restored copy equals the original, byte for byte and mode for mode ({files} files) and row for row ({rows} rows); thrum's daemon keeps its sync worktree"
     ));
 
     // Restore the archived snapshot #1 into the same copy: the earlier state comes back.
@@ -151,17 +153,16 @@ fn wiped_copy(ws: &SampleWorkspace, parent: &Path) -> Result<PathBuf> {
     let name = ws.root.file_name().unwrap_or_default();
     let copy = parent.join(name);
     copy_tree(&ws.root, &copy)?;
-    let sync = copy.join(".git/thrum-sync/a-sync");
-    for p in [
-        sync.join("events.jsonl"),
-        sync.join("messages"),
-        copy.join(".thrum/config.json"),
-        copy.join(".thrum/identities"),
-        copy.join(".thrum/context"),
-        copy.join(".thrum/var"),
-    ] {
-        fsx::remove_any(&p)?;
+    // Everything of thrum's: the sync worktree (its git link too, as on a new machine where
+    // the copy's .git does not know it), and every captured path of the thrum dir.
+    fsx::remove_any(&copy.join(".git/thrum-sync"))?;
+    let thrum = copy.join(".thrum");
+    for item in crate::layout::captured(crate::layout::Root::Thrum) {
+        for rel in crate::layout::list(item, &thrum)?.files {
+            fsx::remove_any(&thrum.join(rel))?;
+        }
     }
+    fsx::remove_any(&thrum.join("var"))?;
     Ok(copy)
 }
 
@@ -180,49 +181,57 @@ fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Compare the thrum data of the original with the restored copy.
+/// Compare the thrum data of the original with the restored copy: every file the layout
+/// captures in the thrum dir and the sync worktree, byte for byte and mode for mode, and
+/// every database row.
 fn compare_workspaces(ws: &SampleWorkspace, copy: &Context) -> Result<(usize, usize)> {
-    let orig_thrum = ws.root.join(".thrum");
-    let pairs: Vec<(PathBuf, PathBuf)> = [
+    use crate::layout::Root;
+    let pairs = [
         (
+            Root::Thrum,
+            ws.root.join(".thrum"),
+            copy.workspace.thrum_dir.clone(),
+        ),
+        (
+            Root::Sync,
             ws.sync_dir.clone(),
             copy.workspace.sync_dir.clone(),
-            vec!["events.jsonl", "messages"],
         ),
-        (
-            orig_thrum.clone(),
-            copy.workspace.thrum_dir.clone(),
-            vec!["config.json", "identities", "context"],
-        ),
-    ]
-    .into_iter()
-    .flat_map(|(a, b, names)| names.into_iter().map(move |n| (a.join(n), b.join(n))))
-    .collect();
+    ];
     let mut files = 0;
-    for (a, b) in pairs {
-        let list = if a.is_dir() {
-            fsx::walk_files(&a)?
-        } else {
-            vec![String::new()]
-        };
-        for rel in list {
-            let (fa, fb) = if rel.is_empty() {
-                (a.clone(), b.clone())
-            } else {
-                (a.join(&rel), b.join(&rel))
-            };
-            if fsx::read(&fa)? != fsx::read(&fb)? {
+    for (root, a, b) in pairs {
+        for item in crate::layout::captured(root) {
+            let (fa, fb) = (
+                crate::layout::list(item, &a)?,
+                crate::layout::list(item, &b)?,
+            );
+            if fa.files != fb.files {
                 return Err(Error::Invalid(format!(
-                    "{} differs from the original {}",
-                    fb.display(),
-                    fa.display()
+                    "{}: the restored copy has {:?}, the original {:?}",
+                    b.display(),
+                    fb.files,
+                    fa.files
                 )));
             }
-            files += 1;
+            for rel in &fa.files {
+                let (pa, pb) = (a.join(rel), b.join(rel));
+                if fsx::read(&pa)? != fsx::read(&pb)? || fsx::mode_of(&pa) != fsx::mode_of(&pb) {
+                    return Err(Error::Invalid(format!(
+                        "{} differs from the original {}",
+                        pb.display(),
+                        pa.display()
+                    )));
+                }
+                files += 1;
+            }
         }
-        if b.is_dir() && fsx::walk_files(&b)?.len() != fsx::walk_files(&a)?.len() {
-            return Err(Error::Invalid(format!("{} has extra files", b.display())));
-        }
+    }
+    if let Some(why) =
+        crate::gitsync::unhealthy(&copy.workspace.repo_root, &copy.workspace.sync_dir)
+    {
+        return Err(Error::Invalid(format!(
+            "the restored sync worktree would be removed by thrum's daemon: {why}"
+        )));
     }
     let da = sample::dump_database(&ws.db_path)?;
     let db = sample::dump_database(&copy.workspace.db_path)?;

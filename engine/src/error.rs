@@ -64,6 +64,13 @@ pub enum Error {
     /// A restore failed part-way and every change it had made was undone.
     #[error("restore failed, the workspace was put back as it was: {0}")]
     RolledBack(Box<Error>),
+    /// thrum's daemon runs (it holds its lock): a restore under it would be undone or wiped.
+    #[error(
+        "thrum's daemon is running in this workspace (it holds {}): stop it with \
+         `thrum daemon stop`, then restore again; nothing was changed",
+        .0.display()
+    )]
+    DaemonRunning(PathBuf),
     /// Not enough free space for the work about to be done.
     #[error("not enough free space in {}: need {needed} bytes, {available} available", path.display())]
     NoSpace {

@@ -303,8 +303,13 @@ pub fn write_atomic_with(
         .unwrap_or(Path::new("."));
     create_dir_all(parent)?;
     let tmp = temp_sibling(path, "tmp");
+    // A file that is replaced keeps its mode (thrum keeps config.json 0600).
+    let mode = mode_of(path);
     let result = (|| -> Result<FileDigest> {
         let file = File::create(&tmp).at("create", &tmp)?;
+        if let Some(mode) = mode {
+            set_mode(&tmp, mode)?;
+        }
         let mut writer = hashed_file(file, Algorithm::Blake3);
         fill(&mut writer).at("write", &tmp)?;
         let (file, digest) = finish_hashed(writer).at("write", &tmp)?;
@@ -359,16 +364,45 @@ pub fn write_new_hashed(
     finish_synced(writer, dst)
 }
 
-/// Create the new file `dst` (it must not exist) and its parent folders.
+/// Create the new file `dst` (it must not exist) and its parent folders. The file is
+/// private (0600): what is written this way is a backup's copy, a restore's temporary file
+/// (given its final mode with [`set_mode`] before it is renamed into place) or an extracted
+/// archive entry, and any of them may hold a secret.
 fn create_new(dst: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
     if let Some(parent) = dst.parent() {
         create_dir_all(parent)?;
     }
     File::options()
         .write(true)
         .create_new(true)
+        .mode(0o600)
         .open(dst)
         .at("create", dst)
+}
+
+/// Set the permission bits of `path`.
+pub fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode & 0o7777)).at("set the mode of", path)
+}
+
+/// The permission bits of `path` (not following a symbolic link).
+pub fn mode_of(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::symlink_metadata(path)
+        .ok()
+        .map(|m| m.permissions().mode() & 0o7777)
+}
+
+/// Create `dir` (and missing parents) with `mode` for the folders it creates.
+pub fn create_dir_all_mode(dir: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(dir)
+        .at("create directory", dir)
 }
 
 /// A buffered writer to `file` that hashes what it writes with `algorithm`.

@@ -47,7 +47,24 @@ impl DirLock {
             path: path.clone(),
             source,
         };
-        std::fs::create_dir_all(dir).map_err(open_err)?;
+        // The backup directory holds copies of thrum's secrets: only its owner may enter it.
+        {
+            use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(open_err)?;
+            // A directory made by an earlier version (0755) loses its group and other bits;
+            // the owner's bits stay as they are (a read-only directory stays read-only).
+            if let Ok(meta) = std::fs::metadata(dir)
+                && meta.permissions().mode() & 0o077 != 0
+                && meta.uid() == rustix::process::geteuid().as_raw()
+            {
+                let owner = meta.permissions().mode() & 0o700;
+                let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(owner));
+            }
+        }
         let file = File::options()
             .read(true)
             .write(true)

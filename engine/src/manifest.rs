@@ -38,9 +38,31 @@ pub struct Manifest {
     /// A random id, unique per snapshot (absent in thrum's manifests).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_id: Option<String>,
-    /// Whether the message log came from the thrum dir (local-only mode).
+    /// Set only by this engine's first versions: the message log came from the thrum dir
+    /// (they read a top-level `local_only` that way). A restore puts such a log back there.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub local_only: bool,
+    /// What of thrum's layout the snapshot covers (absent before the layout table: thrum's
+    /// own backup layout, [`crate::layout::LEGACY_COVERED`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout: Option<LayoutInfo>,
+    /// The `a-sync` branch, when the repository had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<SyncInfo>,
+    /// Other git worktrees whose `.thrum/` is in `worktrees/<name>/`: name → path.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub worktrees: BTreeMap<String, String>,
+    /// Files in the thrum dir (`T/…`) and the sync worktree (`S/…`) that the layout table
+    /// does not name: not captured, reported so that a newer thrum's files are seen.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown: Vec<String>,
+    /// Entries the layout names that were not regular files (a folder or a symbolic link
+    /// where a file belongs): not captured.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
+    /// How the database and the wire streams were captured relative to each other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<CaptureInfo>,
     /// Every file of the snapshot but the manifest, sorted by path.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<FileEntry>,
@@ -108,6 +130,52 @@ pub struct FileEntry {
     /// before (see `snapshot::Base`), after comparing those bytes one by one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix: Option<Prefix>,
+    /// The live file's permission bits when it was captured (restored as they were).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+    /// A secret of thrum's (a token or key): private in every copy.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub secret: bool,
+}
+
+/// What of thrum's layout a snapshot covers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LayoutInfo {
+    /// The thrum version the layout table describes.
+    pub thrum: String,
+    /// Ids of the layout rows captured (`S/messages-v2/**`, `T/var/peers.json`): a restore
+    /// makes exactly these match the snapshot and leaves every other path alone.
+    pub covered: Vec<String>,
+    /// `included` or `excluded` (`backup.secrets`, `create --exclude-secrets`).
+    pub secrets: String,
+}
+
+/// The `a-sync` branch as the snapshot found it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SyncInfo {
+    /// The branch's commit.
+    pub tip: String,
+    /// The snapshot path of its history as a git bundle (`git/a-sync.bundle`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<String>,
+    /// `daemon.local_only`: the history was never pushed, the bundle is its only other copy.
+    #[serde(default)]
+    pub local_only: bool,
+    /// Whether the sync worktree existed as a git worktree when captured.
+    #[serde(default)]
+    pub worktree: bool,
+}
+
+/// The order of the database copy and the wire streams, and the time between them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CaptureInfo {
+    /// `database-then-streams`: the streams are at least as new as the database, so none of
+    /// the database's events is missing from them (thrum's walker restarts after the
+    /// database's newest event).
+    pub order: String,
+    /// Milliseconds between the database's instant and the end of the stream copy: events
+    /// the daemon wrote in that window are in the streams but not in the database copy.
+    pub gap_ms: u64,
 }
 
 /// The first `size` bytes of a file: an earlier snapshot's whole copy of it, with that copy's
@@ -214,6 +282,12 @@ mod tests {
             engine: Some(EngineInfo::current()),
             snapshot_id: Some("abc".into()),
             local_only: false,
+            layout: None,
+            sync: None,
+            worktrees: BTreeMap::new(),
+            unknown: vec![],
+            skipped: vec![],
+            capture: None,
             files: vec![FileEntry {
                 path: "events.jsonl".into(),
                 size: 3,
@@ -222,6 +296,8 @@ mod tests {
                     size: 2,
                     checksum: Checksum::Blake3("01".into()),
                 }),
+                mode: Some(0o600),
+                secret: true,
             }],
             database: None,
             local_tables: BTreeMap::new(),

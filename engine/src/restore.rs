@@ -9,8 +9,17 @@
 //! 4. Commit: under a journal, move each target aside and rename its replacement in.
 //!    On any error every step is undone; a kill is undone by the next command's recovery.
 //!
-//! The message log, identities and context are made exactly equal to the snapshot: files the
-//! snapshot does not have are moved out (they are in the pre-restore archive).
+//! Every path of thrum's layout the snapshot covers ([`plan`]) is made exactly equal to the
+//! snapshot: files the snapshot does not have are moved out (they are in the pre-restore
+//! archive). thrum's daemon must not run (its lock is held for the whole restore); an
+//! unhealthy sync worktree is rebuilt as a real git worktree on `a-sync` inside the same
+//! transaction ([`journal`]).
+
+mod journal;
+mod plan;
+
+pub use journal::JOURNAL;
+pub(crate) use journal::recover as recover_journal;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -18,10 +27,10 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::archive::{CheckedArchive, Limits};
-use crate::backup_dir::{BackupDir, PRE_RESTORE_PREFIX, Recovery, read_dir_manifest};
+use crate::backup_dir::{PRE_RESTORE_PREFIX, read_dir_manifest};
 use crate::context::Context;
 use crate::database;
 use crate::error::{Error, IoContext, Result};
@@ -30,9 +39,6 @@ use crate::manifest::{self, Manifest};
 use crate::progress::{Cancel, Progress};
 use crate::retention::ArchiveName;
 use crate::snapshot::{self, DB_PATH, Staging};
-
-/// The journal of a restore in progress, in the backup dir's `.tmp/`.
-pub const JOURNAL: &str = "restore-journal.json";
 
 /// What to restore from.
 #[derive(Debug, Clone)]
@@ -54,6 +60,11 @@ pub struct RestoreOptions {
     pub lock_timeout: Duration,
     /// How long to wait for a locked database.
     pub db_wait: Duration,
+    /// Renumber the restored database's newest event so that new events are numbered above
+    /// this (`Some(None)`: above what the live database had reached).
+    pub raise_sequence: Option<Option<i64>>,
+    /// Restore even a snapshot whose database schema is newer than the installed thrum's.
+    pub force: bool,
 }
 
 /// What `restore` did.
@@ -71,6 +82,13 @@ pub struct RestoreReport {
     pub removed: Vec<String>,
     /// Whether `messages.db` was put back.
     pub database: bool,
+    /// Where the database came from: `snapshot` (its consistent copy) or `live` (a snapshot
+    /// thrum made: its local tables were imported into the live database).
+    pub database_from: Option<String>,
+    /// Whether the sync worktree was rebuilt as a git worktree on `a-sync`.
+    pub sync_worktree_rebuilt: bool,
+    /// The restored database's highest event sequence, and where it was raised to.
+    pub sequence: Option<SequenceReport>,
     /// Local-table rows imported.
     pub local_rows: BTreeMap<String, u64>,
     /// What recovery finished or rolled back first.
@@ -81,21 +99,15 @@ pub struct RestoreReport {
     pub notes: Vec<String>,
 }
 
-/// One change to the workspace.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Step {
-    target: PathBuf,
-    /// The prepared replacement; `None` removes the target.
-    temp: Option<PathBuf>,
-    /// Where the target's previous content is kept until commit.
-    aside: PathBuf,
-    existed: bool,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Journal {
-    committed: bool,
-    steps: Vec<Step>,
+/// Event sequences around a restore (see [`crate::thrumd`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct SequenceReport {
+    /// The restored database's highest event sequence.
+    pub restored: Option<i64>,
+    /// What the live database had reached before the restore.
+    pub live: Option<i64>,
+    /// Where it was raised to (`--raise-sequence`).
+    pub raised_to: Option<i64>,
 }
 
 /// Restore `opts.source` into the workspace of `ctx`.
@@ -113,6 +125,9 @@ pub fn restore(
         )));
     }
     let _lock = dir.lock(opts.lock_timeout)?;
+    // thrum's daemon would undo a restore under it, or wipe the sync worktree; holding its
+    // lock keeps one from starting until the restore is done.
+    let _daemon = crate::thrumd::hold_lock(&ctx.workspace.thrum_dir)?;
     dir.check_writable()?;
     let recovered = dir.recover()?.actions;
     let work = dir.new_work_dir("restore")?;
@@ -185,68 +200,14 @@ fn restore_locked(
     cancel.check()?;
 
     // 2. What goes where.
-    let local_only = manifest.local_only || ctx.local_only();
-    let mut notes = Vec::new();
-    let mut plan: Vec<(PathBuf, Option<PathBuf>)> = Vec::new(); // (target, source file or remove)
-    let has_log = src.join("events.jsonl").is_file()
-        || src.join("messages").is_dir()
-        || src.join("messages-v2").is_dir();
-    let log_dir = if local_only {
-        ws.thrum_dir.clone()
-    } else {
-        ws.sync_dir.clone()
+    let layout = plan::plan(&src, &manifest, ws)?;
+    let mut notes = layout.notes.clone();
+    let mut plan: Vec<plan::Planned> = layout.files;
+    let rebuild = match &layout.rebuild_sync {
+        Some(reason) => Some(prepare_rebuild(ws, &src, &manifest, reason, &mut notes)?),
+        None => None,
     };
-    if has_log {
-        if !local_only && !log_dir.is_dir() {
-            notes.push(format!(
-                "sync worktree {} did not exist: created it as a plain directory; run `thrum sync` to re-attach it",
-                log_dir.display()
-            ));
-        }
-        plan_file(
-            &mut plan,
-            &src.join("events.jsonl"),
-            &log_dir.join("events.jsonl"),
-        );
-        plan_exact(
-            &mut plan,
-            &src.join("messages"),
-            &log_dir.join("messages"),
-            ".jsonl",
-            false,
-        )?;
-        plan_exact(
-            &mut plan,
-            &src.join("messages-v2"),
-            &log_dir.join("messages-v2"),
-            "",
-            true,
-        )?;
-    } else {
-        notes.push("the snapshot has no message log: the live one was left as it is".into());
-    }
-    let cfg = src.join("config");
-    if cfg.is_dir() {
-        plan_file(
-            &mut plan,
-            &cfg.join("config.json"),
-            &ws.thrum_dir.join("config.json"),
-        );
-        plan_exact(
-            &mut plan,
-            &cfg.join("identities"),
-            &ws.thrum_dir.join("identities"),
-            ".json",
-            false,
-        )?;
-        plan_exact(
-            &mut plan,
-            &cfg.join("context"),
-            &ws.thrum_dir.join("context"),
-            ".md",
-            false,
-        )?;
-    }
+    check_schema(&src, &manifest, opts.force)?;
 
     // Plugins put their files back through the sandbox into private staging; those files join
     // the same transaction. A failing plugin is reported and the rest of the restore goes on.
@@ -281,12 +242,23 @@ fn restore_locked(
             Ok(outcome) => {
                 for (rel, _) in &outcome.files {
                     let target = ws.repo_root.join(rel);
-                    plan.push((target.clone(), Some(out.join(rel))));
+                    let mode = fsx::mode_of(&target).unwrap_or(0o644);
+                    plan.push(plan::Planned {
+                        target: target.clone(),
+                        source: Some(out.join(rel)),
+                        mode,
+                        dir_mode: None,
+                    });
                     if is_sqlite(&out.join(rel)) {
                         for side in ["-wal", "-shm"] {
                             let t = path_with_suffix(&target, side);
                             if t.exists() {
-                                plan.push((t, None));
+                                plan.push(plan::Planned {
+                                    target: t,
+                                    source: None,
+                                    mode,
+                                    dir_mode: None,
+                                });
                             }
                         }
                     }
@@ -312,10 +284,13 @@ fn restore_locked(
         })
         .collect();
     let snap_db = src.join(DB_PATH);
+    let mut database_from = None;
     let db_base = if snap_db.is_file() {
+        database_from = Some("snapshot".to_owned());
         Some(snap_db.clone())
     } else if !local_files.is_empty() && ws.db_path.is_file() {
-        notes.push("the snapshot has no database copy (made by thrum?): importing its local tables into the live database".into());
+        database_from = Some("live".to_owned());
+        notes.push("the snapshot has no database copy (thrum made it): its local tables are imported into the live database, whose other tables stay as they are".into());
         Some(ws.db_path.clone())
     } else {
         if !local_files.is_empty() {
@@ -327,31 +302,56 @@ fn restore_locked(
     };
 
     // Every step is decided, and journaled, before the first temporary file exists: a kill
-    // from here on is rolled back by the next command.
-    let mut steps: Vec<Step> = Vec::new();
+    // from here on is rolled back by the next command. The sync worktree comes first (its
+    // files go into it), then config.json, the database, and the rest.
+    let mut steps: Vec<journal::Step> = Vec::new();
+    let mut sources: Vec<Option<(PathBuf, u32)>> = Vec::new();
+    if let Some(w) = rebuild {
+        let mut s = journal::Step::file(&ws.sync_dir, None);
+        s.worktree = Some(w);
+        steps.push(s);
+        sources.push(None);
+    }
+    let config = ws.thrum_dir.join("config.json");
+    let first = plan.iter().take_while(|p| p.target == config).count();
+    // A rebuilt sync worktree replaces its folder: temporary files of its targets wait beside
+    // it, not in it.
+    let temp_dir = steps
+        .first()
+        .filter(|s| s.worktree.is_some())
+        .map(|_| (ws.sync_dir.clone(), rand::random::<u32>()));
+    let push = |steps: &mut Vec<journal::Step>, sources: &mut Vec<_>, p: &plan::Planned| {
+        let outside = temp_dir
+            .as_ref()
+            .filter(|(dir, _)| p.target.starts_with(dir))
+            .map(|(dir, nonce)| {
+                dir.with_file_name(format!(".a-sync.restore-tmp-{nonce:08x}-{}", steps.len()))
+            });
+        push_planned(steps, sources, p, outside);
+    };
+    for p in &plan[..first] {
+        push(&mut steps, &mut sources, p);
+    }
     let db_temp = db_base
         .as_ref()
         .map(|_| fsx::temp_sibling(&ws.db_path, "restore-tmp"));
     if let Some(temp) = &db_temp {
-        steps.push(step(&ws.db_path, Some(temp.clone())));
+        steps.push(journal::Step::file(&ws.db_path, Some(temp.clone())));
+        sources.push(None);
         for side in ["-wal", "-shm"] {
             let t = path_with_suffix(&ws.db_path, side);
             if t.exists() {
-                steps.push(step(&t, None));
+                steps.push(journal::Step::file(&t, None));
+                sources.push(None);
             }
         }
     }
-    let mut sources: Vec<Option<PathBuf>> = vec![None; steps.len()];
-    for (target, source) in &plan {
-        let temp = source
-            .as_ref()
-            .map(|_| fsx::temp_sibling(target, "restore-tmp"));
-        steps.push(step(target, temp));
-        sources.push(source.clone());
+    for p in &plan[first..] {
+        push(&mut steps, &mut sources, p);
     }
     let needed: u64 = plan
         .iter()
-        .filter_map(|(_, s)| s.as_ref())
+        .filter_map(|p| p.source.as_ref())
         .filter_map(|s| fs::metadata(s).ok())
         .map(|m| m.len())
         .sum();
@@ -365,13 +365,13 @@ fn restore_locked(
         });
     }
     let journal_path = ctx.backup.tmp().join(JOURNAL);
-    let mut journal = Journal {
+    let mut journal = journal::Journal {
         committed: false,
         steps,
     };
-    write_journal(&journal_path, &journal)?;
+    journal::write(&journal_path, &journal)?;
     let undo = |e: Error| -> Error {
-        rollback(&journal.steps);
+        journal::rollback(&journal.steps);
         if let Some(t) = &db_temp {
             cleanup_db_temp(t);
         }
@@ -380,9 +380,13 @@ fn restore_locked(
     };
 
     let mut local_rows = BTreeMap::new();
+    let mut sequence = None;
     if let (Some(base), Some(temp)) = (&db_base, &db_temp) {
         progress.phase("preparing the database", None);
         local_rows = prepare_db(base, temp, &local_files, opts.db_wait).map_err(&undo)?;
+        sequence = Some(
+            check_sequence(ws, temp, &manifest, opts.raise_sequence, &mut notes).map_err(&undo)?,
+        );
     }
     cancel.check().map_err(&undo)?;
 
@@ -391,24 +395,31 @@ fn restore_locked(
 
     progress.phase("restoring", Some(needed));
     for (s, source) in journal.steps.iter().zip(&sources) {
-        if let (Some(src_file), Some(temp)) = (source, &s.temp) {
+        if let (Some((src_file, mode)), Some(temp)) = (source, &s.temp) {
             cancel.check().map_err(&undo)?;
+            // Folders a secret lives in are made private before anything is put in them.
+            if let (Some(dir_mode), Some(parent)) = (s.dir_mode, temp.parent()) {
+                fsx::create_dir_all_mode(parent, dir_mode).map_err(&undo)?;
+            }
             let d = fsx::copy_new(src_file, temp).map_err(&undo)?;
+            fsx::set_mode(temp, *mode).map_err(&undo)?;
             progress.advance(d.size);
         }
     }
-    if let Err(e) = commit(&journal.steps) {
-        return Err(Error::RolledBack(Box::new(undo(e))));
+    match journal::commit(&journal.steps, journal::fault_at()) {
+        Ok(n) => notes.extend(n),
+        Err(e) => return Err(Error::RolledBack(Box::new(undo(e)))),
     }
     journal.committed = true;
-    write_journal(&journal_path, &journal)?;
-    finish(&journal.steps);
+    journal::write(&journal_path, &journal)?;
+    journal::finish(&journal.steps);
     fs::remove_file(&journal_path).at("remove", &journal_path)?;
     let database = db_temp.is_some();
+    let sync_worktree_rebuilt = journal.steps.iter().any(|s| s.worktree.is_some());
 
     let mut restored = Vec::new();
     let mut removed = Vec::new();
-    for s in &journal.steps {
+    for s in journal.steps.iter().filter(|s| s.worktree.is_none()) {
         let shown = display_target(ctx, &s.target);
         match &s.temp {
             Some(_) => restored.push(shown),
@@ -422,6 +433,9 @@ fn restore_locked(
         restored,
         removed,
         database,
+        database_from,
+        sync_worktree_rebuilt,
+        sequence,
         local_rows,
         recovered: Vec::new(),
         plugins: plugin_results,
@@ -438,13 +452,133 @@ fn display_target(ctx: &Context, p: &Path) -> String {
         .to_string()
 }
 
-fn step(target: &Path, temp: Option<PathBuf>) -> Step {
-    Step {
-        target: target.to_path_buf(),
-        temp,
-        aside: fsx::temp_sibling(target, "restore-old"),
-        existed: target.exists(),
+fn push_planned(
+    steps: &mut Vec<journal::Step>,
+    sources: &mut Vec<Option<(PathBuf, u32)>>,
+    p: &plan::Planned,
+    temp: Option<PathBuf>,
+) {
+    let temp = p
+        .source
+        .as_ref()
+        .map(|_| temp.unwrap_or_else(|| fsx::temp_sibling(&p.target, "restore-tmp")));
+    let mut step = journal::Step::file(&p.target, temp);
+    step.dir_mode = p.dir_mode;
+    steps.push(step);
+    sources.push(p.source.clone().map(|s| (s, p.mode)));
+}
+
+/// Decide how the sync worktree is rebuilt: where `a-sync` comes from (the local branch, the
+/// remote's, or the snapshot's bundle, checked with git first), and what undoing needs.
+fn prepare_rebuild(
+    ws: &crate::locate::Workspace,
+    src: &Path,
+    manifest: &Manifest,
+    reason: &str,
+    notes: &mut Vec<String>,
+) -> Result<journal::WorktreeStep> {
+    let tip = manifest.sync.as_ref().map(|s| s.tip.clone());
+    let bundle = manifest
+        .sync
+        .as_ref()
+        .and_then(|s| s.bundle.as_ref())
+        .map(|b| src.join(b))
+        .filter(|b| b.is_file());
+    if let Some(b) = &bundle {
+        crate::gitsync::verify_bundle(&ws.repo_root, b).map_err(|e| {
+            Error::Invalid(format!(
+                "the snapshot's history of a-sync ({}) is not a usable git bundle: {e}",
+                b.display()
+            ))
+        })?;
     }
+    let source = crate::gitsync::branch_source(&ws.repo_root, tip.as_deref(), bundle.is_some());
+    notes.push(format!(
+        "the sync worktree {} was rebuilt as a git worktree on a-sync ({reason}; branch from {})",
+        ws.sync_dir.display(),
+        match &source {
+            crate::gitsync::BranchSource::Local => "the local branch",
+            crate::gitsync::BranchSource::Remote(_) => "origin/a-sync",
+            crate::gitsync::BranchSource::Bundle => "the snapshot's bundle",
+            crate::gitsync::BranchSource::Orphan =>
+                "a new empty branch: the snapshot has no history of it",
+        }
+    ));
+    Ok(journal::WorktreeStep {
+        repo: ws.repo_root.clone(),
+        source,
+        bundle,
+        tip,
+        branch_before: crate::gitsync::branch_tip(&ws.repo_root),
+    })
+}
+
+/// Refuse a database whose schema is newer than the installed thrum opens (thrum refuses to
+/// start on it), unless forced. Without a `thrum` on PATH there is nothing to compare with.
+fn check_schema(src: &Path, manifest: &Manifest, force: bool) -> Result<()> {
+    let db = src.join(DB_PATH);
+    if force || !db.is_file() || manifest.database.is_none() {
+        return Ok(());
+    }
+    let Some(snapshot_schema) = crate::thrumd::schema_version(&db) else {
+        return Ok(());
+    };
+    let Some(version) = crate::thrumd::installed_thrum_version() else {
+        return Ok(());
+    };
+    match crate::thrumd::schema_of_release(&version) {
+        Some(max) if snapshot_schema > max => Err(Error::Invalid(format!(
+            "the snapshot's database has schema version {snapshot_schema}, newer than the installed thrum {version} opens ({max}): upgrade thrum first, or pass --force"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Compare the restored database's newest event with what the live database had reached,
+/// which peers may already have pulled; raise it on request.
+fn check_sequence(
+    ws: &crate::locate::Workspace,
+    prepared: &Path,
+    manifest: &Manifest,
+    raise: Option<Option<i64>>,
+    notes: &mut Vec<String>,
+) -> Result<SequenceReport> {
+    let restored = crate::thrumd::max_sequence(prepared);
+    let live = crate::thrumd::max_sequence(&ws.db_path);
+    let mut report = SequenceReport {
+        restored,
+        live,
+        raised_to: None,
+    };
+    let behind = matches!((restored, live), (Some(r), Some(l)) if l > r);
+    match raise {
+        Some(to) => {
+            let target = to.or(live).ok_or_else(|| {
+                Error::Invalid(
+                    "--raise-sequence needs a number here: the live database is gone, so the sequence peers reached is unknown (see a peer's `sync_checkpoints` row for this daemon)".into(),
+                )
+            })?;
+            let from = crate::thrumd::raise_sequence(prepared, target)?;
+            notes.push(format!(
+                "raised the event sequence from {from} to {target}: new events are numbered above what peers may have pulled"
+            ));
+            report.raised_to = Some(target);
+        }
+        None if behind => notes.push(format!(
+            "the restored database's newest event is sequence {}, but this workspace's database had reached {}: peers that pulled past {} will refuse this daemon's events (checkpoint regression) until it numbers above them. Fix: restore again with --raise-sequence",
+            restored.unwrap_or_default(),
+            live.unwrap_or_default(),
+            restored.unwrap_or_default()
+        )),
+        None if live.is_none() && manifest.files.iter().any(|f| f.path == "thrum/var/peers.json") => {
+            notes.push(format!(
+                "this workspace had no database before the restore, so the event sequence its peers reached is unknown; the restored database ends at sequence {}. If a peer reports a checkpoint regression, restore again with --raise-sequence N (N from that peer's sync_checkpoints row for this daemon)",
+                restored.map_or_else(|| "0".into(), |r| r.to_string())
+            ));
+        }
+        None => {}
+    }
+    Ok(report)
 }
 
 fn path_with_suffix(p: &Path, suffix: &str) -> PathBuf {
@@ -496,132 +630,6 @@ fn prepare_db(
     Ok(rows)
 }
 
-fn plan_file(plan: &mut Vec<(PathBuf, Option<PathBuf>)>, src: &Path, dst: &Path) {
-    if src.is_file() {
-        plan.push((dst.to_path_buf(), Some(src.to_path_buf())));
-    }
-}
-
-/// Make `dst` hold exactly `src`'s files ending in `suffix` (recursively when `deep`).
-fn plan_exact(
-    plan: &mut Vec<(PathBuf, Option<PathBuf>)>,
-    src: &Path,
-    dst: &Path,
-    suffix: &str,
-    deep: bool,
-) -> Result<()> {
-    let list = |d: &Path| -> Result<Vec<String>> {
-        if deep {
-            fsx::walk_files(d)
-        } else {
-            snapshot::list_files(d, suffix)
-        }
-    };
-    let wanted = list(src)?;
-    for name in &wanted {
-        plan.push((dst.join(name), Some(src.join(name))));
-    }
-    for name in list(dst)? {
-        if !wanted.contains(&name) {
-            plan.push((dst.join(name), None));
-        }
-    }
-    Ok(())
-}
-
-fn write_journal(path: &Path, j: &Journal) -> Result<()> {
-    let bytes = serde_json::to_vec_pretty(j).map_err(|e| Error::Invalid(e.to_string()))?;
-    fsx::write_atomic(path, &bytes)
-}
-
-/// Fault injection for the test suite: with `THRUM_BACKUP_FAULT_RESTORE_AFTER=N` the commit
-/// fails after N steps, as a full disk or a vanished directory would make it fail.
-const FAULT_ENV: &str = "THRUM_BACKUP_FAULT_RESTORE_AFTER";
-
-fn commit(steps: &[Step]) -> Result<()> {
-    let fault_at: Option<usize> = std::env::var(FAULT_ENV).ok().and_then(|v| v.parse().ok());
-    for (i, s) in steps.iter().enumerate() {
-        if fault_at == Some(i) {
-            return Err(Error::Io {
-                action: "rename into place",
-                path: s.target.clone(),
-                source: std::io::Error::other(format!("fault injected by {FAULT_ENV}")),
-            });
-        }
-        if let Some(parent) = s.target.parent() {
-            fsx::create_dir_all(parent)?;
-        }
-        if s.existed {
-            fs::rename(&s.target, &s.aside).at("move aside", &s.target)?;
-        }
-        if let Some(temp) = &s.temp {
-            fs::rename(temp, &s.target).at("rename into place", &s.target)?;
-        }
-    }
-    let mut dirs: Vec<&Path> = steps.iter().filter_map(|s| s.target.parent()).collect();
-    dirs.sort();
-    dirs.dedup();
-    for d in dirs {
-        fsx::sync_dir(d)?;
-    }
-    Ok(())
-}
-
-/// Undo every step whatever state it reached. Safe to run more than once.
-fn rollback(steps: &[Step]) {
-    for s in steps.iter().rev() {
-        if s.aside.exists() {
-            let _ = fs::rename(&s.aside, &s.target);
-        } else if !s.existed && s.temp.is_some() && s.target.exists() {
-            // Put in by us (it did not exist before): only if our temp is gone, i.e. renamed.
-            if s.temp.as_ref().is_some_and(|t| !t.exists()) {
-                let _ = fs::remove_file(&s.target);
-            }
-        }
-        if let Some(t) = &s.temp {
-            let _ = fs::remove_file(t);
-        }
-    }
-}
-
-fn finish(steps: &[Step]) {
-    for s in steps {
-        let _ = fs::remove_file(&s.aside);
-        if let Some(t) = &s.temp {
-            let _ = fs::remove_file(t);
-        }
-    }
-}
-
-/// Called by [`BackupDir::recover`]: finish a committed restore, roll back any other.
-pub(crate) fn recover_journal(dir: &BackupDir, rec: &mut Recovery) -> Result<()> {
-    let path = dir.tmp().join(JOURNAL);
-    let bytes = match fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e).at("read", &path),
-    };
-    let journal: Journal = serde_json::from_slice(&bytes).map_err(|e| {
-        Error::Invalid(format!(
-            "{}: unreadable restore journal: {e}",
-            path.display()
-        ))
-    })?;
-    if journal.committed {
-        finish(&journal.steps);
-        rec.actions
-            .push("finished an interrupted restore (it had committed)".into());
-    } else {
-        rollback(&journal.steps);
-        rec.actions.push(format!(
-            "rolled back an interrupted restore ({} files put back as they were)",
-            journal.steps.len()
-        ));
-    }
-    fs::remove_file(&path).at("remove", &path)?;
-    Ok(())
-}
-
 /// Snapshot the live workspace (no plugins) and zip it as `archives/pre-restore-<now>.zip`.
 /// `None` when the workspace has nothing to protect.
 fn save_live(
@@ -639,10 +647,9 @@ fn save_live(
     }
     let captured = snapshot::capture_workspace(
         &ctx.workspace,
-        ctx.local_only(),
+        &ctx.capture_options(false, db_wait),
         &mut staging,
         None,
-        db_wait,
         progress,
         cancel,
     )?;
@@ -654,7 +661,7 @@ fn save_live(
     if nothing {
         return Ok(None);
     }
-    let m = snapshot::new_manifest(&ctx.workspace.repo_name, captured, ctx.local_only());
+    let m = snapshot::new_manifest(&ctx.workspace.repo_name, captured);
     let time = m.timestamp;
     staging.finish(m)?;
     let archives = ctx.backup.archives();

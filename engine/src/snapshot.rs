@@ -13,8 +13,12 @@ use crate::database::{self, LOCAL_TABLES};
 use crate::error::{IoContext, Result};
 use crate::fsx::{self, FileDigest};
 use crate::locate::Workspace;
-use crate::manifest::{self, Counts, DatabaseInfo, EngineInfo, FileEntry, Manifest, Prefix};
+use crate::manifest::{
+    self, CaptureInfo, Counts, DatabaseInfo, EngineInfo, FileEntry, LayoutInfo, Manifest, Prefix,
+    SyncInfo,
+};
 use crate::progress::{Cancel, Progress};
+use crate::sources::{self, Source};
 
 /// Path of the database copy inside a snapshot.
 pub const DB_PATH: &str = "db/messages.db";
@@ -41,10 +45,17 @@ impl Staging {
     }
 
     fn record(&mut self, rel: &str, d: &FileDigest) {
-        self.record_grown(rel, d, None);
+        self.record_full(rel, d, None, None, false);
     }
 
-    fn record_grown(&mut self, rel: &str, d: &FileDigest, prefix: Option<Prefix>) {
+    fn record_full(
+        &mut self,
+        rel: &str,
+        d: &FileDigest,
+        prefix: Option<Prefix>,
+        mode: Option<u32>,
+        secret: bool,
+    ) {
         self.files.insert(
             rel.to_owned(),
             FileEntry {
@@ -52,6 +63,8 @@ impl Staging {
                 size: d.size,
                 checksum: d.checksum.clone(),
                 prefix,
+                mode,
+                secret,
             },
         );
     }
@@ -121,7 +134,35 @@ pub struct Captured {
     pub notes: Vec<String>,
     /// Files grown from the earlier snapshot instead of copied.
     pub grown: Grown,
+    /// What of thrum's layout was captured.
+    pub layout: Option<LayoutInfo>,
+    /// The `a-sync` branch.
+    pub sync: Option<SyncInfo>,
+    /// Other worktrees captured: name → path.
+    pub worktrees: BTreeMap<String, String>,
+    /// Files the layout does not name.
+    pub unknown: Vec<String>,
+    /// Entries the layout names that were not regular files.
+    pub skipped: Vec<String>,
+    /// The order of the database and the streams.
+    pub capture: Option<CaptureInfo>,
 }
+
+/// How to capture a workspace.
+#[derive(Debug, Clone, Default)]
+pub struct CaptureOptions {
+    /// Leave thrum's secrets out.
+    pub exclude_secrets: bool,
+    /// `daemon.local_only`: the `a-sync` history exists only here.
+    pub sync_local_only: bool,
+    /// Folders the unknown-file report passes over (the backup directory).
+    pub skip: Vec<PathBuf>,
+    /// How long to wait for a locked database.
+    pub db_wait: Duration,
+}
+
+/// Where a snapshot keeps the history of the `a-sync` branch.
+pub const BUNDLE_PATH: &str = "git/a-sync.bundle";
 
 /// Files of a new snapshot grown from the earlier one (see [`Base`]).
 #[derive(Debug, Default, Clone, Copy, serde::Serialize)]
@@ -301,79 +342,122 @@ pub fn cut_back_grown(dir: &Path) -> Result<Vec<String>> {
     Ok(cut)
 }
 
-/// Copy thrum's data from the workspace into `staging`: the message log, the database (a
-/// consistent copy plus thrum's local-table JSONL), config, identities and context. With a
-/// `base`, files that only grew since it are grown from it rather than copied.
+/// Copy thrum's data from the workspace into `staging`: every path the layout table
+/// captures ([`crate::layout`]), the database (a consistent copy plus thrum's local-table
+/// JSONL) and the history of the `a-sync` branch as a git bundle. With a `base`, files that
+/// only grew since it are grown from it rather than copied.
+///
+/// The database is copied first and the sync worktree's streams after it, so that the
+/// streams are at least as new as the database (the time between is recorded).
 pub fn capture_workspace(
     ws: &Workspace,
-    local_only: bool,
+    opts: &CaptureOptions,
     staging: &mut Staging,
     base: Option<&Base<'_>>,
-    db_wait: Duration,
     progress: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<Captured> {
     let mut cap = Captured::default();
-    let log_dir = ws.log_dir(local_only);
-    let mut sources: Vec<(PathBuf, String)> = Vec::new();
-    if let Some(log) = &log_dir {
-        push_if_file(&mut sources, log.join("events.jsonl"), "events.jsonl");
-        for name in list_files(&log.join("messages"), ".jsonl")? {
-            sources.push((log.join("messages").join(&name), format!("messages/{name}")));
+    let roots = sources::Roots::of(ws);
+    let plan = sources::plan(&roots, opts.exclude_secrets)?;
+    cap.unknown = sources::unknown(&roots, &opts.skip)?;
+    cap.skipped = plan.skipped.clone();
+    cap.worktrees = plan
+        .worktrees
+        .iter()
+        .map(|(n, p)| (n.clone(), p.parent().unwrap_or(p).display().to_string()))
+        .collect();
+    cap.layout = Some(LayoutInfo {
+        thrum: crate::layout::THRUM_VERSION.into(),
+        covered: plan.covered.clone(),
+        secrets: if opts.exclude_secrets {
+            "excluded"
+        } else {
+            "included"
         }
-        for rel in fsx::walk_files(&log.join("messages-v2"))? {
-            sources.push((
-                log.join("messages-v2").join(&rel),
-                format!("messages-v2/{rel}"),
-            ));
-        }
-    } else {
-        cap.notes.push(
-            "no sync worktree yet: no message log to back up (normal before the first sync)".into(),
-        );
-    }
-    let t = &ws.thrum_dir;
-    push_if_file(&mut sources, t.join("config.json"), "config/config.json");
-    for name in list_files(&t.join("identities"), ".json")? {
-        sources.push((
-            t.join("identities").join(&name),
-            format!("config/identities/{name}"),
-        ));
-    }
-    for name in list_files(&t.join("context"), ".md")? {
-        sources.push((
-            t.join("context").join(&name),
-            format!("config/context/{name}"),
+        .into(),
+    });
+    if roots.sync.is_none() {
+        cap.notes.push(format!(
+            "no sync worktree at {}: no message streams to back up",
+            ws.sync_dir.display()
         ));
     }
     let db_size = std::fs::metadata(&ws.db_path).map(|m| m.len()).unwrap_or(0);
-    let total: u64 = sources
+    let total: u64 = plan
+        .thrum
         .iter()
-        .filter_map(|(p, _)| std::fs::metadata(p).ok())
+        .chain(&plan.sync)
+        .filter_map(|s| std::fs::metadata(&s.path).ok())
         .map(|m| m.len())
         .sum::<u64>()
         + db_size;
     progress.phase("copying the workspace", Some(total));
     let root = staging.root().to_path_buf();
-    // The database and the files are independent: they are copied side by side.
-    let (copied, db) = std::thread::scope(|s| {
-        let db = ws
-            .db_path
-            .is_file()
-            .then(|| s.spawn(|| capture_database(&ws.db_path, &root, db_wait, progress, cancel)));
-        let copied = copy_files(&sources, &root, base, progress, cancel);
-        (copied, db.map(join_db))
+    let root = root.as_path();
+    let (copied, db, bundle, gap) = std::thread::scope(|s| {
+        // The database instant comes first; the streams are copied once it is taken.
+        let (taken, instant) = std::sync::mpsc::channel::<std::time::Instant>();
+        let db = ws.db_path.is_file().then(|| {
+            s.spawn(move || {
+                capture_database(&ws.db_path, root, opts.db_wait, &taken, progress, cancel)
+            })
+        });
+        let bundle = ws
+            .in_git
+            .then(|| s.spawn(|| crate::gitsync::bundle(&ws.repo_root, &root.join(BUNDLE_PATH))));
+        let thrum = copy_files(&plan.thrum, root, base, progress, cancel);
+        let at = instant.recv().ok();
+        let sync = copy_files(&plan.sync, root, base, progress, cancel);
+        let gap = at.map(|t| t.elapsed());
+        let copied = thrum.and_then(|(mut a, ga)| {
+            let (b, gb) = sync?;
+            a.extend(b);
+            Ok((
+                a,
+                Grown {
+                    files: ga.files + gb.files,
+                    bytes_shared: ga.bytes_shared + gb.bytes_shared,
+                },
+            ))
+        });
+        let bundle = bundle.map(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(crate::Error::Invalid("the git thread panicked".into())))
+        });
+        (copied, db.map(join_db), bundle, gap)
     });
     let (copied, grown) = copied?;
     cap.grown = grown;
-    for (rel, d, prefix) in copied {
-        staging.record_grown(rel, &d, prefix);
+    for (source, d, prefix) in copied {
+        let rel = &source.rel;
+        staging.record_full(rel, &d, prefix, source.mode, source.secret);
         if rel == "events.jsonl" {
             cap.counts.events = d.lines;
         } else if rel.starts_with("messages/") {
             cap.counts.message_files += 1;
         } else if rel.starts_with("config/") {
             cap.counts.config_files += 1;
+        }
+    }
+    match bundle {
+        Some(Ok(Some(tip))) => {
+            fsx::set_mode(&staging.root().join(BUNDLE_PATH), 0o600)?;
+            staging.adopt(BUNDLE_PATH)?;
+            cap.sync = Some(SyncInfo {
+                tip,
+                bundle: Some(BUNDLE_PATH.into()),
+                local_only: opts.sync_local_only,
+                worktree: roots.sync.is_some()
+                    && crate::gitsync::unhealthy(&ws.repo_root, &ws.sync_dir).is_none(),
+            });
+        }
+        Some(Ok(None)) | None => {}
+        Some(Err(e)) => {
+            let _ = fsx::remove_any(&staging.root().join("git"));
+            cap.notes.push(format!(
+                "the history of the a-sync branch could not be saved: {e}"
+            ));
         }
     }
     if let Some(db) = db {
@@ -389,20 +473,51 @@ pub fn capture_workspace(
             path: DB_PATH.into(),
             tables: db.tables,
         });
+        if let Some(gap) = gap {
+            cap.capture = Some(CaptureInfo {
+                order: "database-then-streams".into(),
+                gap_ms: gap.as_millis() as u64,
+            });
+        }
+    }
+    for what in &cap.skipped {
+        cap.notes
+            .push(format!("not a regular file, not backed up: {what}"));
+    }
+    if !cap.unknown.is_empty() {
+        let shown: Vec<&str> = cap.unknown.iter().take(10).map(String::as_str).collect();
+        let more = cap.unknown.len().saturating_sub(shown.len());
+        cap.notes.push(format!(
+            "{} file(s) that thrum {} does not write, not backed up (a newer thrum?): {}{}",
+            cap.unknown.len(),
+            crate::layout::THRUM_VERSION,
+            shown.join(", "),
+            if more > 0 {
+                format!(" and {more} more (the manifest lists them all)")
+            } else {
+                String::new()
+            }
+        ));
+    }
+    if opts.exclude_secrets {
+        cap.notes.push(
+            "thrum's secrets were left out of this snapshot (backup.secrets: exclude)".into(),
+        );
     }
     cancel.check()?;
     Ok(cap)
 }
 
-/// A file of the new snapshot: its name, digest, and what it is known to begin with.
-type CopiedFile<'s> = (&'s String, FileDigest, Option<Prefix>);
+/// A file of the new snapshot: where it came from, its digest, and what it is known to begin
+/// with.
+type CopiedFile<'s> = (&'s Source, FileDigest, Option<Prefix>);
 
 /// An earlier snapshot's copy of a file, and its size and digest.
 type Earlier<'b> = (PathBuf, &'b Prefix);
 
 /// Copy (or grow, see [`Base`]) the workspace files `sources` into `root`.
 fn copy_files<'s>(
-    sources: &'s [(PathBuf, String)],
+    sources: &'s [Source],
     root: &Path,
     base: Option<&Base<'_>>,
     progress: &dyn Progress,
@@ -413,8 +528,9 @@ fn copy_files<'s>(
     let mut copied = Vec::with_capacity(sources.len());
     let mut waiting = Vec::new();
     let mut grown = Grown::default();
-    let mut finish = |src: &Path, rel: &'s String, growable: Option<(Growable, Earlier<'_>)>| {
-        let dst = root.join(rel);
+    let mut finish = |source: &'s Source, growable: Option<(Growable, Earlier<'_>)>| {
+        let src = &source.path;
+        let dst = root.join(&source.rel);
         let (d, prefix) = match growable {
             Some((g, (old, prefix))) => {
                 let shared = g.hashed.size();
@@ -430,42 +546,43 @@ fn copy_files<'s>(
             None => (fsx::copy_new(src, &dst)?, None),
         };
         progress.advance(d.size);
-        copied.push((rel, d, prefix));
+        copied.push((source, d, prefix));
         Ok::<_, crate::Error>(())
     };
-    for (src, rel) in sources {
+    for source in sources {
+        let (src, rel) = (&source.path, &source.rel);
         cancel.check()?;
         let earlier = base.and_then(|b| {
             let whole = b.files.get(rel)?;
             (whole.size >= GROW_MIN).then(|| (b, b.dir.join(rel), whole))
         });
         let Some((b, old, whole)) = earlier else {
-            finish(src, rel, None)?;
+            finish(source, None)?;
             continue;
         };
         let Some(g) = check_growable(src, &old, whole.size)? else {
-            finish(src, rel, None)?;
+            finish(source, None)?;
             continue;
         };
         // The earlier copy may grow only once its archive is written.
         let open = match b.gate.decided() {
             None if waiting.len() < MAX_WAITING => {
-                waiting.push((src, rel, (old, whole), g));
+                waiting.push((source, (old, whole), g));
                 continue;
             }
             None => b.gate.wait(cancel),
             Some(open) => open,
         };
-        for (src, rel, old, g) in waiting.drain(..) {
-            finish(src, rel, open.then_some((g, old)))?;
+        for (source, old, g) in waiting.drain(..) {
+            finish(source, open.then_some((g, old)))?;
         }
-        finish(src, rel, open.then_some((g, (old, whole))))?;
+        finish(source, open.then_some((g, (old, whole))))?;
     }
     if !waiting.is_empty() {
         let open = base.is_some_and(|b| b.gate.wait(cancel));
-        for (src, rel, old, g) in waiting {
+        for (source, old, g) in waiting {
             cancel.check()?;
-            finish(src, rel, open.then_some((g, old)))?;
+            finish(source, open.then_some((g, old)))?;
         }
     }
     Ok((copied, grown))
@@ -492,6 +609,7 @@ fn capture_database(
     db_path: &Path,
     root: &Path,
     db_wait: Duration,
+    taken: &std::sync::mpsc::Sender<std::time::Instant>,
     progress: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<DbCapture> {
@@ -499,6 +617,9 @@ fn capture_database(
     fsx::create_dir_all(dst.parent().unwrap_or(root))?;
     let size = std::fs::metadata(db_path).map(|m| m.len()).unwrap_or(0);
     database::copy_unchecked(db_path, &dst, db_wait)?;
+    let _ = taken.send(std::time::Instant::now());
+    // Every file of a snapshot is private; SQLite made this one with the default mode.
+    fsx::set_mode(&dst, 0o600)?;
     progress.advance(size);
     cancel.check()?;
     let present = database::table_names(&dst)?;
@@ -562,7 +683,7 @@ fn export_local(db: &Path, root: &Path, table: &str) -> Result<(u64, FileDigest)
 }
 
 /// A manifest for a snapshot of `repo_name` taken now.
-pub fn new_manifest(repo_name: &str, captured: Captured, local_only: bool) -> Manifest {
+pub fn new_manifest(repo_name: &str, captured: Captured) -> Manifest {
     let id: u128 = rand::random();
     Manifest {
         version: 1,
@@ -572,17 +693,17 @@ pub fn new_manifest(repo_name: &str, captured: Captured, local_only: bool) -> Ma
         counts: captured.counts,
         engine: Some(EngineInfo::current()),
         snapshot_id: Some(format!("{id:032x}")),
-        local_only,
+        local_only: false,
+        layout: captured.layout,
+        sync: captured.sync,
+        worktrees: captured.worktrees,
+        unknown: captured.unknown,
+        skipped: captured.skipped,
+        capture: captured.capture,
         files: Vec::new(),
         database: captured.database,
         local_tables: captured.local_tables,
         plugin_results: Vec::new(),
-    }
-}
-
-fn push_if_file(out: &mut Vec<(PathBuf, String)>, path: PathBuf, rel: &str) {
-    if path.is_file() {
-        out.push((path, rel.to_owned()));
     }
 }
 

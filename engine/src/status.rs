@@ -20,8 +20,12 @@ pub struct StatusReport {
     pub last_backup: Option<LastBackup>,
     /// Archive statistics.
     pub archives: ArchiveStats,
-    /// The configured schedule.
+    /// The schedule `thrum-backup daemon` follows.
     pub schedule: Option<String>,
+    /// thrum's own `backup.schedule`: while it is set, thrum's daemon runs thrum's backup.
+    pub thrum_schedule: Option<String>,
+    /// Things the user should act on.
+    pub warnings: Vec<String>,
     /// What recovery finished or rolled back first.
     pub recovered: Vec<String>,
 }
@@ -39,6 +43,12 @@ pub struct LastBackup {
     pub bytes: u64,
     /// Plugins that failed in it.
     pub failed_plugins: Vec<String>,
+    /// Who wrote it: `thrum-backup` or `thrum` (thrum's own backup).
+    pub made_by: String,
+    /// Whether thrum's secrets are in it: `included`, `excluded`, or unknown (older snapshots).
+    pub secrets: Option<String>,
+    /// Files the workspace had that the layout does not know (not backed up).
+    pub unknown_files: u64,
 }
 
 /// Counts and sizes of `archives/`.
@@ -65,10 +75,30 @@ pub fn status(ctx: &Context, lock_timeout: Duration) -> Result<StatusReport> {
         let _lock = ctx.backup.lock(lock_timeout)?;
         recovered = ctx.backup.recover()?.actions;
         if let Some(m) = ctx.backup.current_manifest()? {
+            // thrum's manifests list no files: count what is there.
+            let (files, bytes) = if m.has_checksums() {
+                (m.files.len() as u64, m.files.iter().map(|f| f.size).sum())
+            } else {
+                let current = ctx.backup.current();
+                crate::fsx::walk_files(&current)?
+                    .iter()
+                    .filter(|f| *f != crate::manifest::FILE_NAME)
+                    .fold((0, 0), |(n, b), f| {
+                        let size = std::fs::metadata(current.join(f)).map_or(0, |m| m.len());
+                        (n + 1, b + size)
+                    })
+            };
             last_backup = Some(LastBackup {
                 timestamp: m.timestamp,
-                files: m.files.len() as u64,
-                bytes: m.files.iter().map(|f| f.size).sum(),
+                files,
+                bytes,
+                made_by: if m.engine.is_some() {
+                    "thrum-backup".into()
+                } else {
+                    "thrum".into()
+                },
+                secrets: m.layout.as_ref().map(|l| l.secrets.clone()),
+                unknown_files: m.unknown.len() as u64,
                 failed_plugins: m
                     .plugin_results
                     .iter()
@@ -80,11 +110,36 @@ pub fn status(ctx: &Context, lock_timeout: Duration) -> Result<StatusReport> {
         }
         archives = stats(&ctx.backup.list_archives()?);
     }
+    let b = &ctx.config.backup;
+    let mut warnings = Vec::new();
+    if let Some(thrum) = &b.schedule
+        && ctx.config.backup.thrum_schedule_interval().is_some()
+    {
+        warnings.push(format!(
+            "backup.schedule is set ({thrum}): thrum's daemon runs thrum's own backup on that schedule; it takes no lock, rewrites current/ and prunes by thrum's rules{}. Turn it off with `thrum-backup schedule off --thrum` and schedule ours with `thrum-backup schedule {thrum}`",
+            if b.own_schedule.is_some() {
+                ", side by side with thrum-backup's schedule"
+            } else {
+                ""
+            }
+        ));
+    }
+    if let Some(l) = &last_backup
+        && l.unknown_files > 0
+    {
+        warnings.push(format!(
+            "the last snapshot found {} file(s) that thrum {} does not write and did not back them up: see `unknown` in current/manifest.json",
+            l.unknown_files,
+            crate::layout::THRUM_VERSION
+        ));
+    }
     Ok(StatusReport {
         backup_dir: ctx.backup.root().to_path_buf(),
         last_backup,
         archives,
-        schedule: ctx.config.backup.schedule.clone(),
+        schedule: b.own_schedule.clone().or_else(|| b.schedule.clone()),
+        thrum_schedule: b.schedule.clone(),
+        warnings,
         recovered,
     })
 }

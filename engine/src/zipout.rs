@@ -105,7 +105,12 @@ struct Central {
     time: u16,
     date: u16,
     zip64: bool,
+    /// Unix permission bits, in the central directory's external attributes.
+    mode: u32,
 }
+
+/// Permission bits of an entry unless [`ZipOut::set_mode`] says otherwise.
+pub const DEFAULT_MODE: u32 = 0o644;
 
 /// Writes a zip, one entry at a time.
 pub struct ZipOut<W: Write + Seek> {
@@ -300,8 +305,17 @@ impl<W: Write + Seek> ZipOut<W> {
             time: modified.timepart(),
             date: modified.datepart(),
             zip64,
+            mode: DEFAULT_MODE,
         });
         Ok(())
+    }
+
+    /// Set the Unix permission bits of the entry written last (an unzip of the archive gives
+    /// the file these bits: a secret stays 0600).
+    pub fn set_mode(&mut self, mode: u32) {
+        if let Some(e) = self.entries.last_mut() {
+            e.mode = mode & 0o777;
+        }
     }
 
     /// The chunk index of every entry written so far whose chunks are known.
@@ -586,7 +600,7 @@ impl<W: Write + Seek> ZipOut<W> {
             cd.extend_from_slice(&0u16.to_le_bytes()); // comment
             cd.extend_from_slice(&0u16.to_le_bytes()); // disk
             cd.extend_from_slice(&0u16.to_le_bytes()); // internal attributes
-            cd.extend_from_slice(&(0o100_644u32 << 16).to_le_bytes()); // a regular file, rw-r--r--
+            cd.extend_from_slice(&((0o100_000 | e.mode) << 16).to_le_bytes()); // a regular file
             let o32 = if big_offset {
                 0xFFFF_FFFF
             } else {

@@ -46,7 +46,9 @@ fn config_marks_defaults_and_schedule_keeps_other_keys() {
     let before: Value = serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
     fx.cmd().args(["schedule", "6h30m"]).assert().success();
     let after: Value = serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
-    assert_eq!(after["backup"]["schedule"], "6h30m");
+    // Our key, not thrum's: thrum's daemon starts its own backups whenever backup.schedule is set.
+    assert_eq!(after["backup"]["thrum_backup_schedule"], "6h30m");
+    assert!(after["backup"].get("schedule").is_none(), "{after}");
     assert_eq!(after["daemon"], before["daemon"]);
     assert_eq!(after["identity"], before["identity"]);
     assert_eq!(fx.json(&["schedule"])["interval_seconds"], 23400.0);
@@ -59,6 +61,37 @@ fn config_marks_defaults_and_schedule_keeps_other_keys() {
         off, before,
         "schedule off did not give back the original config"
     );
+    // thrum's own scheduler: status warns, `schedule off --thrum` removes it.
+    let mut with_thrum = before.clone();
+    with_thrum["backup"]["schedule"] = Value::from("24h");
+    std::fs::write(&cfg_path, serde_json::to_vec_pretty(&with_thrum).unwrap()).unwrap();
+    let status = fx.json(&["status"]);
+    assert!(
+        status["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("thrum's daemon runs thrum's own backup"),
+        "{status}"
+    );
+    let shown = fx.cmd().arg("schedule").output().unwrap();
+    assert!(
+        stderr(&shown).contains("schedule off --thrum"),
+        "{}",
+        stderr(&shown)
+    );
+    let refused = fx
+        .cmd()
+        .args(["schedule", "6h", "--thrum"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    fx.cmd()
+        .args(["schedule", "off", "--thrum"])
+        .assert()
+        .success();
+    let cleared: Value = serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
+    assert_eq!(cleared, before);
+    assert_eq!(fx.json(&["status"])["warnings"], serde_json::json!([]));
 }
 
 #[test]

@@ -41,8 +41,8 @@ fn snapshot_has_thrums_layout_and_a_complete_manifest() {
     assert_eq!(raw["counts"]["events"], 240);
     assert_eq!(raw["counts"]["message_files"], fx.ws.agents.len());
     assert_eq!(raw["counts"]["local_tables"], 3);
-    // config.json + one identity and one context file per agent.
-    assert_eq!(raw["counts"]["config_files"], 1 + 2 * fx.ws.agents.len());
+    // config.json, one identity and one context file per agent, and the project's state.
+    assert_eq!(raw["counts"]["config_files"], 2 + 2 * fx.ws.agents.len());
     assert_eq!(report["manifest"], raw);
     // Every file is listed with the right size and checksum (BLAKE3), and nothing else is
     // there.
@@ -184,33 +184,66 @@ fn database_copy_is_consistent_while_another_process_writes() {
 }
 
 #[test]
-fn local_only_mode_backs_up_the_log_in_the_thrum_dir() {
+fn local_only_mode_keeps_the_a_sync_history_and_old_snapshots_restore_where_they_were_taken() {
     let fx = Fx::new();
-    // Move the log into .thrum and turn local-only mode on; remove the sync worktree.
-    let thrum = fx.thrum();
-    std::fs::rename(
-        fx.ws.sync_dir.join("events.jsonl"),
-        thrum.join("events.jsonl"),
-    )
-    .unwrap();
-    std::fs::rename(fx.ws.sync_dir.join("messages"), thrum.join("messages")).unwrap();
-    let cfg = thrum.join("config.json");
-    let mut v: Value = serde_json::from_slice(&std::fs::read(&cfg).unwrap()).unwrap();
-    v["local_only"] = Value::Bool(true);
-    std::fs::write(&cfg, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    // thrum v0.10.6 keeps local-only mode at daemon.local_only (the sample sets it): the log
+    // stays in the sync worktree, and the branch's history exists only in this .git.
     let r = fx.create();
-    assert_eq!(r["manifest"]["counts"]["events"], 240);
-    assert_eq!(r["manifest"]["local_only"], true);
-    let before = std::fs::read(thrum.join("events.jsonl")).unwrap();
-    std::fs::remove_file(thrum.join("events.jsonl")).unwrap();
-    std::fs::remove_dir_all(thrum.join("messages")).unwrap();
-    fx.cmd().args(["restore", "--yes"]).assert().success();
-    assert_eq!(std::fs::read(thrum.join("events.jsonl")).unwrap(), before);
+    let m = &r["manifest"];
+    assert_eq!(m["counts"]["events"], 240);
+    assert_eq!(m["sync"]["local_only"], true, "{m}");
+    assert_eq!(m["sync"]["bundle"], "git/a-sync.bundle");
+    assert_eq!(m["sync"]["worktree"], true);
+    let bundle = fx.current().join("git/a-sync.bundle");
+    let listed = std::process::Command::new("git")
+        .args(["bundle", "list-heads"])
+        .arg(&bundle)
+        .current_dir(fx.root())
+        .output()
+        .unwrap();
+    let heads = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        heads.contains(m["sync"]["tip"].as_str().unwrap()),
+        "{heads}"
+    );
+    assert!(heads.contains("refs/heads/a-sync"), "{heads}");
+    // The v0.10.6 event journal in the thrum dir is captured as well, apart from the log.
+    assert!(fx.current().join("thrum/events.jsonl").is_file());
+
+    // A snapshot by this engine's first versions, taken with a top-level local_only: its log
+    // came from the thrum dir, and goes back there.
+    let dir = fx.archives();
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("2026-02-27T120000.zip");
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    let opts = zip::write::SimpleFileOptions::default();
+    for (name, data) in [
+        ("events.jsonl", &b"{\"n\":1}\n"[..]),
+        ("messages/old-agent.jsonl", b"{\"n\":2}\n"),
+        (
+            "manifest.json",
+            br#"{"version":1,"timestamp":"2026-02-27T12:00:00Z","engine":{"name":"thrum-backup","version":"0.1.0"},"local_only":true,"counts":{"events":1,"message_files":1}}"#,
+        ),
+    ] {
+        zip.start_file(name, opts).unwrap();
+        std::io::Write::write_all(&mut zip, data).unwrap();
+    }
+    zip.finish().unwrap();
+    let sync_before = std::fs::read(fx.ws.sync_dir.join("events.jsonl")).unwrap();
+    fx.json(&["restore", "2026-02-27T120000.zip", "--yes"]);
+    let thrum = fx.thrum();
     assert_eq!(
-        thrum_backup::snapshot::list_files(&thrum.join("messages"), ".jsonl")
-            .unwrap()
-            .len(),
-        fx.ws.agents.len()
+        std::fs::read(thrum.join("events.jsonl")).unwrap(),
+        b"{\"n\":1}\n"
+    );
+    assert_eq!(
+        std::fs::read(thrum.join("messages/old-agent.jsonl")).unwrap(),
+        b"{\"n\":2}\n"
+    );
+    // The sync worktree was not part of that snapshot: left as it was.
+    assert_eq!(
+        std::fs::read(fx.ws.sync_dir.join("events.jsonl")).unwrap(),
+        sync_before
     );
 }
 
@@ -342,8 +375,22 @@ fn logs_that_only_grew_are_grown_from_the_previous_snapshot() {
     log[10] ^= 0x01;
     std::fs::write(&rewritten, &log).unwrap();
     let r = fx.json(&["create", "--no-prune"]);
-    // events.jsonl and two of the three per-agent logs grew; the rewritten one was copied.
-    assert_eq!(r["grown"]["files"], 3, "{}", r["grown"]);
+    // The logs and streams that only grew were grown; the rewritten one was copied.
+    let prefixed = |rel: &str| {
+        r["manifest"]["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["path"] == rel)
+            .unwrap_or_else(|| panic!("{rel} not in the manifest"))
+            .get("prefix")
+            .is_some()
+    };
+    assert!(prefixed("events.jsonl"));
+    for (i, a) in fx.ws.agents.iter().enumerate() {
+        assert_eq!(prefixed(&format!("messages/{a}.jsonl")), i != 1, "{a}");
+    }
+    assert!(r["grown"]["files"].as_u64().unwrap() >= 3, "{}", r["grown"]);
     assert!(r["grown"]["bytes_shared"].as_u64().unwrap() > 100_000);
     // The archive of the first snapshot holds it as it was, not the grown files.
     let archived = std::path::PathBuf::from(r["archived"].as_str().unwrap());
@@ -392,7 +439,16 @@ fn logs_that_only_grew_are_grown_from_the_previous_snapshot() {
     let kept = std::fs::read(&elsewhere).unwrap();
     fx.ws.add_messages(20).unwrap();
     let r = fx.json(&["create", "--no-prune"]);
-    assert_eq!(r["grown"]["files"], 3, "{}", r["grown"]);
+    let grown: Vec<&str> = r["manifest"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f.get("prefix").is_some())
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert!(!grown.contains(&"events.jsonl"), "{grown:?}");
+    assert!(grown.len() >= 3, "{grown:?}");
+    assert_eq!(r["grown"]["files"], grown.len(), "{}", r["grown"]);
     assert_eq!(std::fs::read(&elsewhere).unwrap(), kept);
     // Its archive continued the first archive's streams of the grown logs (known to begin
     // with them from the manifest, not hashed again) and holds the second snapshot exactly.
@@ -404,12 +460,17 @@ fn logs_that_only_grew_are_grown_from_the_previous_snapshot() {
     let archived = std::path::PathBuf::from(r["archived"].as_str().unwrap());
     assert_eq!(unzip_all(&archived), snapshot_2);
     std::fs::remove_file(&elsewhere).unwrap();
-    // Unchanged since: all four are shared again (and said so), and the snapshot verifies.
+    // Unchanged since: all of them are shared again, events.jsonl too (and said so), and the
+    // snapshot verifies.
+    let r = fx.json(&["create", "--no-prune"]);
+    let all = r["grown"]["files"].as_u64().unwrap();
+    assert_eq!(all, grown.len() as u64 + 1, "{}", r["grown"]);
     let text = fx.cmd().args(["create", "--no-prune"]).output().unwrap();
     assert!(text.status.success());
     assert!(
-        String::from_utf8_lossy(&text.stdout)
-            .contains("4 logs unchanged or only appended to: grown from the previous snapshot"),
+        String::from_utf8_lossy(&text.stdout).contains(&format!(
+            "{all} logs unchanged or only appended to: grown from the previous snapshot"
+        )),
         "{}",
         String::from_utf8_lossy(&text.stdout)
     );

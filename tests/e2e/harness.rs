@@ -85,27 +85,34 @@ impl Fx {
 
     /// All of thrum's data in the workspace: message log, config files, and the database rows.
     pub fn state(&self) -> State {
-        State {
-            files: thrum_files(&self.ws.sync_dir, &self.thrum()),
-            rows: if self.ws.db_path.exists() {
-                sample::dump_database(&self.ws.db_path).expect("dump")
-            } else {
-                Vec::new()
-            },
-        }
+        State::of(&self.ws.sync_dir, &self.thrum())
     }
 
-    /// Delete all of thrum's data from the workspace (as a disk loss would).
+    /// Delete all of thrum's data from the workspace (as a disk loss would): the streams, the
+    /// legacy log, config, identities, context, the journal, archived messages, secrets, the
+    /// database and everything else in `var/`.
     pub fn wipe(&self) {
-        for p in [
-            self.ws.sync_dir.join("events.jsonl"),
-            self.ws.sync_dir.join("messages"),
-            self.thrum().join("config.json"),
-            self.thrum().join("identities"),
-            self.thrum().join("context"),
-            self.thrum().join("var"),
+        for name in [
+            "events.jsonl",
+            "messages",
+            "messages-v2",
+            "receipts",
+            "state",
         ] {
-            thrum_backup::fsx::remove_any(&p).expect("wipe");
+            thrum_backup::fsx::remove_any(&self.ws.sync_dir.join(name)).expect("wipe");
+        }
+        for name in [
+            "config.json",
+            "identities",
+            "context",
+            "events.jsonl",
+            "legacy_ingested",
+            "archive",
+            ".env",
+            "var",
+            "role_templates",
+        ] {
+            thrum_backup::fsx::remove_any(&self.thrum().join(name)).expect("wipe");
         }
     }
 
@@ -122,23 +129,78 @@ impl Fx {
     }
 }
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(PartialEq, Eq)]
 pub struct State {
-    pub files: BTreeMap<String, Vec<u8>>,
+    /// Every file of thrum's data: its content and its mode.
+    pub files: BTreeMap<String, (Vec<u8>, u32)>,
     pub rows: Vec<String>,
 }
 
-fn thrum_files(sync: &Path, thrum: &Path) -> BTreeMap<String, Vec<u8>> {
+impl State {
+    /// The data of the workspace whose sync worktree is `sync` and thrum dir `thrum`.
+    pub fn of(sync: &Path, thrum: &Path) -> Self {
+        let db = thrum.join("var/messages.db");
+        State {
+            files: thrum_files(sync, thrum),
+            rows: if db.exists() {
+                sample::dump_database(&db).expect("dump")
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
+
+/// Compact: each file's size, mode and a hash, and the rows that differ from nothing (a test
+/// failure shows what changed without pages of bytes).
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "State {{")?;
+        for (name, (data, mode)) in &self.files {
+            let hash = blake3::hash(data).to_hex();
+            writeln!(
+                f,
+                "  {name}: {} bytes, {mode:o}, {}",
+                data.len(),
+                &hash[..12]
+            )?;
+        }
+        let rows = blake3::hash(self.rows.join("\n").as_bytes()).to_hex();
+        writeln!(f, "  {} rows, {}", self.rows.len(), &rows[..12])?;
+        write!(f, "}}")
+    }
+}
+
+/// Files of the thrum dir that are not thrum's data (written out here rather than taken from
+/// the engine's layout table, so that the tests check the table): the database (compared by
+/// rows), our backups and plugins, what thrum makes again, its runtime files.
+const NOT_DATA: &[&str] = &[
+    "backup/",
+    "plugins/",
+    "var/messages.db",
+    "var/thrum.pid",
+    "var/ws.port",
+    "var/thrum.lock",
+    "var/daemon.log",
+    "strategies/",
+    "llms.txt",
+    "schema_version",
+];
+
+fn thrum_files(sync: &Path, thrum: &Path) -> BTreeMap<String, (Vec<u8>, u32)> {
+    use std::os::unix::fs::PermissionsExt;
     let mut out = BTreeMap::new();
     for (label, base) in [("sync", sync), ("thrum", thrum)] {
         for rel in thrum_backup::fsx::walk_files(base).expect("walk") {
-            // Not thrum's data: the database (compared by rows), git metadata, our backups.
-            if rel.starts_with("var/") || rel.starts_with("backup/") || rel == ".git" {
+            // git's link of the sync worktree is git's, not thrum's data.
+            if rel == ".git" || (label == "thrum" && NOT_DATA.iter().any(|p| rel.starts_with(p))) {
                 continue;
             }
+            let path = base.join(&rel);
+            let mode = std::fs::metadata(&path).expect("stat").permissions().mode() & 0o777;
             out.insert(
                 format!("{label}/{rel}"),
-                std::fs::read(base.join(&rel)).expect("read"),
+                (std::fs::read(&path).expect("read"), mode),
             );
         }
     }

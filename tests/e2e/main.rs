@@ -12,4 +12,5 @@ mod plugins;
 mod reliability;
 mod restore;
 mod retention;
+mod v0106;
 mod wasm;

@@ -174,8 +174,8 @@ fn presets_and_plugin_management() {
     // Other keys of config.json survived every write.
     let v: Value =
         serde_json::from_slice(&std::fs::read(fx.thrum().join("config.json")).unwrap()).unwrap();
-    assert_eq!(v["daemon"]["port"], 7137);
-    assert_eq!(v["identity"]["daemon_id"], "d-7f3a");
+    assert_eq!(v["daemon"]["sync_interval"], 60);
+    assert_eq!(v["identity"]["daemon_id"], thrum_backup::sample::DAEMON_ID);
 }
 
 #[test]

@@ -93,7 +93,11 @@ pub enum Command {
     Verify(VerifyArgs),
     /// List the archives (name, time, size).
     Archives,
-    /// Show, set or clear the backup schedule (saved as backup.schedule in config.json).
+    /// Show, set or clear the schedule `thrum-backup daemon` follows.
+    ///
+    /// Saved as backup.thrum_backup_schedule in config.json. thrum's own backup.schedule is
+    /// left alone: thrum's daemon starts thrum's backup scheduler whenever that key is set.
+    /// `schedule off --thrum` removes it (thrum's backup takes no lock and rewrites current/).
     Schedule(ScheduleArgs),
     /// Run scheduled backups in the foreground until SIGINT or SIGTERM.
     ///
@@ -158,6 +162,12 @@ pub struct CreateArgs {
     /// Deflate level (0-9) for the archive of the previous snapshot.
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(i64).range(0..=9))]
     pub level: i64,
+    /// Leave thrum's secrets out of this snapshot (config.json, .env, var/peers.json,
+    /// var/tsnet/): a restore of it leaves the live ones as they are. Default: captured and
+    /// kept private (0600), as `backup.secrets: "include"` says; "exclude" there makes this
+    /// the default.
+    #[arg(long)]
+    pub exclude_secrets: bool,
 }
 
 #[derive(Debug, Args)]
@@ -170,6 +180,14 @@ pub struct RestoreArgs {
     /// Refuse archives whose uncompressed size exceeds this many bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 64 << 30)]
     pub max_size: u64,
+    /// Number new events above SEQ (default: above what the live database had reached), so
+    /// that peers which already pulled this daemon's events up to there take new ones. Needed
+    /// when a restore goes back to an older database; restore warns when it does.
+    #[arg(long, value_name = "SEQ", num_args = 0..=1)]
+    pub raise_sequence: Option<Option<i64>>,
+    /// Restore even a database whose schema is newer than the installed thrum opens.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -192,6 +210,9 @@ pub struct VerifyArgs {
 pub struct ScheduleArgs {
     /// A Go duration ("24h", "6h30m") or "off". Without it, show the schedule.
     pub interval: Option<String>,
+    /// With "off": turn thrum's own backup scheduler off (remove backup.schedule).
+    #[arg(long)]
+    pub thrum: bool,
 }
 
 #[derive(Debug, Args)]

@@ -17,6 +17,7 @@ pub fn run(g: &Global, a: CreateArgs, ui: &Ui) -> Result<ExitCode> {
         plugins: !a.no_plugins,
         hook: !a.no_hook,
         prune: !a.no_prune,
+        exclude_secrets: a.exclude_secrets,
         ..CreateOptions::default()
     };
     let progress = ui.progress();
@@ -47,6 +48,27 @@ pub fn run(g: &Global, a: CreateArgs, ui: &Ui) -> Result<ExitCode> {
             "  database: consistent copy, {} tables, {rows} rows",
             db.tables.len()
         ));
+    }
+    if let Some(sync) = &m.sync {
+        ui.line(format!(
+            "  a-sync history: kept as a git bundle (branch at {}{})",
+            sync.tip.get(..12).unwrap_or(&sync.tip),
+            if sync.local_only {
+                "; local-only: this is its only other copy"
+            } else {
+                ""
+            }
+        ));
+    }
+    if !m.worktrees.is_empty() {
+        let names: Vec<&str> = m.worktrees.keys().map(String::as_str).collect();
+        ui.line(format!("  other worktrees' .thrum/: {}", names.join(", ")));
+    }
+    let secrets = m.files.iter().filter(|f| f.secret).count();
+    match m.layout.as_ref().map(|l| l.secrets.as_str()) {
+        Some("excluded") => ui.line("  secrets: left out (backup.secrets or --exclude-secrets)"),
+        _ if secrets > 0 => ui.line(format!("  secrets: {secrets} files, kept private (0600)")),
+        _ => {}
     }
     ui.line(format!(
         "  files: {}   size: {}",

@@ -33,7 +33,7 @@ pub fn run(g: &Global, a: RestoreArgs, ui: &Ui) -> Result<ExitCode> {
             err,
             "Restore {} from {what} (snapshot of {}, {} events)?\n\
              The live data it replaces is saved first as archives/pre-restore-<time>.zip.\n\
-             Stop the thrum daemon before restoring. Continue? [y/N] ",
+             thrum's daemon must be stopped (`thrum daemon stop`). Continue? [y/N] ",
             ctx.workspace.repo_root.display(),
             manifest.timestamp.format("%Y-%m-%d %H:%M:%S UTC"),
             manifest.counts.events
@@ -54,6 +54,8 @@ pub fn run(g: &Global, a: RestoreArgs, ui: &Ui) -> Result<ExitCode> {
         },
         lock_timeout: lock_timeout(g),
         db_wait: db_wait(g),
+        raise_sequence: a.raise_sequence,
+        force: a.force,
     };
     let progress = ui.progress();
     let report = restore::restore(&ctx, &opts, &progress, &Cancel::new())?;
@@ -78,8 +80,15 @@ pub fn run(g: &Global, a: RestoreArgs, ui: &Ui) -> Result<ExitCode> {
             report.removed.join(", ")
         ));
     }
-    if report.database {
-        ui.line("  messages.db: restored from the snapshot's consistent copy");
+    match report.database_from.as_deref() {
+        Some("snapshot") => ui.line("  messages.db: restored from the snapshot's consistent copy"),
+        Some(_) => ui.line(
+            "  messages.db: the snapshot (made by thrum) holds no database: its local tables were imported into the live one",
+        ),
+        None => {}
+    }
+    if report.sync_worktree_rebuilt {
+        ui.line("  sync worktree: rebuilt as a git worktree on a-sync, as thrum makes it");
     }
     for p in &report.plugins {
         ui.line(format!("  {p}"));

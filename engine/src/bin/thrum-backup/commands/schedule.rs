@@ -9,9 +9,10 @@ use crate::ui::Ui;
 
 pub fn run(g: &Global, a: ScheduleArgs, ui: &Ui) -> Result<ExitCode> {
     let mut ctx = context(g)?;
-    match a.interval.as_deref() {
-        None => {}
-        Some("off") => ctx.config.set_schedule(None)?,
+    let text = a.interval.as_deref();
+    let value = match text {
+        None => None,
+        Some("off") => Some(None),
         Some(text) => {
             let d = match duration::parse(text) {
                 Ok(d) => d,
@@ -20,24 +21,44 @@ pub fn run(g: &Global, a: ScheduleArgs, ui: &Ui) -> Result<ExitCode> {
             if d.is_zero() {
                 bail!("a schedule of 0 would back up continuously: use \"off\" to disable it");
             }
-            ctx.config.set_schedule(Some(text))?;
+            Some(Some(text))
         }
+    };
+    match (value, a.thrum) {
+        (None, _) => {}
+        (Some(v), false) => ctx.config.set_schedule(v)?,
+        (Some(None), true) => ctx.config.set_thrum_schedule(None)?,
+        (Some(Some(_)), true) => bail!(
+            "--thrum only turns thrum's own backup scheduler off (`schedule off --thrum`): \
+             thrum's scheduler runs thrum's backup, which takes no lock and rewrites current/"
+        ),
     }
-    let schedule = ctx.config.backup.schedule.clone();
+    let b = &ctx.config.backup;
+    let ours = b.own_schedule.clone();
+    let thrum = b.schedule.clone();
+    let interval = b.schedule_interval();
     if ui.emit(&serde_json::json!({
-        "schedule": schedule,
-        "interval_seconds": ctx.config.backup.schedule_interval().map(|d| d.as_secs_f64()),
+        "schedule": ours.clone().or_else(|| thrum.clone()),
+        "interval_seconds": interval.map(|d| d.as_secs_f64()),
+        "thrum_schedule": thrum,
         "config_file": ctx.config.path(),
     })) {
         return Ok(ExitCode::SUCCESS);
     }
-    match ctx.config.backup.schedule_interval() {
+    match interval {
         Some(d) => ui.line(format!(
             "Backup schedule: every {} ({}); run `thrum-backup daemon` to follow it",
-            schedule.as_deref().unwrap_or_default(),
+            ours.as_deref().or(thrum.as_deref()).unwrap_or_default(),
             duration::format(d)
         )),
         None => ui.line("Backup schedule: off"),
+    }
+    if let Some(t) = &thrum {
+        ui.warn(format!(
+            "thrum's own backup scheduler is on too (backup.schedule = {t}): thrum's daemon runs \
+             thrum's backup every {t}, without a lock, rewriting current/. Turn it off with \
+             `thrum-backup schedule off --thrum`"
+        ));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -19,8 +19,13 @@ pub fn run(g: &Global, ui: &Ui) -> Result<ExitCode> {
         None => ui.line("Last backup: none yet (run `thrum-backup create`)"),
         Some(b) => {
             ui.line(format!(
-                "Last backup: {}",
-                b.timestamp.format("%Y-%m-%d %H:%M:%S UTC")
+                "Last backup: {}{}",
+                b.timestamp.format("%Y-%m-%d %H:%M:%S UTC"),
+                if b.made_by == "thrum" {
+                    " (made by thrum's own backup)"
+                } else {
+                    ""
+                }
             ));
             ui.line(format!(
                 "  events: {}   message files: {}   local tables: {}   config files: {}   files: {}   size: {}",
@@ -31,6 +36,11 @@ pub fn run(g: &Global, ui: &Ui) -> Result<ExitCode> {
                 b.files,
                 bytes(b.bytes)
             ));
+            match b.secrets.as_deref() {
+                Some("excluded") => ui.line("  secrets: left out (backup.secrets: exclude)"),
+                Some(_) => ui.line("  secrets: included, kept private"),
+                None => {}
+            }
             if !b.failed_plugins.is_empty() {
                 ui.line(format!("  failed plugins: {}", b.failed_plugins.join(", ")));
             }
@@ -50,5 +60,8 @@ pub fn run(g: &Global, ui: &Ui) -> Result<ExitCode> {
         "Schedule: {}",
         report.schedule.as_deref().unwrap_or("off")
     ));
+    for w in &report.warnings {
+        ui.warn(w);
+    }
     Ok(ExitCode::SUCCESS)
 }

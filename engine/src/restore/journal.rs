@@ -1,0 +1,206 @@
+//! The restore transaction: a list of steps written to a journal before the first change,
+//! committed in order, undone in reverse on any failure, and finished or undone by the next
+//! command after a kill.
+//!
+//! A file step moves its target aside and renames its prepared replacement in. The worktree
+//! step moves an unhealthy sync directory aside, makes `refs/heads/a-sync` hold the
+//! snapshot's history and creates the sync worktree the way thrum does; undoing it removes the
+//! new worktree, puts the old directory back and puts the branch back where it was.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::backup_dir::{BackupDir, Recovery};
+use crate::error::{Error, IoContext, Result};
+use crate::fsx;
+use crate::gitsync::{self, BranchSource};
+
+/// The journal of a restore in progress, in the backup dir's `.tmp/`.
+pub const JOURNAL: &str = "restore-journal.json";
+
+/// One change to the workspace.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Step {
+    pub target: PathBuf,
+    /// The prepared replacement; `None` removes the target.
+    pub temp: Option<PathBuf>,
+    /// Where the target's previous content is kept until commit.
+    pub aside: PathBuf,
+    pub existed: bool,
+    /// The mode of folders the step creates (thrum keeps `var/tsnet/` 0700).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir_mode: Option<u32>,
+    /// Set for the step that rebuilds the sync worktree at `target`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worktree: Option<WorktreeStep>,
+}
+
+/// What rebuilding the sync worktree needs, and what undoing it needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct WorktreeStep {
+    /// The repository.
+    pub repo: PathBuf,
+    /// Where `a-sync` comes from.
+    pub source: BranchSource,
+    /// The snapshot's bundle of the branch (in private space until the restore ends).
+    pub bundle: Option<PathBuf>,
+    /// The snapshot's commit of the branch.
+    pub tip: Option<String>,
+    /// The branch's commit before the restore (`None`: there was no branch).
+    pub branch_before: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Journal {
+    pub committed: bool,
+    pub steps: Vec<Step>,
+}
+
+impl Step {
+    /// A step that replaces (or, without `temp`, removes) `target`.
+    pub fn file(target: &Path, temp: Option<PathBuf>) -> Self {
+        Self {
+            target: target.to_path_buf(),
+            temp,
+            aside: fsx::temp_sibling(target, "restore-old"),
+            existed: fs::symlink_metadata(target).is_ok(),
+            dir_mode: None,
+            worktree: None,
+        }
+    }
+}
+
+pub(crate) fn write(path: &Path, j: &Journal) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(j).map_err(|e| Error::Invalid(e.to_string()))?;
+    fsx::write_atomic(path, &bytes)
+}
+
+/// Where [`commit`] fails on purpose: the test suite's stand-in for a full disk or a vanished
+/// folder at step N. Only a debug build reads it from the environment.
+pub(crate) fn fault_at() -> Option<usize> {
+    if cfg!(debug_assertions) {
+        std::env::var("THRUM_BACKUP_FAULT_RESTORE_AFTER")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    } else {
+        None
+    }
+}
+
+fn exists(p: &Path) -> bool {
+    fs::symlink_metadata(p).is_ok()
+}
+
+/// Apply every step in order; returns what is worth telling the user.
+pub(crate) fn commit(steps: &[Step], fault_at: Option<usize>) -> Result<Vec<String>> {
+    let mut notes = Vec::new();
+    for (i, s) in steps.iter().enumerate() {
+        if fault_at == Some(i) {
+            return Err(Error::Io {
+                action: "rename into place",
+                path: s.target.clone(),
+                source: std::io::Error::other("fault injected by the test suite"),
+            });
+        }
+        if let Some(w) = &s.worktree {
+            let (_, note) =
+                gitsync::ensure_branch(&w.repo, &w.source, w.bundle.as_deref(), w.tip.as_deref())?;
+            notes.extend(note);
+            if exists(&s.target) {
+                fs::rename(&s.target, &s.aside).at("move aside", &s.target)?;
+            }
+            gitsync::add_worktree(&w.repo, &s.target)?;
+            continue;
+        }
+        if let Some(parent) = s.target.parent() {
+            match s.dir_mode {
+                Some(mode) => fsx::create_dir_all_mode(parent, mode)?,
+                None => fsx::create_dir_all(parent)?,
+            }
+        }
+        // What is there now is moved aside, whatever the plan saw: a rebuilt sync worktree
+        // has checked out files the old folder did not have.
+        if exists(&s.target) {
+            fs::rename(&s.target, &s.aside).at("move aside", &s.target)?;
+        }
+        if let Some(temp) = &s.temp {
+            fs::rename(temp, &s.target).at("rename into place", &s.target)?;
+        }
+    }
+    let mut dirs: Vec<&Path> = steps.iter().filter_map(|s| s.target.parent()).collect();
+    dirs.sort();
+    dirs.dedup();
+    for d in dirs {
+        fsx::sync_dir(d)?;
+    }
+    Ok(notes)
+}
+
+/// Undo every step whatever state it reached. Safe to run more than once.
+pub(crate) fn rollback(steps: &[Step]) {
+    for s in steps.iter().rev() {
+        if let Some(w) = &s.worktree {
+            // Ours when the old folder was moved aside, or when there was none.
+            if exists(&s.aside) || (!s.existed && exists(&s.target)) {
+                gitsync::remove_worktree(&w.repo, &s.target);
+            }
+            if exists(&s.aside) {
+                let _ = fs::rename(&s.aside, &s.target);
+            }
+            gitsync::reset_branch(&w.repo, w.branch_before.as_deref());
+            continue;
+        }
+        if exists(&s.aside) {
+            let _ = fs::rename(&s.aside, &s.target);
+        } else if !s.existed && s.temp.is_some() && exists(&s.target) {
+            // Put in by us (it did not exist before): only if our temp is gone, i.e. renamed.
+            if s.temp.as_ref().is_some_and(|t| !t.exists()) {
+                let _ = fs::remove_file(&s.target);
+            }
+        }
+        if let Some(t) = &s.temp {
+            let _ = fs::remove_file(t);
+        }
+    }
+}
+
+/// Drop what a committed restore kept to undo itself.
+pub(crate) fn finish(steps: &[Step]) {
+    for s in steps {
+        let _ = fsx::remove_any(&s.aside);
+        if let Some(t) = &s.temp {
+            let _ = fs::remove_file(t);
+        }
+    }
+}
+
+/// Called by [`BackupDir::recover`]: finish a committed restore, roll back any other.
+pub(crate) fn recover(dir: &BackupDir, rec: &mut Recovery) -> Result<()> {
+    let path = dir.tmp().join(JOURNAL);
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).at("read", &path),
+    };
+    let journal: Journal = serde_json::from_slice(&bytes).map_err(|e| {
+        Error::Invalid(format!(
+            "{}: unreadable restore journal: {e}",
+            path.display()
+        ))
+    })?;
+    if journal.committed {
+        finish(&journal.steps);
+        rec.actions
+            .push("finished an interrupted restore (it had committed)".into());
+    } else {
+        rollback(&journal.steps);
+        rec.actions.push(format!(
+            "rolled back an interrupted restore ({} files put back as they were)",
+            journal.steps.len()
+        ));
+    }
+    fs::remove_file(&path).at("remove", &path)?;
+    Ok(())
+}
