@@ -167,6 +167,86 @@ fn killed_restores_are_rolled_back_or_complete() {
     );
 }
 
+/// Turn the sync worktree into a plain folder of its files (what an older restore left, and
+/// what thrum's daemon would remove): its git link gone, git's record of it pruned.
+fn make_plain(fx: &Fx) {
+    let dot_git = fx.ws.sync_dir.join(".git");
+    if dot_git.exists() {
+        std::fs::remove_file(dot_git).unwrap();
+    }
+    let pruned = Command::new("git")
+        .args(["worktree", "prune"])
+        .current_dir(fx.root())
+        .status()
+        .unwrap();
+    assert!(pruned.success());
+}
+
+#[test]
+fn killed_restores_that_rebuild_the_sync_worktree_leave_the_old_folder_or_a_healthy_worktree() {
+    let mut fx = Fx::with_scale(Scale {
+        agents: 4,
+        messages: 2_000,
+    });
+    fx.create();
+    let snapshot = fx.state();
+    fx.ws.add_messages(300).unwrap();
+    let live = fx.state();
+    make_plain(&fx);
+    let full = timed(&fx, &["restore", "--yes"]);
+    let healthy = |fx: &Fx| thrum_backup::gitsync::unhealthy(fx.root(), &fx.ws.sync_dir).is_none();
+    assert!(healthy(&fx));
+    let mut rng = Rng(0x5eed_0f_a5_c0ffee);
+    let mut outcomes = [0usize; 2];
+    for i in 0..iterations(8) {
+        if fx.state() != live {
+            let pre = fx
+                .archive_names()
+                .into_iter()
+                .filter(|n| n.starts_with("pre-restore-"))
+                .map(|n| fx.archives().join(n))
+                .find(|p| {
+                    let m = thrum_backup::archive::read_manifest(p).unwrap().unwrap();
+                    m.counts.events == 2_300
+                })
+                .expect("a pre-restore archive of the live state");
+            fx.cmd()
+                .arg("restore")
+                .arg(&pre)
+                .arg("--yes")
+                .assert()
+                .success();
+            assert_eq!(fx.state(), live);
+        }
+        make_plain(&fx);
+        let mut child = spawn(&fx, &["restore", "--yes"]);
+        std::thread::sleep(Duration::from_micros(
+            rng.below(full.as_micros() as u64 * 12 / 10),
+        ));
+        let _ = child.kill();
+        child.wait().unwrap();
+        fx.cmd().arg("status").assert().success();
+        let state = fx.state();
+        if state == live {
+            // Rolled back: the old plain folder, not a half-made worktree.
+            assert!(!fx.ws.sync_dir.join(".git").exists(), "iteration {i}");
+            outcomes[0] += 1;
+        } else if state == snapshot {
+            assert!(
+                healthy(&fx),
+                "iteration {i}: completed, but not a healthy worktree"
+            );
+            outcomes[1] += 1;
+        } else {
+            panic!("iteration {i}: the workspace is a mix of two snapshots");
+        }
+    }
+    eprintln!(
+        "rebuilding restore kills: {} rolled back, {} completed",
+        outcomes[0], outcomes[1]
+    );
+}
+
 /// Run the binary with a file-size limit (`ulimit -f`, 512-byte blocks) and SIGXFSZ ignored, so
 /// writes past the limit fail with EFBIG as on a full disk.
 fn limited(fx: &Fx, blocks: u32, args: &[&str]) -> std::process::Output {

@@ -479,3 +479,28 @@ fn the_streams_are_copied_after_the_database_so_none_of_its_messages_is_missing(
         );
     }
 }
+
+#[test]
+fn status_counts_a_current_snapshot_that_thrum_made() {
+    let fx = Fx::new();
+    // thrum's own backup wrote current/: files, and a manifest that lists none of them.
+    let cur = fx.current();
+    std::fs::create_dir_all(cur.join("messages")).unwrap();
+    std::fs::write(cur.join("events.jsonl"), b"{\"a\":1}\n{\"a\":2}\n").unwrap();
+    std::fs::write(cur.join("messages/a.jsonl"), b"{\"a\":1}\n").unwrap();
+    std::fs::write(
+        cur.join("manifest.json"),
+        br#"{"version":1,"timestamp":"2026-02-27T12:00:00Z","thrum_version":"0.10.6","repo_name":"proj","counts":{"events":2,"message_files":1}}"#,
+    )
+    .unwrap();
+    let s = fx.json(&["status"]);
+    assert_eq!(s["last_backup"]["made_by"], "thrum");
+    assert_eq!(s["last_backup"]["files"], 2);
+    assert_eq!(s["last_backup"]["bytes"], 24);
+    let text = fx.cmd().arg("status").output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("made by thrum's own backup"),
+        "{}",
+        String::from_utf8_lossy(&text.stdout)
+    );
+}
