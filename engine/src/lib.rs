@@ -36,6 +36,7 @@ mod error;
 pub mod fsx;
 pub mod gitsync;
 pub mod hook;
+pub mod jsonl;
 pub mod layout;
 pub mod locate;
 pub mod lock;

@@ -60,6 +60,10 @@ pub struct Manifest {
     /// where a file belongs): not captured.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<String>,
+    /// JSON Lines files whose bytes are not all JSON lines (a torn last line, say): backed up
+    /// and restored exactly as they were, reported.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jsonl: Vec<crate::jsonl::Issue>,
     /// How the database and the wire streams were captured relative to each other.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capture: Option<CaptureInfo>,
@@ -287,6 +291,7 @@ mod tests {
             worktrees: BTreeMap::new(),
             unknown: vec![],
             skipped: vec![],
+            jsonl: vec![],
             capture: None,
             files: vec![FileEntry {
                 path: "events.jsonl".into(),

@@ -10,10 +10,9 @@ pub mod scaffold;
 pub mod shell;
 pub mod wasm;
 
-// The SDK (a guest crate, outside this workspace) checks JSON Lines with its own parser. It is
-// plain Rust, so the host's tests compile that very file and hold it against serde_json.
+// The SDK (a guest crate, outside this workspace) checks JSON Lines with the parser the engine
+// uses too (`crate::jsonl`). It is plain Rust, so the host's tests hold it against serde_json.
 #[cfg(test)]
-#[path = "../../plugin-sdk/src/jsonl.rs"]
-mod sdk_jsonl;
+use crate::jsonl::rules as sdk_jsonl;
 #[cfg(test)]
 mod sdk_jsonl_tests;

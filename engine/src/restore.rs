@@ -23,7 +23,6 @@ pub(crate) use journal::recover as recover_journal;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -196,12 +195,13 @@ fn restore_locked(
             (extracted, m, path.display().to_string())
         }
     };
-    validate_jsonl_tree(&src, &label)?;
+    let jsonl_notes = check_jsonl_tree(&src, &manifest, &label)?;
     cancel.check()?;
 
     // 2. What goes where.
     let layout = plan::plan(&src, &manifest, ws)?;
-    let mut notes = layout.notes.clone();
+    let mut notes = jsonl_notes;
+    notes.extend(layout.notes.iter().cloned());
     let mut plan: Vec<plan::Planned> = layout.files;
     let rebuild = match &layout.rebuild_sync {
         Some(reason) => Some(prepare_rebuild(ws, &src, &manifest, reason, &mut notes)?),
@@ -687,62 +687,35 @@ fn save_live(
         .map(Some)
 }
 
-/// Every `.jsonl` file below `root` must hold one JSON value per non-empty line.
-pub fn validate_jsonl_tree(root: &Path, label: &str) -> Result<()> {
+/// The one JSON Lines rule of a restore ([`crate::jsonl`]): a file whose bytes the manifest's
+/// checksum vouches for (checked before this) goes back exactly as it was captured, torn last
+/// line included, with a warning naming the file and line; a file without a checksum to trust
+/// (thrum's own archives) must hold one JSON value per line, or the restore is refused.
+pub fn check_jsonl_tree(root: &Path, manifest: &Manifest, label: &str) -> Result<Vec<String>> {
+    let vouched: std::collections::BTreeSet<&str> =
+        manifest.files.iter().map(|f| f.path.as_str()).collect();
+    let mut notes = Vec::new();
     for rel in fsx::walk_files(root)? {
-        if rel.ends_with(".jsonl") && !rel.starts_with("plugins/") {
-            validate_jsonl(&root.join(&rel), &format!("{label}: {rel}"))?;
-        }
-    }
-    Ok(())
-}
-
-/// Longest JSONL line accepted (thrum's lines are a few KiB).
-pub const MAX_JSONL_LINE: u64 = 64 << 20;
-
-fn validate_jsonl(path: &Path, shown: &str) -> Result<()> {
-    use std::io::Read;
-    let file = fs::File::open(path).at("open", path)?;
-    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
-    let mut line = Vec::new();
-    let mut n = 0u64;
-    loop {
-        line.clear();
-        let read = (&mut reader)
-            .take(MAX_JSONL_LINE + 1)
-            .read_until(b'\n', &mut line)
-            .at("read", path)?;
-        if read == 0 {
-            return Ok(());
-        }
-        n += 1;
-        if read as u64 > MAX_JSONL_LINE {
-            return Err(Error::Jsonl {
-                path: PathBuf::from(shown),
-                line: n,
-                message: format!("line is longer than {} MiB", MAX_JSONL_LINE >> 20),
-            });
-        }
-        let body = line.strip_suffix(b"\n").unwrap_or(&line);
-        let body = body.strip_suffix(b"\r").unwrap_or(body);
-        if body.iter().all(u8::is_ascii_whitespace) {
+        if !crate::jsonl::is_jsonl(&rel) {
             continue;
         }
-        if body.contains(&0) {
+        let shown = format!("{label}: {rel}");
+        let Some(issue) = crate::jsonl::check_file(&root.join(&rel), 0, 1, &shown)? else {
+            continue;
+        };
+        if vouched.contains(rel.as_str()) {
+            notes.push(format!(
+                "{issue}: restored exactly as it was backed up (its checksum matches)"
+            ));
+        } else {
             return Err(Error::Jsonl {
                 path: PathBuf::from(shown),
-                line: n,
-                message: "contains a NUL byte".into(),
-            });
-        }
-        if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(body) {
-            return Err(Error::Jsonl {
-                path: PathBuf::from(shown),
-                line: n,
-                message: format!("not valid JSON: {e}"),
+                line: issue.line,
+                message: issue.problem,
             });
         }
     }
+    Ok(notes)
 }
 
 /// The manifest of a source without restoring it (for the confirmation prompt).

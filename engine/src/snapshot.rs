@@ -146,6 +146,8 @@ pub struct Captured {
     pub skipped: Vec<String>,
     /// The order of the database and the streams.
     pub capture: Option<CaptureInfo>,
+    /// JSON Lines files that are not all JSON lines.
+    pub jsonl: Vec<crate::jsonl::Issue>,
 }
 
 /// How to capture a workspace.
@@ -429,6 +431,12 @@ pub fn capture_workspace(
     });
     let (copied, grown) = copied?;
     cap.grown = grown;
+    cap.jsonl = check_jsonl(&copied, staging.root(), cancel)?;
+    for issue in &cap.jsonl {
+        cap.notes.push(format!(
+            "{issue}: backed up as it is, and restored as it is"
+        ));
+    }
     for (source, d, prefix) in copied {
         let rel = &source.rel;
         staging.record_full(rel, &d, prefix, source.mode, source.secret);
@@ -506,6 +514,47 @@ pub fn capture_workspace(
     }
     cancel.check()?;
     Ok(cap)
+}
+
+/// Check every JSON Lines file of the snapshot, several at a time (each is read from the page
+/// cache, just written).
+fn check_jsonl(
+    copied: &[CopiedFile<'_>],
+    root: &Path,
+    cancel: &Cancel,
+) -> Result<Vec<crate::jsonl::Issue>> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let files: Vec<&str> = copied
+        .iter()
+        .map(|(s, _, _)| s.rel.as_str())
+        .filter(|rel| crate::jsonl::is_jsonl(rel))
+        .collect();
+    let next = AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(4);
+    let found = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads.min(files.len()))
+            .map(|_| {
+                s.spawn(|| -> Result<()> {
+                    while let Some(rel) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        cancel.check()?;
+                        if let Some(issue) = crate::jsonl::check_file(&root.join(rel), 0, 1, rel)? {
+                            found.lock().unwrap_or_else(|p| p.into_inner()).push(issue);
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .try_for_each(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+    })?;
+    let mut found = found.into_inner().unwrap_or_else(|p| p.into_inner());
+    found.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(found)
 }
 
 /// A file of the new snapshot: where it came from, its digest, and what it is known to begin
@@ -699,6 +748,7 @@ pub fn new_manifest(repo_name: &str, captured: Captured) -> Manifest {
         worktrees: captured.worktrees,
         unknown: captured.unknown,
         skipped: captured.skipped,
+        jsonl: captured.jsonl,
         capture: captured.capture,
         files: Vec::new(),
         database: captured.database,

@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod bad_days;
 mod bundles;
 mod cli;
 mod crash;
