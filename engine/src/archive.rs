@@ -104,6 +104,8 @@ pub struct Written {
     /// Where each entry was cut into chunks: saved beside the archive ([`save_index`]) for
     /// the next archive to reuse unchanged chunks of changed files.
     pub index: ChunkIndex,
+    /// Where the snapshot archived did not match its manifest (empty: it was sound).
+    pub damage: Vec<String>,
 }
 
 /// Where an archive's chunk index is kept: `.index/<archive>.json` beside `archives/` (so that
@@ -215,17 +217,61 @@ pub fn write_dir_reusing(
         .sum();
     let mut source = earlier.and_then(|e| EarlierArchive::open(src, e));
     // Each entry carries the mode of the file it was copied from, a secret always 0600, so
-    // that any unzip of the archive keeps secrets private.
-    let modes: std::collections::HashMap<String, u32> = crate::backup_dir::read_dir_manifest(src)
-        .ok()
-        .flatten()
-        .map(|m| {
-            m.files
-                .into_iter()
-                .map(|f| (f.path, entry_mode(f.mode, f.secret)))
-                .collect()
-        })
-        .unwrap_or_default();
+    // that any unzip of the archive keeps secrets private; and each is checked against the
+    // manifest as it is written (size, and CRC-32 where the manifest has it): a damaged
+    // snapshot is still archived, but said to be.
+    let manifest = crate::backup_dir::read_dir_manifest(src);
+    let mut damage = Vec::new();
+    let expected: std::collections::HashMap<String, (u32, u64, Option<u32>)> = match &manifest {
+        Ok(Some(m)) => m
+            .files
+            .iter()
+            .map(|f| {
+                (
+                    f.path.clone(),
+                    (entry_mode(f.mode, f.secret), f.size, f.crc32),
+                )
+            })
+            .collect(),
+        Ok(None) => {
+            damage.push(format!("{}: no manifest", manifest::FILE_NAME));
+            Default::default()
+        }
+        Err(e) => {
+            damage.push(format!("{}: unreadable: {e}", manifest::FILE_NAME));
+            Default::default()
+        }
+    };
+    // thrum's manifests list no files: there is nothing to check them against.
+    let checked = !expected.is_empty();
+    if checked {
+        let present: HashSet<&String> = files.iter().collect();
+        for listed in expected.keys() {
+            if !present.contains(listed) {
+                damage.push(format!("{listed}: listed in the manifest but missing"));
+            }
+        }
+    }
+    let modes: std::collections::HashMap<&str, u32> =
+        expected.iter().map(|(k, v)| (k.as_str(), v.0)).collect();
+    let mut check_entry = |zip: &crate::zipout::ZipOut<_>, rel: &str| {
+        if !checked || rel == manifest::FILE_NAME {
+            return;
+        }
+        let (Some(&(_, size, crc)), Some((got_crc, got_size))) =
+            (expected.get(rel), zip.last_entry())
+        else {
+            damage.push(format!("{rel}: not in the manifest"));
+            return;
+        };
+        if got_size != size {
+            damage.push(format!("{rel}: {got_size} bytes, the manifest says {size}"));
+        } else if crc.is_some_and(|c| c != got_crc) {
+            damage.push(format!(
+                "{rel}: content differs from the manifest's (CRC-32)"
+            ));
+        }
+    };
     progress.phase("archiving the previous snapshot", Some(total));
     let out = File::options()
         .write(true)
@@ -258,7 +304,8 @@ pub fn write_dir_reusing(
                 &mut reuse.refused,
             )?
         {
-            zip.set_mode(modes.get(rel).copied().unwrap_or(PRIVATE));
+            zip.set_mode(modes.get(rel.as_str()).copied().unwrap_or(PRIVATE));
+            check_entry(&zip, rel);
             match done {
                 Reused::Copied => reuse.copied += 1,
                 Reused::Continued(_) => reuse.continued += 1,
@@ -292,7 +339,8 @@ pub fn write_dir_reusing(
             return Err(Error::Cancelled);
         }
         added.at("archive", &path)?;
-        zip.set_mode(modes.get(rel).copied().unwrap_or(PRIVATE));
+        zip.set_mode(modes.get(rel.as_str()).copied().unwrap_or(PRIVATE));
+        check_entry(&zip, rel);
     }
     let index = zip.index();
     let (writer, end) = zip.finish().at("write", dst)?;
@@ -303,10 +351,12 @@ pub fn write_dir_reusing(
     // A refused reuse may have written past where the archive now ends.
     file.set_len(end).at("write", dst)?;
     file.sync_all().at("sync", dst)?;
+    damage.sort();
     Ok(Written {
         size: end,
         reuse,
         index,
+        damage,
     })
 }
 

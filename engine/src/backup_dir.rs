@@ -69,6 +69,8 @@ pub enum PreparedArchive {
         reuse: archive::Reuse,
         /// Its chunk index.
         index: archive::ChunkIndex,
+        /// Where the snapshot did not match its manifest.
+        damage: Vec<String>,
     },
 }
 
@@ -282,7 +284,9 @@ impl BackupDir {
     ) -> Result<Option<(PathBuf, archive::Reuse)>> {
         match self.prepare_archive(level, progress, cancel)? {
             None => Ok(None),
-            Some(p) => self.publish_prepared(p).map(Some),
+            Some(p) => self
+                .publish_prepared(p)
+                .map(|(path, reuse, _)| Some((path, reuse))),
         }
     }
 
@@ -337,6 +341,7 @@ impl BackupDir {
                 time,
                 reuse: w.reuse,
                 index: w.index,
+                damage: w.damage,
             })),
             Err(e) => {
                 let _ = fs::remove_file(&tmp);
@@ -356,19 +361,31 @@ impl BackupDir {
     }
 
     /// The second half of [`BackupDir::archive_current`]: give a prepared archive its name.
-    pub fn publish_prepared(&self, prepared: PreparedArchive) -> Result<(PathBuf, archive::Reuse)> {
+    /// An archive of a snapshot that did not match its manifest is marked damaged (kept,
+    /// never counted by retention); what did not match is returned.
+    pub fn publish_prepared(
+        &self,
+        prepared: PreparedArchive,
+    ) -> Result<(PathBuf, archive::Reuse, Vec<String>)> {
         match prepared {
-            PreparedArchive::Existing(path) => Ok((path, archive::Reuse::default())),
+            PreparedArchive::Existing(path) => Ok((path, archive::Reuse::default(), Vec::new())),
             PreparedArchive::Written {
                 tmp,
                 time,
                 reuse,
                 index,
+                damage,
             } => {
                 let path = self.publish_archive(&tmp, |seq| ArchiveName::format(time, seq))?;
+                if !damage.is_empty() {
+                    crate::health::mark_damaged(
+                        &path,
+                        &format!("archived from a damaged snapshot: {}", damage.join("; ")),
+                    )?;
+                }
                 // A cache for the next archive: losing it costs speed, never data.
                 let _ = archive::save_index(&path, &index);
-                Ok((path, reuse))
+                Ok((path, reuse, damage))
             }
         }
     }

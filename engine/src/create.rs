@@ -80,6 +80,14 @@ pub struct CreateReport {
     pub hook: Option<HookReport>,
     /// What recovery finished or rolled back first.
     pub recovered: Vec<String>,
+    /// What this snapshot lost against the previous one (the shrink guard); the last good
+    /// archive from before it is kept until `prune --accept-shrink`.
+    pub shrink: Vec<String>,
+    /// The archive kept because of the shrink.
+    pub kept_before_shrink: Option<String>,
+    /// Where the previous snapshot did not match its manifest: it was archived anyway (it
+    /// may be all there is), marked damaged, and is never counted by retention.
+    pub previous_damaged: Vec<String>,
     /// Warnings (config keys, missing tables, ...).
     pub notes: Vec<String>,
 }
@@ -108,6 +116,7 @@ pub fn create(
         .as_ref()
         .map(|m| snapshot::Base::new(dir.current(), m, &gate));
     let (staged, prepared) = std::thread::scope(|s| {
+        let previous = previous.as_ref();
         let archiver = s.spawn(|| {
             let _undecided_means_no = gate.no_on_drop();
             let prepared = dir.prepare_archive(opts.level, &crate::progress::Silent, cancel);
@@ -119,6 +128,7 @@ pub fn create(
             opts,
             stage_dir.clone(),
             base.as_ref(),
+            previous,
             progress,
             cancel,
         );
@@ -158,13 +168,22 @@ pub fn create(
         discard(Ok(prepared));
         return Err(e);
     }
-    let (archived, archive_reuse) = match prepared.map(|p| dir.publish_prepared(p)).transpose() {
-        Ok(Some((path, reuse))) => (Some(path), Some(reuse)),
-        Ok(None) => (None, None),
-        Err(e) => {
-            discard(Ok(None));
-            return Err(e);
+    let (archived, archive_reuse, previous_damaged) =
+        match prepared.map(|p| dir.publish_prepared(p)).transpose() {
+            Ok(Some((path, reuse, damage))) => (Some(path), Some(reuse), damage),
+            Ok(None) => (None, None, Vec::new()),
+            Err(e) => {
+                discard(Ok(None));
+                return Err(e);
+            }
+        };
+    // The shrink guard: the newest sound archive from before the shrink is kept until the
+    // user accepts it, so a damaged workspace cannot rotate its own last good copy away.
+    let kept_before_shrink = match (&previous, manifest.shrink.is_empty()) {
+        (Some(prev), false) => {
+            keep_before_shrink(ctx, archived.as_deref(), prev.timestamp, &manifest.shrink)?
         }
+        _ => None,
     };
     progress.phase("publishing the snapshot", None);
     if let Err(e) = dir.publish(&stage_dir) {
@@ -196,6 +215,7 @@ pub fn create(
     notes.extend(ctx.config.warnings.iter().map(|w| format!("config: {w}")));
     progress.finish();
     Ok(CreateReport {
+        shrink: manifest.shrink.clone(),
         manifest,
         current: dir.current(),
         archived,
@@ -204,15 +224,54 @@ pub fn create(
         prune,
         hook,
         recovered,
+        kept_before_shrink,
+        previous_damaged,
         notes,
     })
 }
 
+/// Protect the last good archive before a shrink: the archive this create just made of the
+/// previous snapshot, or, if that one is damaged, the newest sound archive taken at or
+/// before it. Its name.
+fn keep_before_shrink(
+    ctx: &Context,
+    archived: Option<&std::path::Path>,
+    before: chrono::DateTime<chrono::Utc>,
+    what: &[String],
+) -> Result<Option<String>> {
+    use crate::retention::ArchiveName;
+    let dir = &ctx.backup;
+    let just_made = archived
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned());
+    let sound: Vec<_> = dir
+        .list_archives()?
+        .into_iter()
+        .filter(|a| a.kind == crate::backup_dir::ArchiveKind::Snapshot)
+        .filter(|a| crate::health::of(dir, a).unsound.is_none())
+        .collect();
+    let chosen = match sound.iter().find(|a| Some(&a.name) == just_made.as_ref()) {
+        Some(a) => Some(a.name.clone()),
+        None => sound
+            .iter()
+            .filter_map(|a| ArchiveName::parse(&a.name))
+            .filter(|n| n.time <= before)
+            .max()
+            .map(|n| n.name),
+    };
+    if let Some(name) = &chosen {
+        crate::health::protect(dir, name, what)?;
+    }
+    Ok(chosen)
+}
+
+#[allow(clippy::too_many_arguments)]
 fn stage(
     ctx: &Context,
     opts: &CreateOptions,
     stage_dir: PathBuf,
     base: Option<&snapshot::Base<'_>>,
+    previous: Option<&Manifest>,
     progress: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<(Manifest, Vec<String>, snapshot::Grown)> {
@@ -261,6 +320,11 @@ fn stage(
         }
     }
     cancel.check()?;
+    if let Some(prev) = previous {
+        let mut complete = manifest.clone();
+        complete.files = staging.entries();
+        manifest.shrink = crate::shrink::findings(prev, &complete);
+    }
     let manifest = staging.finish(manifest)?;
     Ok((manifest, notes, grown))
 }

@@ -68,7 +68,7 @@ pub fn run(
         second.manifest.counts.events,
         archived.file_name().unwrap_or_default().to_string_lossy()
     ));
-    let dry = prune::prune(&ctx, true, opts.lock_timeout)?;
+    let dry = prune::prune(&ctx, true, false, opts.lock_timeout)?;
     let keep = dry.decisions.iter().filter(|d| d.keep()).count();
     say(format!(
         "prune --dry-run: {} archive(s), {} kept by the policy (daily {}, weekly {}, monthly {})",
@@ -78,7 +78,7 @@ pub fn run(
         dry.policy.weekly,
         dry.policy.monthly
     ));
-    prune::prune(&ctx, false, opts.lock_timeout)?;
+    prune::prune(&ctx, false, false, opts.lock_timeout)?;
     let v = verify::verify(&ctx, None, opts.lock_timeout, progress)?;
     let va = verify::verify(&ctx, Some(&archived), opts.lock_timeout, progress)?;
     if !v.ok() || !va.ok() {

@@ -72,6 +72,9 @@ pub struct FileDigest {
     pub checksum: Checksum,
     /// Number of `\n` bytes (thrum counts events this way).
     pub lines: u64,
+    /// The content's CRC-32 (what a zip entry of it records): lets an archive check, for
+    /// free, that what it holds is what the manifest describes.
+    pub crc32: u32,
 }
 
 enum Hasher {
@@ -83,6 +86,7 @@ enum Hasher {
 pub struct HashingWriter<W> {
     inner: W,
     hasher: Hasher,
+    crc: crc32fast::Hasher,
     size: u64,
     lines: u64,
 }
@@ -102,6 +106,7 @@ impl<W: Write> HashingWriter<W> {
         Self {
             inner,
             hasher,
+            crc: crc32fast::Hasher::new(),
             size: 0,
             lines: 0,
         }
@@ -117,6 +122,7 @@ impl<W: Write> HashingWriter<W> {
         HashingWriter {
             inner,
             hasher: self.hasher,
+            crc: self.crc,
             size: self.size,
             lines: self.lines,
         }
@@ -132,6 +138,7 @@ impl<W: Write> HashingWriter<W> {
             size: self.size,
             checksum,
             lines: self.lines,
+            crc32: self.crc.finalize(),
         };
         (self.inner, digest)
     }
@@ -147,6 +154,7 @@ impl<W: Write> Write for HashingWriter<W> {
             }
             Hasher::Sha256(h) => h.update(done),
         }
+        self.crc.update(done);
         self.size += n as u64;
         self.lines += count_newlines(done);
         Ok(n)

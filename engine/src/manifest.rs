@@ -60,6 +60,10 @@ pub struct Manifest {
     /// where a file belongs): not captured.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<String>,
+    /// What this snapshot lost against the one before it (the shrink guard, see
+    /// [`crate::shrink`]): the last good archive before it is kept until accepted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shrink: Vec<String>,
     /// JSON Lines files whose bytes are not all JSON lines (a torn last line, say): backed up
     /// and restored exactly as they were, reported.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -140,6 +144,9 @@ pub struct FileEntry {
     /// A secret of thrum's (a token or key): private in every copy.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub secret: bool,
+    /// The content's CRC-32: an archive compares each entry's CRC with it as it writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc32: Option<u32>,
 }
 
 /// What of thrum's layout a snapshot covers.
@@ -292,6 +299,7 @@ mod tests {
             unknown: vec![],
             skipped: vec![],
             jsonl: vec![],
+            shrink: vec![],
             capture: None,
             files: vec![FileEntry {
                 path: "events.jsonl".into(),
@@ -303,6 +311,7 @@ mod tests {
                 }),
                 mode: Some(0o600),
                 secret: true,
+                crc32: Some(7),
             }],
             database: None,
             local_tables: BTreeMap::new(),

@@ -1,7 +1,10 @@
 //! `prune`: apply the retention policy to `archives/`.
 //!
 //! Only archives the engine named (`YYYY-MM-DDTHHMMSS[-N].zip`) are candidates;
-//! `pre-restore-*.zip` and every other file are never removed.
+//! `pre-restore-*.zip` and every other file are never removed. Only sound archives count
+//! ([`crate::health`]): a file with an archive's name that does not open, has no manifest, or
+//! is marked damaged is kept and reported, and never displaces a sound archive. The last good
+//! archive before a shrink is kept until `--accept-shrink`.
 
 use std::path::Path;
 use std::time::Duration;
@@ -26,33 +29,78 @@ pub struct PruneReport {
     pub exempt: Vec<String>,
     /// Archives removed (empty in a dry run).
     pub removed: Vec<String>,
+    /// Archives that are not sound (kept, never counted), with what is wrong.
+    pub unsound: Vec<String>,
+    /// Shrinks accepted by this run (`--accept-shrink`): their archives count like any other.
+    pub accepted: Vec<crate::health::Protection>,
     /// Whether this was a dry run.
     pub dry_run: bool,
 }
 
-/// Take the lock, recover, and prune.
-pub fn prune(ctx: &Context, dry_run: bool, lock_timeout: Duration) -> Result<PruneReport> {
+/// Take the lock, recover, and prune. With `accept_shrink`, the last good archives kept
+/// because of a shrink count like any other again (a dry run only shows what that would do).
+pub fn prune(
+    ctx: &Context,
+    dry_run: bool,
+    accept_shrink: bool,
+    lock_timeout: Duration,
+) -> Result<PruneReport> {
     let _lock = ctx.backup.lock(lock_timeout)?;
     if !dry_run {
         ctx.backup.check_writable()?;
     }
     ctx.backup.recover()?;
-    prune_locked(ctx, dry_run)
+    let mut accepted = Vec::new();
+    if accept_shrink {
+        accepted = if dry_run {
+            crate::health::protections(&ctx.backup)?
+        } else {
+            crate::health::accept(&ctx.backup)?
+        };
+    }
+    let mut report = prune_with(ctx, dry_run, accept_shrink)?;
+    report.accepted = accepted;
+    Ok(report)
 }
 
 /// Prune with the lock already held.
 pub fn prune_locked(ctx: &Context, dry_run: bool) -> Result<PruneReport> {
+    prune_with(ctx, dry_run, false)
+}
+
+fn prune_with(ctx: &Context, dry_run: bool, ignore_protections: bool) -> Result<PruneReport> {
     let policy = ctx.config.backup.retention();
     let all = ctx.backup.list_archives()?;
-    let mut named = Vec::new();
+    let protections = if ignore_protections {
+        Vec::new()
+    } else {
+        crate::health::protections(&ctx.backup)?
+    };
+    let mut candidates = Vec::new();
     let mut exempt = Vec::new();
+    let mut unsound = Vec::new();
     for a in &all {
         match (a.kind, ArchiveName::parse(&a.name)) {
-            (ArchiveKind::Snapshot, Some(n)) => named.push(n),
+            (ArchiveKind::Snapshot, Some(name)) => {
+                let health = crate::health::of(&ctx.backup, a);
+                if let Some(why) = &health.unsound {
+                    unsound.push(format!("{}: {why}", a.name));
+                }
+                let before_shrink = protections
+                    .iter()
+                    .find(|p| p.archive == a.name)
+                    .map(|p| p.what.join("; "));
+                candidates.push(retention::Candidate {
+                    name,
+                    unsound: health.unsound,
+                    by_thrum: health.by_thrum,
+                    before_shrink,
+                });
+            }
             _ => exempt.push(a.name.clone()),
         }
     }
-    let decisions = retention::apply(&named, &policy);
+    let decisions = retention::decide(&candidates, &policy);
     let mut removed = Vec::new();
     if !dry_run {
         let dir = ctx.backup.archives();
@@ -88,6 +136,8 @@ pub fn prune_locked(ctx: &Context, dry_run: bool) -> Result<PruneReport> {
         decisions,
         exempt,
         removed,
+        unsound,
+        accepted: Vec::new(),
         dry_run,
     })
 }

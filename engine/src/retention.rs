@@ -102,6 +102,25 @@ pub enum Reason {
     Newest,
     /// Every tier is 0: the policy keeps everything rather than deleting it all.
     KeepAll,
+    /// Not a sound archive (it does not open, has no manifest, failed its checksums, or was
+    /// archived from a damaged snapshot): kept, reported, and never counted for a tier, so
+    /// it never displaces a sound one.
+    Unsound {
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The newest sound archive taken before the workspace shrank: kept until the shrink is
+    /// accepted (`prune --accept-shrink`).
+    BeforeShrink {
+        /// What shrank.
+        what: String,
+    },
+    /// An archive thrum made, kept by thrum's own rotation (the N newest, the oldest of each
+    /// week and month): what thrum promised to keep is never removed by moving over.
+    Thrum {
+        /// thrum's rule: `daily`, `weekly YYYY-Www`, `monthly YYYY-MM`.
+        thrum_rule: String,
+    },
 }
 
 impl std::fmt::Display for Reason {
@@ -113,6 +132,14 @@ impl std::fmt::Display for Reason {
             Reason::Monthly { period } => write!(f, "monthly {period}"),
             Reason::Newest => f.write_str("newest archive"),
             Reason::KeepAll => f.write_str("all tiers are 0: keep everything"),
+            Reason::Unsound { why } => write!(f, "not sound, never counted: {why}"),
+            Reason::BeforeShrink { what } => {
+                write!(
+                    f,
+                    "last good copy before a shrink ({what}); prune --accept-shrink"
+                )
+            }
+            Reason::Thrum { thrum_rule } => write!(f, "thrum's rotation: {thrum_rule}"),
         }
     }
 }
@@ -188,6 +215,123 @@ pub fn apply(archives: &[ArchiveName], policy: &Retention) -> Vec<Decision> {
         decisions[0].reasons.push(Reason::Newest);
     }
     decisions
+}
+
+/// An archive as retention sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// Its name.
+    pub name: ArchiveName,
+    /// Why it is not sound, if it is not.
+    pub unsound: Option<String>,
+    /// Made by thrum's own backup (its manifest names no engine).
+    pub by_thrum: bool,
+    /// Kept because it is the last good copy before a shrink: what shrank.
+    pub before_shrink: Option<String>,
+}
+
+/// Decide which archives to keep, newest first: the GFS tiers over the sound archives only
+/// ([`apply`]); unsound archives kept and never counted; the last good copy before a shrink
+/// kept; archives thrum made kept where thrum's own rotation keeps them.
+pub fn decide(candidates: &[Candidate], policy: &Retention) -> Vec<Decision> {
+    let sound: Vec<ArchiveName> = candidates
+        .iter()
+        .filter(|c| c.unsound.is_none())
+        .map(|c| c.name.clone())
+        .collect();
+    let mut decisions = apply(&sound, policy);
+    for c in candidates.iter().filter(|c| c.unsound.is_some()) {
+        decisions.push(Decision {
+            archive: c.name.clone(),
+            reasons: vec![Reason::Unsound {
+                why: c.unsound.clone().unwrap_or_default(),
+            }],
+        });
+    }
+    let thrum = thrum_keeps(
+        &candidates
+            .iter()
+            .map(|c| c.name.clone())
+            .collect::<Vec<_>>(),
+        policy,
+    );
+    for d in &mut decisions {
+        let Some(c) = candidates.iter().find(|c| c.name == d.archive) else {
+            continue;
+        };
+        if c.unsound.is_some() {
+            continue;
+        }
+        if let Some(what) = &c.before_shrink {
+            d.reasons.push(Reason::BeforeShrink { what: what.clone() });
+        }
+        if c.by_thrum
+            && let Some(rule) = thrum.get(&c.name.name)
+        {
+            d.reasons.push(Reason::Thrum {
+                thrum_rule: rule.clone(),
+            });
+        }
+    }
+    decisions.sort_by(|a, b| b.archive.cmp(&a.archive));
+    decisions
+}
+
+/// What thrum v0.10.6's own rotation (`internal/backup/rotation.go`) keeps, by name: the
+/// `daily` newest archives, the oldest archive of each of the newest `weekly` ISO weeks and
+/// `monthly` months (-1: every month). thrum sees only plain names (`-N` names, which thrum
+/// never writes, it never removes); a tier at 0 or below keeps nothing except monthly -1.
+pub fn thrum_keeps(
+    archives: &[ArchiveName],
+    policy: &Retention,
+) -> std::collections::BTreeMap<String, String> {
+    let mut plain: Vec<&ArchiveName> = archives.iter().filter(|a| a.seq == 0).collect();
+    plain.sort_by_key(|a| std::cmp::Reverse(a.time));
+    let mut keep = std::collections::BTreeMap::new();
+    if policy.daily > 0 {
+        for a in plain.iter().take(policy.daily as usize) {
+            keep.entry(a.name.clone())
+                .or_insert_with(|| "daily".to_owned());
+        }
+    }
+    let oldest_per = |period: &dyn Fn(&DateTime<Utc>) -> String| {
+        let mut buckets: std::collections::BTreeMap<String, &ArchiveName> =
+            std::collections::BTreeMap::new();
+        for a in &plain {
+            let key = period(&a.time);
+            match buckets.get(&key) {
+                Some(b) if b.time <= a.time => {}
+                _ => {
+                    buckets.insert(key, a);
+                }
+            }
+        }
+        // Newest period first.
+        buckets.into_iter().rev().collect::<Vec<_>>()
+    };
+    if policy.weekly > 0 {
+        let weeks = oldest_per(&|t| {
+            let w = t.iso_week();
+            format!("{}-W{:02}", w.year(), w.week())
+        });
+        for (week, a) in weeks.into_iter().take(policy.weekly as usize) {
+            keep.entry(a.name.clone())
+                .or_insert_with(|| format!("weekly {week}"));
+        }
+    }
+    if policy.monthly != 0 {
+        let months = oldest_per(&|t| t.format("%Y-%m").to_string());
+        let limit = if policy.monthly > 0 {
+            policy.monthly as usize
+        } else {
+            months.len()
+        };
+        for (month, a) in months.into_iter().take(limit) {
+            keep.entry(a.name.clone())
+                .or_insert_with(|| format!("monthly {month}"));
+        }
+    }
+    keep
 }
 
 fn tier(
@@ -389,7 +533,123 @@ mod tests {
         assert_eq!(kept(&d), vec!["2026-02-27T120000-1.zip"]);
     }
 
+    fn cand(name: &ArchiveName) -> Candidate {
+        Candidate {
+            name: name.clone(),
+            unsound: None,
+            by_thrum: false,
+            before_shrink: None,
+        }
+    }
+
+    #[test]
+    fn junk_never_displaces_a_sound_archive() {
+        // A real archive and, later the same day, a junk file with an archive's name.
+        let real = at("2026-11-30T12:00:00Z");
+        let junk = at("2026-11-30T23:59:59Z");
+        let mut j = cand(&junk);
+        j.unsound = Some("not a zip".into());
+        let d = decide(&[cand(&real), j], &policy(5, 4, -1, 0));
+        assert_eq!(d.len(), 2);
+        assert!(d.iter().all(Decision::keep));
+        assert!(matches!(d[0].reasons[0], Reason::Unsound { .. }));
+        assert!(
+            d[1].reasons
+                .iter()
+                .any(|r| matches!(r, Reason::Daily { .. }))
+        );
+    }
+
+    #[test]
+    fn thrums_archives_keep_what_thrum_promised() {
+        // 90 daily archives thrum made, one a day at noon, 2026-03-01 .. 2026-05-29.
+        let a = series("2026-05-29T12:00:00Z", Duration::days(1), 90);
+        let p = policy(5, 4, -1, 0);
+        let ours = kept(&apply(&a, &p));
+        let thrums: Vec<Candidate> = a
+            .iter()
+            .map(|n| Candidate {
+                by_thrum: true,
+                ..cand(n)
+            })
+            .collect();
+        let both = kept(&decide(&thrums, &p));
+        // thrum keeps the oldest of each week and month: 2026-03-01 (its March archive, kept
+        // forever) and Monday 2026-05-18 (its week 21), which ours alone would remove.
+        for name in ["2026-03-01T120000.zip", "2026-05-18T120000.zip"] {
+            assert!(!ours.contains(&name.to_owned()), "{name}");
+            assert!(both.contains(&name.to_owned()), "{name}");
+        }
+        // What ours keeps stays kept.
+        assert!(ours.iter().all(|n| both.contains(n)));
+        // Our own archives are ours alone.
+        let mine: Vec<Candidate> = a.iter().map(cand).collect();
+        assert_eq!(kept(&decide(&mine, &p)), ours);
+    }
+
+    #[test]
+    fn thrum_rotation_by_its_own_rules() {
+        let a = vec![
+            at("2026-03-10T12:00:00Z"), // Tue, week 11
+            at("2026-03-09T12:00:00Z"), // Mon, week 11: oldest of the week
+            at("2026-03-08T12:00:00Z"), // Sun, week 10
+            at("2026-02-27T12:00:00Z"),
+            ArchiveName::parse("2026-02-01T120000-1.zip").unwrap(), // thrum never sees -N
+        ];
+        let k = thrum_keeps(&a, &policy(1, 2, 1, 0));
+        assert_eq!(k["2026-03-10T120000.zip"], "daily");
+        assert_eq!(k["2026-03-09T120000.zip"], "weekly 2026-W11");
+        assert_eq!(k["2026-03-08T120000.zip"], "weekly 2026-W10");
+        // The oldest of March (the newest month) is 2026-03-08, already kept as weekly.
+        assert_eq!(k.len(), 3, "{k:?}");
+        // thrum's zeros keep nothing (ours keep everything).
+        assert!(thrum_keeps(&a, &policy(0, 0, 0, 0)).is_empty());
+    }
+
     proptest::proptest! {
+        #[test]
+        fn unsound_and_protected_archives_never_change_what_the_sound_ones_keep(
+            offsets in proptest::collection::vec((0i64..(2 * 365 * 24), 0u8..4), 1..50),
+            daily in -1i64..4, weekly in -1i64..4, monthly in -1i64..4,
+        ) {
+            let base: DateTime<Utc> = "2027-01-01T00:00:00Z".parse().unwrap();
+            let mut cands: Vec<Candidate> = Vec::new();
+            for (h, kind) in &offsets {
+                let name = ArchiveName::parse(&ArchiveName::format(base - Duration::hours(*h), 0)).unwrap();
+                if cands.iter().any(|c| c.name == name) {
+                    continue;
+                }
+                cands.push(Candidate {
+                    unsound: (*kind == 1).then(|| "junk".to_owned()),
+                    before_shrink: (*kind == 2).then(|| "a log".to_owned()),
+                    by_thrum: *kind == 3,
+                    ..cand(&name)
+                });
+            }
+            let p = policy(daily, weekly, monthly, 0);
+            let d = decide(&cands, &p);
+            proptest::prop_assert_eq!(d.len(), cands.len());
+            // Every unsound and every protected archive is kept.
+            for c in &cands {
+                let dec = d.iter().find(|x| x.archive == c.name).unwrap();
+                if c.unsound.is_some() || c.before_shrink.is_some() {
+                    proptest::prop_assert!(dec.keep());
+                }
+            }
+            // The newest sound archive is kept.
+            if let Some(newest) = cands.iter().filter(|c| c.unsound.is_none()).map(|c| &c.name).max() {
+                proptest::prop_assert!(d.iter().find(|x| &x.archive == newest).unwrap().keep());
+            }
+            // The tiers see the sound archives alone.
+            let sound: Vec<ArchiveName> = cands.iter().filter(|c| c.unsound.is_none()).map(|c| c.name.clone()).collect();
+            for g in apply(&sound, &p) {
+                let dec = d.iter().find(|x| x.archive == g.archive).unwrap();
+                for r in &g.reasons {
+                    proptest::prop_assert!(dec.reasons.contains(r));
+                }
+            }
+        }
+
         #[test]
         fn never_removes_the_newest(
             offsets in proptest::collection::vec(0i64..(3 * 365 * 24), 1..60),

@@ -65,6 +65,7 @@ impl Staging {
                 prefix,
                 mode,
                 secret,
+                crc32: Some(d.crc32),
             },
         );
     }
@@ -109,6 +110,11 @@ impl Staging {
             .values()
             .filter(|f| f.path.starts_with(&p))
             .fold((0, 0), |(n, b), f| (n + 1, b + f.size))
+    }
+
+    /// The files recorded so far, sorted by path.
+    pub fn entries(&self) -> Vec<FileEntry> {
+        self.files.values().cloned().collect()
     }
 
     /// Write the manifest (with the file list) and flush the directory. The snapshot is
@@ -749,6 +755,7 @@ pub fn new_manifest(repo_name: &str, captured: Captured) -> Manifest {
         unknown: captured.unknown,
         skipped: captured.skipped,
         jsonl: captured.jsonl,
+        shrink: Vec::new(),
         capture: captured.capture,
         files: Vec::new(),
         database: captured.database,

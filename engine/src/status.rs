@@ -24,6 +24,10 @@ pub struct StatusReport {
     pub schedule: Option<String>,
     /// thrum's own `backup.schedule`: while it is set, thrum's daemon runs thrum's backup.
     pub thrum_schedule: Option<String>,
+    /// Archives that are not sound (kept, never counted by retention), with what is wrong.
+    pub unsound_archives: Vec<String>,
+    /// Archives kept as the last good copy before a shrink, until `prune --accept-shrink`.
+    pub kept_before_shrink: Vec<crate::health::Protection>,
     /// Things the user should act on.
     pub warnings: Vec<String>,
     /// What recovery finished or rolled back first.
@@ -71,6 +75,8 @@ pub fn status(ctx: &Context, lock_timeout: Duration) -> Result<StatusReport> {
     let mut recovered = Vec::new();
     let mut last_backup = None;
     let mut archives = ArchiveStats::default();
+    let mut unsound_archives = Vec::new();
+    let mut kept_before_shrink = Vec::new();
     if ctx.backup.exists() {
         let _lock = ctx.backup.lock(lock_timeout)?;
         recovered = ctx.backup.recover()?.actions;
@@ -108,7 +114,14 @@ pub fn status(ctx: &Context, lock_timeout: Duration) -> Result<StatusReport> {
                 counts: m.counts,
             });
         }
-        archives = stats(&ctx.backup.list_archives()?);
+        let list = ctx.backup.list_archives()?;
+        for a in list.iter().filter(|a| a.kind == ArchiveKind::Snapshot) {
+            if let Some(why) = crate::health::of(&ctx.backup, a).unsound {
+                unsound_archives.push(format!("{}: {why}", a.name));
+            }
+        }
+        archives = stats(&list);
+        kept_before_shrink = crate::health::protections(&ctx.backup)?;
     }
     let b = &ctx.config.backup;
     let mut warnings = Vec::new();
@@ -122,6 +135,20 @@ pub fn status(ctx: &Context, lock_timeout: Duration) -> Result<StatusReport> {
             } else {
                 ""
             }
+        ));
+    }
+    for p in &kept_before_shrink {
+        warnings.push(format!(
+            "{} is kept as the last good backup from before the workspace shrank ({}): restore it, or run `thrum-backup prune --accept-shrink` once the shrink was meant",
+            p.archive,
+            p.what.join("; ")
+        ));
+    }
+    if !unsound_archives.is_empty() {
+        warnings.push(format!(
+            "{} archive(s) are not sound (kept, never counted by retention; remove them by hand once you no longer need them): {}",
+            unsound_archives.len(),
+            unsound_archives.join("; ")
         ));
     }
     if let Some(l) = &last_backup
@@ -139,6 +166,8 @@ pub fn status(ctx: &Context, lock_timeout: Duration) -> Result<StatusReport> {
         archives,
         schedule: b.own_schedule.clone().or_else(|| b.schedule.clone()),
         thrum_schedule: b.schedule.clone(),
+        unsound_archives,
+        kept_before_shrink,
         warnings,
         recovered,
     })

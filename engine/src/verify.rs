@@ -63,7 +63,26 @@ pub fn verify(
             verify_plugins(ctx, &ctx.backup.current(), &mut report);
             Ok(report)
         }
-        Some(a) => verify_archive(&ctx.backup.resolve_archive(a)?, progress),
+        Some(a) => {
+            let path = ctx.backup.resolve_archive(a)?;
+            // What is found wrong with an archive of the backup directory is remembered, so
+            // that retention never counts it (crate::health).
+            let ours = path.parent() == Some(ctx.backup.archives().as_path())
+                && crate::retention::ArchiveName::parse(
+                    &path.file_name().unwrap_or_default().to_string_lossy(),
+                )
+                .is_some();
+            let report = verify_archive(&path, progress);
+            let problem = match &report {
+                Ok(r) if !r.ok() => Some(r.problems.join("; ")),
+                Ok(_) => None,
+                Err(e) => Some(e.to_string()),
+            };
+            if let (true, Some(why)) = (ours, problem) {
+                crate::health::mark_damaged(&path, &format!("verify found: {why}"))?;
+            }
+            report
+        }
     }
 }
 

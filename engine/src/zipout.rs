@@ -310,6 +310,11 @@ impl<W: Write + Seek> ZipOut<W> {
         Ok(())
     }
 
+    /// The CRC-32 and size of the entry written last.
+    pub fn last_entry(&self) -> Option<(u32, u64)> {
+        self.entries.last().map(|e| (e.crc, e.size))
+    }
+
     /// Set the Unix permission bits of the entry written last (an unzip of the archive gives
     /// the file these bits: a secret stays 0600).
     pub fn set_mode(&mut self, mode: u32) {

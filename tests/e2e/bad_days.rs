@@ -105,3 +105,198 @@ fn a_thrum_archive_with_a_bad_line_is_refused_naming_file_and_line() {
     );
     assert_eq!(fx.state(), before);
 }
+
+fn set_retention(fx: &Fx, daily: i64, weekly: i64, monthly: i64) {
+    let cfg = fx.thrum().join("config.json");
+    let mut v: Value = serde_json::from_slice(&std::fs::read(&cfg).unwrap()).unwrap();
+    v["backup"]["retention"] =
+        serde_json::json!({"daily": daily, "weekly": weekly, "monthly": monthly});
+    std::fs::write(&cfg, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+}
+
+/// `create --json`, whatever its exit code; the code and the report.
+fn create_json(fx: &Fx) -> (i32, Value) {
+    let out = fx.cmd().args(["--json", "create"]).output().unwrap();
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
+    (out.status.code().unwrap(), v)
+}
+
+#[test]
+fn a_shrunk_workspace_never_rotates_away_the_last_good_backup() {
+    let fx = Fx::new();
+    // One archive a day is all the policy keeps: without the guard, two creates after the
+    // damage would leave only backups of the damage.
+    set_retention(&fx, 1, 0, 0);
+    fx.create();
+    let good = fx.state();
+    let r = fx.create();
+    let last_good = std::path::PathBuf::from(r["archived"].as_str().unwrap());
+    let last_good_name = last_good.file_name().unwrap().to_str().unwrap().to_owned();
+    // The sync worktree is moved away (a bad day), and a log is emptied.
+    let moved = fx.tmp.path().join("moved-away");
+    std::fs::rename(&fx.ws.sync_dir, &moved).unwrap();
+    std::fs::write(
+        fx.thrum()
+            .join("identities")
+            .join(format!("{}.json", fx.ws.agents[0])),
+        b"",
+    )
+    .unwrap();
+    std::fs::remove_file(
+        fx.thrum()
+            .join("identities")
+            .join(format!("{}.json", fx.ws.agents[1])),
+    )
+    .unwrap();
+    let (code, r) = create_json(&fx);
+    assert_eq!(code, 5, "{r}");
+    let shrink = r["shrink"].to_string();
+    assert!(shrink.contains("the sync worktree is gone"), "{shrink}");
+    assert!(
+        shrink.contains(&format!(
+            "config/identities/{}.json is gone",
+            fx.ws.agents[1]
+        )),
+        "{shrink}"
+    );
+    assert_eq!(r["manifest"]["shrink"], r["shrink"]);
+    // The archive of the last good snapshot (taken by this create) is the one kept.
+    let kept = r["kept_before_shrink"].as_str().unwrap().to_owned();
+    assert_ne!(kept, last_good_name);
+    // More backups of the shrunk workspace: no new shrink, and the good one stays.
+    for _ in 0..2 {
+        let (code, r) = create_json(&fx);
+        assert_eq!(code, 0, "{r}");
+    }
+    assert!(
+        fx.archive_names().contains(&kept),
+        "{:?}",
+        fx.archive_names()
+    );
+    let status = fx.json(&["status"]);
+    assert_eq!(status["kept_before_shrink"][0]["archive"], kept.as_str());
+    let dry = fx.json(&["prune", "--dry-run"]);
+    let decision = dry["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["archive"]["name"] == kept.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(
+        decision["reasons"][0]["rule"], "before_shrink",
+        "{decision}"
+    );
+    // It restores the good state.
+    std::fs::rename(&moved, &fx.ws.sync_dir).unwrap();
+    fx.json(&["restore", &kept, "--yes"]);
+    assert_eq!(fx.state(), good);
+    // Once the shrink is accepted, it is pruned like any other archive.
+    let p = fx.json(&["prune", "--accept-shrink"]);
+    assert_eq!(p["accepted"][0]["archive"], kept.as_str());
+    assert!(!fx.archive_names().contains(&kept));
+    assert_eq!(
+        fx.json(&["status"])["kept_before_shrink"],
+        serde_json::json!([])
+    );
+}
+
+#[test]
+fn a_database_that_lost_its_rows_is_a_shrink() {
+    let fx = Fx::new();
+    fx.create();
+    let conn = rusqlite::Connection::open(&fx.ws.db_path).unwrap();
+    conn.execute_batch("DELETE FROM message_reads; DELETE FROM messages;")
+        .unwrap();
+    drop(conn);
+    let (code, r) = create_json(&fx);
+    assert_eq!(code, 5);
+    assert!(
+        r["shrink"]
+            .to_string()
+            .contains("table messages lost rows (240 -> 0)"),
+        "{}",
+        r["shrink"]
+    );
+}
+
+#[test]
+fn a_damaged_current_snapshot_is_archived_marked_and_never_counted() {
+    let mut fx = Fx::new();
+    set_retention(&fx, 1, 0, 0);
+    fx.create();
+    fx.ws.add_messages(30).unwrap();
+    let r = fx.create();
+    let sound = std::path::PathBuf::from(r["archived"].as_str().unwrap());
+    let sound = sound.file_name().unwrap().to_str().unwrap().to_owned();
+    // Damage current/: a flipped byte in what changed since the archive before (a file that
+    // did not change is archived from that archive's checked bytes: the new archive is sound
+    // whatever its copy in current/ holds), a deleted file, a stray file.
+    let cur = fx.current();
+    let log = cur.join("events.jsonl");
+    let mut bytes = std::fs::read(&log).unwrap();
+    let at = bytes.len() - 40;
+    bytes[at] ^= 0x20;
+    std::fs::write(&log, bytes).unwrap();
+    std::fs::remove_file(cur.join(format!("config/context/{}.md", fx.ws.agents[1]))).unwrap();
+    std::fs::write(cur.join("stray.txt"), b"x").unwrap();
+    let (code, r) = create_json(&fx);
+    assert_eq!(code, 0, "{r}");
+    let damage = r["previous_damaged"].to_string();
+    assert!(damage.contains("events.jsonl: content differs"), "{damage}");
+    assert!(damage.contains("missing"), "{damage}");
+    assert!(
+        damage.contains("stray.txt: not in the manifest"),
+        "{damage}"
+    );
+    let damaged = std::path::PathBuf::from(r["archived"].as_str().unwrap());
+    let damaged = damaged.file_name().unwrap().to_str().unwrap().to_owned();
+    // Retention keeps the sound archive as the day's, and keeps the damaged one uncounted.
+    let p = fx.json(&["prune"]);
+    let names = fx.archive_names();
+    assert!(names.contains(&sound), "{names:?} {p}");
+    assert!(names.contains(&damaged), "{names:?}");
+    assert!(
+        p["unsound"][0]
+            .as_str()
+            .unwrap()
+            .contains("damaged snapshot"),
+        "{p}"
+    );
+    assert_eq!(
+        fx.json(&["status"])["unsound_archives"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn a_junk_file_with_an_archives_name_never_displaces_a_real_archive() {
+    let fx = Fx::new();
+    fx.create();
+    let r = fx.create();
+    let real = std::path::PathBuf::from(r["archived"].as_str().unwrap());
+    let real = real.file_name().unwrap().to_str().unwrap().to_owned();
+    let junk = format!("{}T235959.zip", &real[..10]);
+    std::fs::write(fx.archives().join(&junk), b"junk\n").unwrap();
+    let p = fx.json(&["prune"]);
+    let names = fx.archive_names();
+    assert!(
+        names.contains(&real) && names.contains(&junk),
+        "{names:?} {p}"
+    );
+    assert!(p["unsound"][0].as_str().unwrap().starts_with(&junk), "{p}");
+    // verify --all goes on past it, names it, and exits 3.
+    let out = fx.cmd().args(["verify", "--all"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("FAIL {junk}")), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("OK") && l.contains(&real)),
+        "{text}"
+    );
+    assert!(fx.json(&["status"])["warnings"].to_string().contains(&junk));
+}

@@ -196,7 +196,7 @@ fn killed_restores_that_rebuild_the_sync_worktree_leave_the_old_folder_or_a_heal
     let full = timed(&fx, &["restore", "--yes"]);
     let healthy = |fx: &Fx| thrum_backup::gitsync::unhealthy(fx.root(), &fx.ws.sync_dir).is_none();
     assert!(healthy(&fx));
-    let mut rng = Rng(0x5eed_0f_a5_c0ffee);
+    let mut rng = Rng(0x005e_ed0f_a5c0_ffee);
     let mut outcomes = [0usize; 2];
     for i in 0..iterations(8) {
         if fx.state() != live {

@@ -10,6 +10,10 @@ use thrum_backup::sample::{self, SampleWorkspace, Scale};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_thrum-backup");
 
+/// The manifest of a small archive this engine made (retention counts only archives with a
+/// manifest; the engine field says it is not one thrum made).
+pub const SMALL_MANIFEST: &[u8] = br#"{"version":1,"timestamp":"2026-01-01T00:00:00Z","engine":{"name":"thrum-backup","version":"0.1.0"},"counts":{"events":1}}"#;
+
 pub struct Fx {
     pub tmp: TempDir,
     pub ws: SampleWorkspace,

@@ -40,6 +40,9 @@ fn killed_prunes_never_remove_more_than_retention_says() {
         zip.start_file("events.jsonl", zip::write::SimpleFileOptions::default())
             .unwrap();
         std::io::Write::write_all(&mut zip, b"{}\n").unwrap();
+        zip.start_file("manifest.json", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        std::io::Write::write_all(&mut zip, SMALL_MANIFEST).unwrap();
         zip.finish().unwrap();
     }
     let newest: chrono::DateTime<chrono::Utc> = "2026-11-20T12:00:00Z".parse().unwrap();

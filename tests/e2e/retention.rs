@@ -14,6 +14,9 @@ fn setup(fx: &Fx, times: &[DateTime<Utc>], retention: serde_json::Value) {
         zip.start_file("events.jsonl", zip::write::SimpleFileOptions::default())
             .unwrap();
         std::io::Write::write_all(&mut zip, b"{}\n").unwrap();
+        zip.start_file("manifest.json", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        std::io::Write::write_all(&mut zip, SMALL_MANIFEST).unwrap();
         zip.finish().unwrap();
     }
     let cfg = fx.thrum().join("config.json");

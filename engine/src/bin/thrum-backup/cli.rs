@@ -83,6 +83,11 @@ pub enum Command {
     /// failure, or if killed, the workspace is put back as it was. Stop the thrum daemon first.
     Restore(RestoreArgs),
     /// Apply the retention policy to archives/ now.
+    ///
+    /// Only sound archives count: a file with an archive's name that does not open, has no
+    /// manifest or is marked damaged is kept and listed, and never displaces a sound one.
+    /// The last good archive from before a shrink is kept until --accept-shrink. Archives
+    /// thrum made are also kept where thrum's own rotation keeps them.
     Prune(PruneArgs),
     /// Check a snapshot against its manifest (size and checksum of every file).
     ///
@@ -195,6 +200,11 @@ pub struct PruneArgs {
     /// List every archive as keep or remove, with the rule that decided, and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Accept what `create` reported as a shrink (a log that got shorter, a sync worktree or
+    /// an identity gone, a database that lost most of its rows): the last good archive from
+    /// before it, kept until now, is then pruned like any other.
+    #[arg(long)]
+    pub accept_shrink: bool,
 }
 
 #[derive(Debug, Args)]

@@ -14,6 +14,9 @@ use crate::cli::Global;
 pub const EXIT_PROBLEMS: u8 = 3;
 /// Exit code when the backup directory is locked.
 pub const EXIT_LOCKED: u8 = 4;
+/// `create` backed up, but the workspace lost data since the previous snapshot (the shrink
+/// guard): the last good archive from before it is kept until `prune --accept-shrink`.
+pub const EXIT_SHRANK: u8 = 5;
 
 pub struct Ui {
     pub json: bool,
@@ -66,7 +69,11 @@ impl Ui {
     /// Report a failure and map it to an exit code.
     pub fn fail(&self, e: &anyhow::Error) -> ExitCode {
         let code = match e.downcast_ref::<thrum_backup::Error>() {
-            Some(thrum_backup::Error::Lock(_)) => EXIT_LOCKED,
+            // Only another command holding the lock: worth retrying. A backup directory that
+            // cannot be opened (a file, unwritable) is a plain failure.
+            Some(thrum_backup::Error::Lock(thrum_backup::lock::LockError::Busy { .. })) => {
+                EXIT_LOCKED
+            }
             _ => 1,
         };
         if is_broken_pipe(e) {

@@ -6,7 +6,7 @@ use thrum_backup::{Cancel, Progress};
 
 use super::{context, db_wait, lock_timeout, print_recovered};
 use crate::cli::{CreateArgs, Global};
-use crate::ui::{Ui, bytes};
+use crate::ui::{EXIT_SHRANK, Ui, bytes};
 
 pub fn run(g: &Global, a: CreateArgs, ui: &Ui) -> Result<ExitCode> {
     let ctx = context(g)?;
@@ -28,8 +28,30 @@ pub fn run(g: &Global, a: CreateArgs, ui: &Ui) -> Result<ExitCode> {
     for n in &report.notes {
         ui.warn(n);
     }
+    for d in &report.previous_damaged {
+        ui.warn(format!(
+            "the previous snapshot did not match its manifest ({d}): it was archived anyway, marked damaged, and retention never counts it"
+        ));
+    }
+    if !report.shrink.is_empty() {
+        ui.warn(format!(
+            "THE WORKSPACE SHRANK since the previous backup: {}",
+            report.shrink.join("; ")
+        ));
+        match &report.kept_before_shrink {
+            Some(a) => ui.warn(format!(
+                "the last good archive from before it, {a}, is kept until you run `thrum-backup prune --accept-shrink` (restore it with `thrum-backup restore {a}`)"
+            )),
+            None => ui.warn("there is no sound archive from before it to keep"),
+        }
+    }
+    let code = if report.shrink.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_SHRANK)
+    };
     if ui.emit(&report) {
-        return Ok(ExitCode::SUCCESS);
+        return Ok(code);
     }
     let m = &report.manifest;
     let total: u64 = m.files.iter().map(|f| f.size).sum();
@@ -120,5 +142,5 @@ pub fn run(g: &Global, a: CreateArgs, ui: &Ui) -> Result<ExitCode> {
             Some(e) => ui.line(format!("  post-backup hook: FAILED ({e})")),
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
 }

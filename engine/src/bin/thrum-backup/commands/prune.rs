@@ -9,7 +9,7 @@ use crate::ui::Ui;
 
 pub fn run(g: &Global, a: PruneArgs, ui: &Ui) -> Result<ExitCode> {
     let ctx = context(g)?;
-    let report = prune::prune(&ctx, a.dry_run, lock_timeout(g))?;
+    let report = prune::prune(&ctx, a.dry_run, a.accept_shrink, lock_timeout(g))?;
     if ui.emit(&report) {
         return Ok(ExitCode::SUCCESS);
     }
@@ -33,6 +33,22 @@ pub fn run(g: &Global, a: PruneArgs, ui: &Ui) -> Result<ExitCode> {
     }
     for e in &report.exempt {
         ui.line(format!("exempt {e}  never pruned"));
+    }
+    for u in &report.unsound {
+        ui.warn(format!("not a sound archive, kept and not counted: {u}"));
+    }
+    for p in &report.accepted {
+        ui.line(format!(
+            "{} the shrink found {} ({}): {} counts like any other archive now",
+            if report.dry_run {
+                "would accept"
+            } else {
+                "accepted"
+            },
+            p.found.format("%Y-%m-%d %H:%M UTC"),
+            p.what.join("; "),
+            p.archive
+        ));
     }
     let removing = report.decisions.iter().filter(|d| !d.keep()).count();
     if report.dry_run {

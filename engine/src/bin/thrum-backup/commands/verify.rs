@@ -23,8 +23,25 @@ pub fn run(g: &Global, a: VerifyArgs, ui: &Ui) -> Result<ExitCode> {
     let progress = ui.progress();
     let mut reports = Vec::new();
     for t in &targets {
-        let r = verify::verify(&ctx, t.as_deref(), lock_timeout(g), &progress)?;
-        reports.push(r);
+        match verify::verify(&ctx, t.as_deref(), lock_timeout(g), &progress) {
+            Ok(r) => reports.push(r),
+            // --all goes on past an archive that cannot be read at all (but not past a lock
+            // another command holds: that is worth retrying, exit 4).
+            Err(e) if a.all && !matches!(e, thrum_backup::Error::Lock(_)) => {
+                reports.push(verify::VerifyReport {
+                    target: t
+                        .as_ref()
+                        .map_or_else(|| "current".into(), |p| p.display().to_string()),
+                    files: 0,
+                    bytes: 0,
+                    checksums: false,
+                    algorithms: Vec::new(),
+                    problems: vec![e.to_string()],
+                    plugins: Vec::new(),
+                })
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     progress.finish();
     let ok = reports.iter().all(|r| r.ok());
