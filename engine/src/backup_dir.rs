@@ -312,11 +312,13 @@ impl BackupDir {
         let archives = self.archives();
         fsx::create_dir_all(&archives)?;
         if let Some(id) = &id {
+            let taken = self.archive_names();
             for seq in 0..1000 {
-                let candidate = archives.join(ArchiveName::format(time, seq));
-                if !candidate.exists() {
-                    break;
+                let name = ArchiveName::format(time, seq);
+                if !taken.contains(&name) {
+                    continue;
                 }
+                let candidate = archives.join(name);
                 if let Ok(Some(m)) = archive::read_manifest(&candidate)
                     && m.snapshot_id.as_ref() == Some(id)
                 {
@@ -377,6 +379,8 @@ impl BackupDir {
                 damage,
             } => {
                 let path = self.publish_archive(&tmp, |seq| ArchiveName::format(time, seq))?;
+                // A name pruned before may be taken again: nothing recorded of that one holds.
+                crate::health::forget(&path);
                 if !damage.is_empty() {
                     crate::health::mark_damaged(
                         &path,
@@ -391,8 +395,14 @@ impl BackupDir {
     }
 
     /// Give the finished zip `tmp` the first free name `name(0)`, `name(1)`, ...
+    ///
+    /// Names already taken in that second, or taken before and since pruned, are not reused
+    /// below the highest one: the newest archive of a second always has its highest `-N`.
     pub fn publish_archive(&self, tmp: &Path, name: impl Fn(u32) -> String) -> Result<PathBuf> {
-        for seq in 0..10_000 {
+        let taken = self.archive_names();
+        let highest = (0..10_000).filter(|seq| taken.contains(&name(*seq))).max();
+        let first = highest.map_or(0, |h| h + 1);
+        for seq in first..10_000 {
             let dst = self.archives().join(name(seq));
             if fsx::publish_no_clobber(tmp, &dst)? {
                 return Ok(dst);
@@ -402,6 +412,17 @@ impl BackupDir {
         Err(crate::Error::Invalid(
             "too many archives with the same name".into(),
         ))
+    }
+
+    /// The names of everything in `archives/`.
+    fn archive_names(&self) -> std::collections::HashSet<String> {
+        fs::read_dir(self.archives())
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Every `.zip` in `archives/`, oldest first (by name time; others last).

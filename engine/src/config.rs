@@ -435,6 +435,11 @@ impl ThrumConfig {
         })
     }
 
+    /// The whole document as read (thrum's sections included).
+    pub fn document(&self) -> &Map<String, Value> {
+        &self.doc
+    }
+
     /// The file this config was read from (and will be written to).
     pub fn path(&self) -> &Path {
         &self.path

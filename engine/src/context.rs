@@ -18,6 +18,10 @@ pub struct Context {
     pub backup: BackupDir,
     /// Where the backup dir setting came from: `--dir`, `backup.dir` or the default.
     pub dir_source: &'static str,
+    /// Which workspace this is (recorded in every manifest it writes).
+    pub identity: crate::identity::WorkspaceId,
+    /// Why the backup set is not `<backup dir>/<repo name>`, when it is not.
+    pub set_note: Option<String>,
 }
 
 impl Context {
@@ -34,13 +38,29 @@ impl Context {
             (None, Some(d)) => (absolute(Path::new(d), &workspace.repo_root), "backup.dir"),
             (None, None) => (workspace.thrum_dir.join("backup"), "default"),
         };
-        let backup = BackupDir::new(base.join(&workspace.repo_name));
+        let identity = crate::identity::of(&workspace, &config);
+        let (set, set_note) = crate::identity::choose_set(&base, &workspace.repo_name, &identity);
+        let backup = BackupDir::new(set);
         Ok(Self {
             workspace,
             config,
             backup,
             dir_source,
+            identity,
+            set_note,
         })
+    }
+
+    /// Refuse a snapshot of another workspace (unless `force`), naming both.
+    pub fn check_same_workspace(&self, m: &crate::manifest::Manifest, what: &str) -> Result<()> {
+        match &m.workspace {
+            Some(theirs) if !self.identity.same_as(theirs) => Err(crate::Error::Invalid(format!(
+                "{what} is a snapshot of another workspace ({theirs}), not of this one ({}) at {}: pass --force if that is what you mean",
+                self.identity,
+                self.workspace.repo_root.display()
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// How `create` (and a restore's safety snapshot) capture this workspace.

@@ -43,6 +43,8 @@ pub struct CreateOptions {
     pub hook_timeout: Duration,
     /// Leave thrum's secrets out (also `backup.secrets: "exclude"`).
     pub exclude_secrets: bool,
+    /// Archive `current/` even when it is a snapshot of another workspace.
+    pub force: bool,
 }
 
 impl Default for CreateOptions {
@@ -57,6 +59,7 @@ impl Default for CreateOptions {
             plugin_timeout: shell::TIMEOUT,
             hook_timeout: hook::TIMEOUT,
             exclude_secrets: false,
+            force: false,
         }
     }
 }
@@ -112,6 +115,11 @@ pub fn create(
     // a failure cuts them back.
     let gate = Gate::default();
     let previous = dir.current_manifest().ok().flatten();
+    if let Some(prev) = &previous
+        && !opts.force
+    {
+        ctx.check_same_workspace(prev, &dir.current().display().to_string())?;
+    }
     let base = previous
         .as_ref()
         .map(|m| snapshot::Base::new(dir.current(), m, &gate));
@@ -213,6 +221,7 @@ pub fn create(
         _ => None,
     };
     notes.extend(ctx.config.warnings.iter().map(|w| format!("config: {w}")));
+    notes.extend(ctx.set_note.clone());
     progress.finish();
     Ok(CreateReport {
         shrink: manifest.shrink.clone(),
@@ -286,7 +295,7 @@ fn stage(
     )?;
     let notes = captured.notes.clone();
     let grown = captured.grown;
-    let mut manifest = snapshot::new_manifest(&ctx.workspace.repo_name, captured);
+    let mut manifest = snapshot::new_manifest(&ctx.workspace.repo_name, &ctx.identity, captured);
     if opts.plugins {
         let setting = wasm::Setting {
             repo_root: &ctx.workspace.repo_root,

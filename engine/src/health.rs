@@ -35,6 +35,11 @@ pub fn mark_damaged(archive: &Path, why: &str) -> Result<()> {
     fsx::write_atomic(&marker(archive), why.as_bytes())
 }
 
+/// Forget what was recorded of `archive` (it was removed, or a new archive took its name).
+pub fn forget(archive: &Path) {
+    let _ = std::fs::remove_file(marker(archive));
+}
+
 /// The health of the archive `info` in `dir`.
 pub fn of(dir: &BackupDir, info: &ArchiveInfo) -> Health {
     let path = dir.archives().join(&info.name);

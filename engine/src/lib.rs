@@ -37,6 +37,7 @@ pub mod fsx;
 pub mod gitsync;
 pub mod health;
 pub mod hook;
+pub mod identity;
 pub mod jsonl;
 pub mod layout;
 pub mod locate;

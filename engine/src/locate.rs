@@ -36,6 +36,18 @@ pub enum LocateError {
     /// The sync worktree path exists but is not a directory.
     #[error("sync worktree {} exists but is not a directory", .0.display())]
     SyncNotDir(PathBuf),
+    /// git refuses to work in the repository (it belongs to another user).
+    #[error(
+        "git refuses to work in {}: {reason} (run thrum-backup as the repository's owner, or \
+         mark it safe: git config --global --add safe.directory {})",
+        path.display(), path.display()
+    )]
+    GitRefused {
+        /// The repository.
+        path: PathBuf,
+        /// git's words.
+        reason: String,
+    },
 }
 
 /// The paths of one thrum workspace.
@@ -62,7 +74,7 @@ impl Workspace {
         if !dir.is_dir() {
             return Err(LocateError::NoRepo(dir));
         }
-        let toplevel = git(&dir, &["rev-parse", "--show-toplevel"]);
+        let toplevel = toplevel(&dir)?;
         let (repo_root, in_git) = match toplevel {
             Some(top) => (PathBuf::from(top), true),
             None => (dir.clone(), false),
@@ -162,6 +174,35 @@ fn resolve_thrum_dir(repo_root: &Path) -> Result<PathBuf, LocateError> {
         )));
     }
     Ok(target)
+}
+
+/// The git top level of `dir` (`None` outside git, or without git). git refuses a repository
+/// another user owns ("dubious ownership"): that is an error that says so, rather than a
+/// folder taken for one outside git and backed up as another workspace.
+fn toplevel(dir: &Path) -> Result<Option<String>, LocateError> {
+    let Ok(out) = Command::new("git")
+        .args(["rev-parse", "--show-toplevel"])
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+    else {
+        return Ok(None);
+    };
+    let err = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && err.contains("dubious ownership") {
+        let reason = err
+            .lines()
+            .find(|l| l.contains("dubious ownership"))
+            .unwrap_or("detected dubious ownership")
+            .trim_start_matches("fatal: ")
+            .to_owned();
+        return Err(LocateError::GitRefused {
+            path: dir.to_path_buf(),
+            reason,
+        });
+    }
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    Ok((out.status.success() && !text.is_empty()).then_some(text))
 }
 
 /// Run a git query; `None` when git is missing or the directory is not in a repository.

@@ -38,6 +38,10 @@ pub struct Manifest {
     /// A random id, unique per snapshot (absent in thrum's manifests).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_id: Option<String>,
+    /// The workspace the snapshot is of (see [`crate::identity`]); absent in thrum's and in
+    /// this engine's earlier snapshots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<crate::identity::WorkspaceId>,
     /// Set only by this engine's first versions: the message log came from the thrum dir
     /// (they read a top-level `local_only` that way). A restore puts such a log back there.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -293,6 +297,7 @@ mod tests {
             engine: Some(EngineInfo::current()),
             snapshot_id: Some("abc".into()),
             local_only: false,
+            workspace: None,
             layout: None,
             sync: None,
             worktrees: BTreeMap::new(),

@@ -108,6 +108,7 @@ fn prune_with(ctx: &Context, dry_run: bool, ignore_protections: bool) -> Result<
             let path = dir.join(&d.archive.name);
             std::fs::remove_file(&path).at("remove", &path)?;
             let _ = std::fs::remove_file(crate::archive::index_path(&path));
+            crate::health::forget(&path);
             removed.push(d.archive.name.clone());
         }
         if !removed.is_empty() {
@@ -120,7 +121,10 @@ fn prune_with(ctx: &Context, dry_run: bool, ignore_protections: bool) -> Result<
         if let Some(entries) = index_dir.and_then(|d| std::fs::read_dir(d).ok()) {
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
-                let orphan = match name.strip_suffix(".json") {
+                let orphan = match name
+                    .strip_suffix(".json")
+                    .or_else(|| name.strip_suffix(".damaged"))
+                {
                     _ if name.starts_with('.') => true, // an interrupted write
                     Some(zip) => !dir.join(zip).exists(),
                     None => false,

@@ -62,7 +62,8 @@ pub struct RestoreOptions {
     /// Renumber the restored database's newest event so that new events are numbered above
     /// this (`Some(None)`: above what the live database had reached).
     pub raise_sequence: Option<Option<i64>>,
-    /// Restore even a snapshot whose database schema is newer than the installed thrum's.
+    /// Restore even a snapshot whose database schema is newer than the installed thrum's, or
+    /// a snapshot of another workspace.
     pub force: bool,
 }
 
@@ -195,12 +196,16 @@ fn restore_locked(
             (extracted, m, path.display().to_string())
         }
     };
+    if !opts.force {
+        ctx.check_same_workspace(&manifest, &label)?;
+    }
     let jsonl_notes = check_jsonl_tree(&src, &manifest, &label)?;
     cancel.check()?;
 
     // 2. What goes where.
     let layout = plan::plan(&src, &manifest, ws)?;
     let mut notes = jsonl_notes;
+    notes.extend(ctx.set_note.clone());
     notes.extend(layout.notes.iter().cloned());
     let mut plan: Vec<plan::Planned> = layout.files;
     let rebuild = match &layout.rebuild_sync {
@@ -661,7 +666,7 @@ fn save_live(
     if nothing {
         return Ok(None);
     }
-    let m = snapshot::new_manifest(&ctx.workspace.repo_name, captured);
+    let m = snapshot::new_manifest(&ctx.workspace.repo_name, &ctx.identity, captured);
     let time = m.timestamp;
     staging.finish(m)?;
     let archives = ctx.backup.archives();

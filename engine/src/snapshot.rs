@@ -737,8 +737,13 @@ fn export_local(db: &Path, root: &Path, table: &str) -> Result<(u64, FileDigest)
     Ok((rows, digest))
 }
 
-/// A manifest for a snapshot of `repo_name` taken now.
-pub fn new_manifest(repo_name: &str, captured: Captured) -> Manifest {
+/// A manifest for a snapshot of the workspace `repo_name` (identified by `workspace`) taken
+/// now.
+pub fn new_manifest(
+    repo_name: &str,
+    workspace: &crate::identity::WorkspaceId,
+    captured: Captured,
+) -> Manifest {
     let id: u128 = rand::random();
     Manifest {
         version: 1,
@@ -749,6 +754,7 @@ pub fn new_manifest(repo_name: &str, captured: Captured) -> Manifest {
         engine: Some(EngineInfo::current()),
         snapshot_id: Some(format!("{id:032x}")),
         local_only: false,
+        workspace: Some(workspace.clone()),
         layout: captured.layout,
         sync: captured.sync,
         worktrees: captured.worktrees,

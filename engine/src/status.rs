@@ -124,7 +124,7 @@ pub fn status(ctx: &Context, lock_timeout: Duration) -> Result<StatusReport> {
         kept_before_shrink = crate::health::protections(&ctx.backup)?;
     }
     let b = &ctx.config.backup;
-    let mut warnings = Vec::new();
+    let mut warnings: Vec<String> = ctx.set_note.iter().cloned().collect();
     if let Some(thrum) = &b.schedule
         && ctx.config.backup.thrum_schedule_interval().is_some()
     {

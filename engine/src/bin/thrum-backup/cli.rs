@@ -173,6 +173,10 @@ pub struct CreateArgs {
     /// the default.
     #[arg(long)]
     pub exclude_secrets: bool,
+    /// Archive current/ even when it is a snapshot of another workspace (create refuses by
+    /// default, naming both).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -190,7 +194,8 @@ pub struct RestoreArgs {
     /// when a restore goes back to an older database; restore warns when it does.
     #[arg(long, value_name = "SEQ", num_args = 0..=1)]
     pub raise_sequence: Option<Option<i64>>,
-    /// Restore even a database whose schema is newer than the installed thrum opens.
+    /// Restore even a snapshot of another workspace (another repository, or another clone
+    /// of this one), or a database whose schema is newer than the installed thrum opens.
     #[arg(long)]
     pub force: bool,
 }

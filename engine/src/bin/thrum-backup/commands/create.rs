@@ -18,6 +18,7 @@ pub fn run(g: &Global, a: CreateArgs, ui: &Ui) -> Result<ExitCode> {
         hook: !a.no_hook,
         prune: !a.no_prune,
         exclude_secrets: a.exclude_secrets,
+        force: a.force,
         ..CreateOptions::default()
     };
     let progress = ui.progress();
