@@ -376,11 +376,13 @@ fn restore_locked(
     };
     journal::write(&journal_path, &journal)?;
     let undo = |e: Error| -> Error {
-        journal::rollback(&journal.steps);
+        let complete = journal::rollback(&journal.steps);
         if let Some(t) = &db_temp {
             cleanup_db_temp(t);
         }
-        let _ = fs::remove_file(&journal_path);
+        if complete {
+            let _ = fs::remove_file(&journal_path);
+        }
         e
     };
 
@@ -395,8 +397,17 @@ fn restore_locked(
     }
     cancel.check().map_err(&undo)?;
 
-    // The safety archive of what is about to be replaced.
+    // The safety archive of what is about to be replaced. A restore that fails and is put
+    // back whole replaced nothing: its safety archive goes too.
     let pre_restore = save_live(ctx, work, opts.db_wait, progress, cancel).map_err(&undo)?;
+    let undo = |e: Error| -> Error {
+        let e = undo(e);
+        let back = !journal_path.exists();
+        if let (true, Some(p)) = (back, &pre_restore) {
+            let _ = fs::remove_file(p);
+        }
+        e
+    };
 
     progress.phase("restoring", Some(needed));
     for (s, source) in journal.steps.iter().zip(&sources) {

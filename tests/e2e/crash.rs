@@ -307,3 +307,77 @@ fn a_full_disk_gives_a_clear_error_and_keeps_the_previous_backup() {
     fx.cmd().arg("create").assert().success();
     fx.cmd().args(["verify", "--all"]).assert().success();
 }
+
+#[test]
+fn interrupted_restores_roll_back_before_they_exit() {
+    let mut fx = Fx::with_scale(Scale {
+        agents: 8,
+        messages: 6_000,
+    });
+    fx.create();
+    let snapshot = fx.state();
+    fx.ws.add_messages(500).unwrap();
+    let live = fx.state();
+    let full = timed(&fx, &["restore", "--yes"]);
+    let pre_restores = |fx: &Fx| {
+        fx.archive_names()
+            .into_iter()
+            .filter(|n| n.starts_with("pre-restore-"))
+            .count()
+    };
+    let mut rng = Rng(0x0dd_ba11_5eed_cafe);
+    let mut outcomes = [0usize; 2];
+    for i in 0..iterations(6) {
+        if fx.state() != live {
+            let pre = fx
+                .archive_names()
+                .into_iter()
+                .filter(|n| n.starts_with("pre-restore-"))
+                .map(|n| fx.archives().join(n))
+                .find(|p| {
+                    let m = thrum_backup::archive::read_manifest(p).unwrap().unwrap();
+                    m.counts.events == 6_500
+                })
+                .expect("a pre-restore archive of the live state");
+            fx.cmd()
+                .arg("restore")
+                .arg(&pre)
+                .arg("--yes")
+                .assert()
+                .success();
+            assert_eq!(fx.state(), live);
+        }
+        let before = pre_restores(&fx);
+        let child = spawn(&fx, &["restore", "--yes"]);
+        std::thread::sleep(Duration::from_micros(
+            rng.below(full.as_micros() as u64 * 9 / 10),
+        ));
+        let pid = rustix::process::Pid::from_child(&child);
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::INT);
+        let status = child.wait_with_output().unwrap().status;
+        // Before any other command runs (no recovery yet): all or nothing already.
+        let state = fx.state();
+        match status.code() {
+            Some(130) => {
+                assert_eq!(state, live, "iteration {i}: interrupted but not rolled back");
+                assert_eq!(pre_restores(&fx), before, "iteration {i}: a safety archive of nothing");
+                outcomes[0] += 1;
+            }
+            Some(0) => {
+                assert_eq!(state, snapshot, "iteration {i}");
+                outcomes[1] += 1;
+            }
+            // The signal came before the handlers were in place, while nothing was done yet.
+            None => assert_eq!(state, live, "iteration {i}: killed before its handlers"),
+            other => panic!("iteration {i}: exit {other:?}"),
+        }
+        assert!(
+            !fx.repo_dir().join(".tmp/restore-journal.json").exists(),
+            "iteration {i}: a journal was left for recovery"
+        );
+    }
+    eprintln!(
+        "interrupted restores: {} rolled back, {} completed",
+        outcomes[0], outcomes[1]
+    );
+}

@@ -138,8 +138,9 @@ pub(crate) fn commit(steps: &[Step], fault_at: Option<usize>) -> Result<Vec<Stri
     Ok(notes)
 }
 
-/// Undo every step whatever state it reached. Safe to run more than once.
-pub(crate) fn rollback(steps: &[Step]) {
+/// Undo every step whatever state it reached. Safe to run more than once. Returns whether
+/// everything was put back (no step's old content is left aside).
+pub(crate) fn rollback(steps: &[Step]) -> bool {
     for s in steps.iter().rev() {
         if let Some(w) = &s.worktree {
             // Ours when the old folder was moved aside, or when there was none.
@@ -164,6 +165,7 @@ pub(crate) fn rollback(steps: &[Step]) {
             let _ = fs::remove_file(t);
         }
     }
+    steps.iter().all(|s| !exists(&s.aside))
 }
 
 /// Drop what a committed restore kept to undo itself.
@@ -195,7 +197,7 @@ pub(crate) fn recover(dir: &BackupDir, rec: &mut Recovery) -> Result<()> {
         rec.actions
             .push("finished an interrupted restore (it had committed)".into());
     } else {
-        rollback(&journal.steps);
+        let _ = rollback(&journal.steps);
         rec.actions.push(format!(
             "rolled back an interrupted restore ({} files put back as they were)",
             journal.steps.len()

@@ -46,6 +46,19 @@ fn context(g: &Global) -> Result<Context> {
     Ok(Context::open(&g.repo, g.dir.as_deref())?)
 }
 
+/// A cancel flag raised by SIGINT, SIGTERM or SIGHUP: the operation stops at its next safe
+/// point and undoes what it did (a restore rolls back, a create drops its stage). A second
+/// signal exits at once; the next command's recovery then finishes the undoing.
+fn interruptible() -> Result<thrum_backup::Cancel> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let cancel = thrum_backup::Cancel::new();
+    for sig in [SIGINT, SIGTERM, SIGHUP] {
+        signal_hook::flag::register_conditional_shutdown(sig, 130, cancel.flag())?;
+        signal_hook::flag::register(sig, cancel.flag())?;
+    }
+    Ok(cancel)
+}
+
 fn lock_timeout(g: &Global) -> Duration {
     Duration::from_secs(g.lock_timeout)
 }

@@ -17,6 +17,8 @@ pub const EXIT_LOCKED: u8 = 4;
 /// `create` backed up, but the workspace lost data since the previous snapshot (the shrink
 /// guard): the last good archive from before it is kept until `prune --accept-shrink`.
 pub const EXIT_SHRANK: u8 = 5;
+/// Interrupted by SIGINT, SIGTERM or SIGHUP; what the command had done was undone.
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 pub struct Ui {
     pub json: bool,
@@ -74,6 +76,8 @@ impl Ui {
             Some(thrum_backup::Error::Lock(thrum_backup::lock::LockError::Busy { .. })) => {
                 EXIT_LOCKED
             }
+            // Interrupted by a signal, and undone: the shell's convention for SIGINT.
+            Some(thrum_backup::Error::Cancelled) => EXIT_INTERRUPTED,
             _ => 1,
         };
         if is_broken_pipe(e) {

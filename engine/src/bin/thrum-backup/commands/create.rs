@@ -2,13 +2,14 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use thrum_backup::create::{self, CreateOptions};
-use thrum_backup::{Cancel, Progress};
+use thrum_backup::Progress;
 
 use super::{context, db_wait, lock_timeout, print_recovered};
 use crate::cli::{CreateArgs, Global};
 use crate::ui::{EXIT_SHRANK, Ui, bytes};
 
 pub fn run(g: &Global, a: CreateArgs, ui: &Ui) -> Result<ExitCode> {
+    let cancel = super::interruptible()?;
     let ctx = context(g)?;
     let opts = CreateOptions {
         lock_timeout: lock_timeout(g),
@@ -22,7 +23,6 @@ pub fn run(g: &Global, a: CreateArgs, ui: &Ui) -> Result<ExitCode> {
         ..CreateOptions::default()
     };
     let progress = ui.progress();
-    let cancel = Cancel::new();
     let report = create::create(&ctx, &opts, &progress, &cancel)?;
     progress.finish();
     print_recovered(ui, &report.recovered);

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 use thrum_backup::archive::Limits;
 use thrum_backup::restore::{self, RestoreOptions, Source};
-use thrum_backup::{Cancel, Progress};
+use thrum_backup::Progress;
 
 use super::{context, db_wait, lock_timeout, print_recovered};
 use crate::cli::{Global, RestoreArgs};
@@ -46,6 +46,9 @@ pub fn run(g: &Global, a: RestoreArgs, ui: &Ui) -> Result<ExitCode> {
             bail!("restore cancelled; nothing was changed");
         }
     }
+    // From here on a signal rolls the restore back before it exits (a Ctrl-C at the
+    // question above just ends the program).
+    let cancel = super::interruptible()?;
     let opts = RestoreOptions {
         source,
         limits: Limits {
@@ -58,7 +61,7 @@ pub fn run(g: &Global, a: RestoreArgs, ui: &Ui) -> Result<ExitCode> {
         force: a.force,
     };
     let progress = ui.progress();
-    let report = restore::restore(&ctx, &opts, &progress, &Cancel::new())?;
+    let report = restore::restore(&ctx, &opts, &progress, &cancel)?;
     progress.finish();
     print_recovered(ui, &report.recovered);
     for n in &report.notes {
