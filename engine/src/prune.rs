@@ -25,8 +25,10 @@ pub struct PruneReport {
     pub policy: Retention,
     /// One decision per engine-named archive, newest first.
     pub decisions: Vec<Decision>,
-    /// Files retention never touches (pre-restore and others).
+    /// Files retention never touches (files the engine did not name).
     pub exempt: Vec<String>,
+    /// The safety archives of restores (`pre-restore-*.zip`): their own retention.
+    pub pre_restore: Vec<Decision>,
     /// Archives removed (empty in a dry run).
     pub removed: Vec<String>,
     /// Archives that are not sound (kept, never counted), with what is wrong.
@@ -79,7 +81,18 @@ fn prune_with(ctx: &Context, dry_run: bool, ignore_protections: bool) -> Result<
     let mut candidates = Vec::new();
     let mut exempt = Vec::new();
     let mut unsound = Vec::new();
+    let mut safety = Vec::new();
     for a in &all {
+        if a.kind == ArchiveKind::PreRestore
+            && let Some(mut name) = a
+                .name
+                .strip_prefix(crate::backup_dir::PRE_RESTORE_PREFIX)
+                .and_then(ArchiveName::parse)
+        {
+            name.name = a.name.clone();
+            safety.push(name);
+            continue;
+        }
         match (a.kind, ArchiveName::parse(&a.name)) {
             (ArchiveKind::Snapshot, Some(name)) => {
                 let health = crate::health::of(&ctx.backup, a);
@@ -101,10 +114,11 @@ fn prune_with(ctx: &Context, dry_run: bool, ignore_protections: bool) -> Result<
         }
     }
     let decisions = retention::decide(&candidates, &policy);
+    let pre_restore = retention::pre_restore(&safety, chrono::Utc::now());
     let mut removed = Vec::new();
     if !dry_run {
         let dir = ctx.backup.archives();
-        for d in decisions.iter().filter(|d| !d.keep()) {
+        for d in decisions.iter().chain(&pre_restore).filter(|d| !d.keep()) {
             let path = dir.join(&d.archive.name);
             std::fs::remove_file(&path).at("remove", &path)?;
             let _ = std::fs::remove_file(crate::archive::index_path(&path));
@@ -139,6 +153,7 @@ fn prune_with(ctx: &Context, dry_run: bool, ignore_protections: bool) -> Result<
         policy,
         decisions,
         exempt,
+        pre_restore,
         removed,
         unsound,
         accepted: Vec::new(),

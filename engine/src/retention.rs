@@ -121,6 +121,43 @@ pub enum Reason {
         /// thrum's rule: `daily`, `weekly YYYY-Www`, `monthly YYYY-MM`.
         thrum_rule: String,
     },
+    /// A safety archive of a restore: one of the newest [`PRE_RESTORE_KEEP`], or younger
+    /// than [`PRE_RESTORE_DAYS`] days.
+    PreRestore {
+        /// Which of the two.
+        why: String,
+    },
+}
+
+/// Safety archives of restores kept whatever their age: the newest this many.
+pub const PRE_RESTORE_KEEP: usize = 5;
+/// Safety archives of restores kept whatever their number: those younger than this (days).
+pub const PRE_RESTORE_DAYS: i64 = 30;
+
+/// The retention of the safety archives restore writes (`pre-restore-*.zip`, named by the
+/// time of the restore): the newest [`PRE_RESTORE_KEEP`] and every one younger than
+/// [`PRE_RESTORE_DAYS`] days are kept. `archives` carry their full file names.
+pub fn pre_restore(archives: &[ArchiveName], now: DateTime<Utc>) -> Vec<Decision> {
+    let mut sorted = archives.to_vec();
+    sorted.sort_by(|a, b| b.cmp(a));
+    sorted
+        .into_iter()
+        .enumerate()
+        .map(|(i, archive)| {
+            let mut reasons = Vec::new();
+            if i < PRE_RESTORE_KEEP {
+                reasons.push(Reason::PreRestore {
+                    why: format!("one of the {PRE_RESTORE_KEEP} newest restores' safety archives"),
+                });
+            }
+            if now - archive.time < chrono::Duration::days(PRE_RESTORE_DAYS) {
+                reasons.push(Reason::PreRestore {
+                    why: format!("a restore's safety archive younger than {PRE_RESTORE_DAYS} days"),
+                });
+            }
+            Decision { archive, reasons }
+        })
+        .collect()
 }
 
 impl std::fmt::Display for Reason {
@@ -140,6 +177,7 @@ impl std::fmt::Display for Reason {
                 )
             }
             Reason::Thrum { thrum_rule } => write!(f, "thrum's rotation: {thrum_rule}"),
+            Reason::PreRestore { why } => f.write_str(why),
         }
     }
 }
@@ -604,6 +642,29 @@ mod tests {
         assert_eq!(k.len(), 3, "{k:?}");
         // thrum's zeros keep nothing (ours keep everything).
         assert!(thrum_keeps(&a, &policy(0, 0, 0, 0)).is_empty());
+    }
+
+    #[test]
+    fn safety_archives_keep_the_newest_five_and_the_last_thirty_days() {
+        let now: DateTime<Utc> = "2026-11-30T12:00:00Z".parse().unwrap();
+        let named = |t: DateTime<Utc>| {
+            let mut a = ArchiveName::parse(&ArchiveName::format(t, 0)).unwrap();
+            a.name = format!("pre-restore-{}", a.name);
+            a
+        };
+        // Ten a day apart, and three older than a year.
+        let mut a: Vec<_> = (0..10).map(|d| named(now - Duration::days(d))).collect();
+        a.extend((400..403).map(|d| named(now - Duration::days(d))));
+        let d = pre_restore(&a, now);
+        assert_eq!(kept(&d).len(), 10);
+        assert!(
+            d.iter()
+                .filter(|x| !x.keep())
+                .all(|x| x.archive.time < now - Duration::days(399))
+        );
+        // Only old ones: the newest five stay.
+        let old: Vec<_> = (400..410).map(|d| named(now - Duration::days(d))).collect();
+        assert_eq!(kept(&pre_restore(&old, now)).len(), PRE_RESTORE_KEEP);
     }
 
     proptest::proptest! {

@@ -359,8 +359,15 @@ fn interrupted_restores_roll_back_before_they_exit() {
         let state = fx.state();
         match status.code() {
             Some(130) => {
-                assert_eq!(state, live, "iteration {i}: interrupted but not rolled back");
-                assert_eq!(pre_restores(&fx), before, "iteration {i}: a safety archive of nothing");
+                assert_eq!(
+                    state, live,
+                    "iteration {i}: interrupted but not rolled back"
+                );
+                assert_eq!(
+                    pre_restores(&fx),
+                    before,
+                    "iteration {i}: a safety archive of nothing"
+                );
                 outcomes[0] += 1;
             }
             Some(0) => {

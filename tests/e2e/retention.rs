@@ -141,3 +141,40 @@ fn all_zero_policy_keeps_everything_and_newest_always_stays() {
     fx.cmd().arg("prune").assert().success();
     assert_eq!(snapshot_archives(&fx).len(), 4);
 }
+
+#[test]
+fn safety_archives_of_restores_keep_the_newest_five_and_the_last_thirty_days() {
+    let fx = Fx::new();
+    fx.create();
+    let dir = fx.archives();
+    std::fs::create_dir_all(&dir).unwrap();
+    let now = chrono::Utc::now();
+    let mut names = Vec::new();
+    // Eight a year and more old, and two from this week.
+    for d in (400..408).chain([1, 2]) {
+        let t = now - Duration::days(d);
+        let name = format!("pre-restore-{}.zip", t.format("%Y-%m-%dT%H%M%S"));
+        std::fs::copy(
+            fx.tmp.path().join("backups/proj/current/manifest.json"),
+            dir.join(&name),
+        )
+        .unwrap();
+        names.push(name);
+    }
+    let dry = fx.json(&["prune", "--dry-run"]);
+    assert_eq!(dry["pre_restore"].as_array().unwrap().len(), 10);
+    fx.json(&["prune"]);
+    let left: Vec<String> = fx
+        .archive_names()
+        .into_iter()
+        .filter(|n| n.starts_with("pre-restore-"))
+        .collect();
+    // The two recent ones, and the newest three of the old (five newest in all).
+    assert_eq!(left.len(), 5, "{left:?}");
+    for n in names[8..].iter().chain(&names[..3]) {
+        assert!(left.contains(n), "{n}");
+    }
+    for n in &names[3..8] {
+        assert!(!left.contains(n), "{n} kept");
+    }
+}

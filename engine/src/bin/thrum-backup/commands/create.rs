@@ -1,8 +1,8 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use thrum_backup::create::{self, CreateOptions};
 use thrum_backup::Progress;
+use thrum_backup::create::{self, CreateOptions};
 
 use super::{context, db_wait, lock_timeout, print_recovered};
 use crate::cli::{CreateArgs, Global};

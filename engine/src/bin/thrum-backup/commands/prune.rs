@@ -31,6 +31,24 @@ pub fn run(g: &Global, a: PruneArgs, ui: &Ui) -> Result<ExitCode> {
         };
         ui.line(format!("{verdict} {}  {why}", d.archive.name));
     }
+    for d in &report.pre_restore {
+        let why = d
+            .reasons
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        if d.keep() {
+            ui.line(format!("keep   {}  {why}", d.archive.name));
+        } else {
+            ui.line(format!(
+                "remove {}  a restore's safety archive older than {} days, not among the {} newest",
+                d.archive.name,
+                thrum_backup::retention::PRE_RESTORE_DAYS,
+                thrum_backup::retention::PRE_RESTORE_KEEP
+            ));
+        }
+    }
     for e in &report.exempt {
         ui.line(format!("exempt {e}  never pruned"));
     }
@@ -50,7 +68,12 @@ pub fn run(g: &Global, a: PruneArgs, ui: &Ui) -> Result<ExitCode> {
             p.archive
         ));
     }
-    let removing = report.decisions.iter().filter(|d| !d.keep()).count();
+    let removing = report
+        .decisions
+        .iter()
+        .chain(&report.pre_restore)
+        .filter(|d| !d.keep())
+        .count();
     if report.dry_run {
         ui.line(format!(
             "Dry run: {removing} archive(s) would be removed; nothing changed."

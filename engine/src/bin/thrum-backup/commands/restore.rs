@@ -2,9 +2,9 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
+use thrum_backup::Progress;
 use thrum_backup::archive::Limits;
 use thrum_backup::restore::{self, RestoreOptions, Source};
-use thrum_backup::Progress;
 
 use super::{context, db_wait, lock_timeout, print_recovered};
 use crate::cli::{Global, RestoreArgs};
