@@ -370,6 +370,8 @@ impl BackupConfig {
 pub struct ThrumConfig {
     path: PathBuf,
     doc: Map<String, Value>,
+    /// The file's text as read, and its document: writes edit only what changed in it.
+    read: Option<(String, Map<String, Value>)>,
     /// The typed `backup` section.
     pub backup: BackupConfig,
     /// `local_only` at the top level (older thrum configs).
@@ -392,12 +394,18 @@ impl ThrumConfig {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(source) => return Err(ConfigError::Read { path, source }),
         };
-        let doc = match text {
+        let doc = match &text {
             None => Map::new(),
             Some(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Map::new(),
-            Some(bytes) => parse_document(&path, &bytes)?,
+            Some(bytes) => parse_document(&path, bytes)?,
         };
-        Self::from_document(path, doc)
+        let read = text
+            .and_then(|b| String::from_utf8(b).ok())
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| (t, doc.clone()));
+        let mut cfg = Self::from_document(path, doc)?;
+        cfg.read = read;
+        Ok(cfg)
     }
 
     fn from_document(path: PathBuf, doc: Map<String, Value>) -> Result<Self, ConfigError> {
@@ -427,6 +435,7 @@ impl ThrumConfig {
         Ok(Self {
             path,
             doc,
+            read: None,
             backup,
             local_only,
             daemon_local_only,
@@ -619,15 +628,27 @@ impl ThrumConfig {
         }
     }
 
-    /// Write the document back atomically (two-space indent, as thrum writes it) and reload
-    /// the typed view.
+    /// Write the document back atomically and reload the typed view. Only the members of
+    /// `backup` that changed are rewritten in the text as it was read ([`crate::jsonedit`]):
+    /// the rest of the file keeps its every byte (numbers, order, indentation); a new file is
+    /// written with two-space indentation, as thrum writes it. A symbolic link is written
+    /// through, and the file keeps its mode.
     fn save(&mut self) -> Result<(), ConfigError> {
-        let bytes = render(&self.doc);
-        fsx::write_atomic(&self.path, &bytes).map_err(|e| ConfigError::Write {
+        let bytes = match &self.read {
+            Some((text, before)) => crate::jsonedit::patch(text, before, &self.doc)
+                .map(String::into_bytes)
+                .unwrap_or_else(|| render(&self.doc)),
+            None => render(&self.doc),
+        };
+        let target = std::fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone());
+        fsx::write_atomic(&target, &bytes).map_err(|e| ConfigError::Write {
             path: self.path.clone(),
             message: e.to_string(),
         })?;
-        let reloaded = Self::from_document(self.path.clone(), std::mem::take(&mut self.doc))?;
+        let text = String::from_utf8(bytes).ok();
+        let doc = std::mem::take(&mut self.doc);
+        let mut reloaded = Self::from_document(self.path.clone(), doc.clone())?;
+        reloaded.read = text.map(|t| (t, doc));
         *self = reloaded;
         Ok(())
     }

@@ -105,10 +105,15 @@ pub fn run(
     };
     let r = restore::restore(&copy_ctx, &restore_opts, progress, &cancel)?;
     let (files, rows) = compare_workspaces(&ws, &copy_ctx)?;
+    let used = |k: &str| r.snapshot_files.get(k).copied().unwrap_or(0);
     say(format!(
-        "restore into a wiped copy ({}): {} files and the database put back",
+        "restore into a wiped copy ({}): of the snapshot's {} files, {} put back as files, {} into messages.db, {} the a-sync history, {} left in the backup (the other worktree is not in the copy)",
         copy.display(),
-        r.restored.len()
+        r.snapshot_files.values().sum::<u64>(),
+        used("workspace"),
+        used("database"),
+        used("history"),
+        used("left")
     ));
     say(format!(
         "proved: the restored copy equals the original, byte for byte and mode for mode ({files} files) and row for row ({rows} rows); thrum's daemon keeps its sync worktree"
@@ -154,8 +159,10 @@ fn wiped_copy(ws: &SampleWorkspace, parent: &Path) -> Result<PathBuf> {
     let copy = parent.join(name);
     copy_tree(&ws.root, &copy)?;
     // Everything of thrum's: the sync worktree (its git link too, as on a new machine where
-    // the copy's .git does not know it), and every captured path of the thrum dir.
+    // the copy's .git does not know it), and every captured path of the thrum dir. The
+    // copy's .git must not know the original's worktrees either: they are not the copy's.
     fsx::remove_any(&copy.join(".git/thrum-sync"))?;
+    fsx::remove_any(&copy.join(".git/worktrees"))?;
     let thrum = copy.join(".thrum");
     for item in crate::layout::captured(crate::layout::Root::Thrum) {
         for rel in crate::layout::list(item, &thrum)?.files {

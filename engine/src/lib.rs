@@ -38,6 +38,7 @@ pub mod gitsync;
 pub mod health;
 pub mod hook;
 pub mod identity;
+pub mod jsonedit;
 pub mod jsonl;
 pub mod layout;
 pub mod locate;

@@ -80,6 +80,10 @@ pub struct RestoreReport {
     pub restored: Vec<String>,
     /// Files moved out because the snapshot does not have them (kept in the pre-restore zip).
     pub removed: Vec<String>,
+    /// How the snapshot's files were used: `workspace` (put back as files), `database` (the
+    /// copy and its exported tables, into messages.db), `history` (the a-sync bundle),
+    /// `plugins`, `left` (kept in the backup). They add up to the snapshot's file count.
+    pub snapshot_files: BTreeMap<String, u64>,
     /// Whether `messages.db` was put back.
     pub database: bool,
     /// Where the database came from: `snapshot` (its consistent copy) or `live` (a snapshot
@@ -432,10 +436,29 @@ fn restore_locked(
     fs::remove_file(&journal_path).at("remove", &journal_path)?;
     let database = db_temp.is_some();
     let sync_worktree_rebuilt = journal.steps.iter().any(|s| s.worktree.is_some());
+    let restored_sources: std::collections::BTreeSet<PathBuf> =
+        plan.iter().filter_map(|p| p.source.clone()).collect();
 
     let mut restored = Vec::new();
     let mut removed = Vec::new();
-    for s in journal.steps.iter().filter(|s| s.worktree.is_none()) {
+    // SQLite's side files of a database put back are stale: removed, not worth a line.
+    let stale_side = |s: &journal::Step| {
+        s.temp.is_none()
+            && ["-wal", "-shm"].iter().any(|side| {
+                let name = s.target.to_string_lossy();
+                name.strip_suffix(side).is_some_and(|base| {
+                    journal
+                        .steps
+                        .iter()
+                        .any(|o| o.temp.is_some() && o.target.to_string_lossy() == base)
+                })
+            })
+    };
+    for s in journal
+        .steps
+        .iter()
+        .filter(|s| s.worktree.is_none() && !stale_side(s))
+    {
         let shown = display_target(ctx, &s.target);
         match &s.temp {
             Some(_) => restored.push(shown),
@@ -448,6 +471,7 @@ fn restore_locked(
         pre_restore,
         restored,
         removed,
+        snapshot_files: file_use(&manifest, &src, &restored_sources),
         database,
         database_from,
         sync_worktree_rebuilt,
@@ -466,6 +490,39 @@ fn display_target(ctx: &Context, p: &Path) -> String {
         .unwrap_or(p)
         .display()
         .to_string()
+}
+
+/// What became of each of the snapshot's files (see [`RestoreReport::snapshot_files`]).
+fn file_use(
+    manifest: &Manifest,
+    src: &Path,
+    restored: &std::collections::BTreeSet<PathBuf>,
+) -> BTreeMap<String, u64> {
+    let listed: Vec<String> = if manifest.has_checksums() {
+        manifest.files.iter().map(|f| f.path.clone()).collect()
+    } else {
+        fsx::walk_files(src)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|f| f != manifest::FILE_NAME)
+            .collect()
+    };
+    let mut out = BTreeMap::new();
+    for f in listed {
+        let kind = if restored.contains(&src.join(&f)) {
+            "workspace"
+        } else if f.starts_with("db/") || f.starts_with("local/") {
+            "database"
+        } else if f.starts_with("git/") {
+            "history"
+        } else if f.starts_with("plugins/") {
+            "plugins"
+        } else {
+            "left"
+        };
+        *out.entry(kind.to_owned()).or_insert(0) += 1;
+    }
+    out
 }
 
 fn push_planned(

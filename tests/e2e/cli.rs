@@ -324,3 +324,75 @@ fn bench_reports_every_measurement_and_its_baselines() {
     }
     assert!(report["workspace_bytes"].as_u64().unwrap() > 1_000_000);
 }
+
+#[test]
+fn config_writes_change_only_the_key_written_and_keep_mode_and_symlink() {
+    use std::os::unix::fs::PermissionsExt;
+    let fx = Fx::new();
+    let real = fx.tmp.path().join("config-elsewhere.json");
+    let text = "{\n    \"daemon\": {\"local_only\": true, \"big\": 12345678901234567890123, \"ratio\": 2.50},\n    \"backup\": {\n        \"retention\": {\"daily\": 5}\n    }\n}\n";
+    std::fs::write(&real, text).unwrap();
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let cfg = fx.thrum().join("config.json");
+    std::fs::remove_file(&cfg).unwrap();
+    std::os::unix::fs::symlink(&real, &cfg).unwrap();
+
+    fx.cmd().args(["schedule", "6h"]).assert().success();
+    let after = std::fs::read_to_string(&real).unwrap();
+    assert_eq!(
+        after,
+        text.replace(
+            "{\"daily\": 5}\n",
+            "{\"daily\": 5},\n        \"thrum_backup_schedule\": \"6h\"\n"
+        ),
+        "{after}"
+    );
+    assert!(
+        std::fs::symlink_metadata(&cfg)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        std::fs::metadata(&real).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    fx.cmd().args(["schedule", "off"]).assert().success();
+    assert_eq!(std::fs::read_to_string(&real).unwrap(), text);
+}
+
+#[test]
+fn daemon_json_is_one_object_per_line() {
+    let fx = Fx::new();
+    fx.cmd().args(["schedule", "1s"]).assert().success();
+    let child = std::process::Command::new(BIN)
+        .arg("--repo")
+        .arg(fx.root())
+        .arg("--dir")
+        .arg(&fx.backups)
+        .args(["--json", "daemon"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // Two archives: three backups began, two of them reported.
+    while fx.archive_names().len() < 2 {
+        assert!(Instant::now() < deadline, "no third backup within 30s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines.len() >= 2, "{text}");
+    for line in lines {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(v["ok"], true, "{line}");
+    }
+}

@@ -148,7 +148,7 @@ fn safety_archives_of_restores_keep_the_newest_five_and_the_last_thirty_days() {
     fx.create();
     let dir = fx.archives();
     std::fs::create_dir_all(&dir).unwrap();
-    let now = chrono::Utc::now();
+    let now = Utc::now();
     let mut names = Vec::new();
     // Eight a year and more old, and two from this week.
     for d in (400..408).chain([1, 2]) {

@@ -60,6 +60,17 @@ impl Ui {
         self.json
     }
 
+    /// One JSON object on one line (JSON Lines), for commands that report more than once.
+    pub fn emit_line<T: Serialize>(&self, value: &T) -> bool {
+        if self.json {
+            match serde_json::to_string(value) {
+                Ok(s) => out(&s),
+                Err(e) => err(&format!("error: cannot encode JSON: {e}")),
+            }
+        }
+        self.json
+    }
+
     pub fn progress(&self) -> Bars {
         Bars {
             enabled: self.bars,

@@ -42,7 +42,7 @@ pub fn run(g: &Global, a: DaemonArgs, ui: &Ui) -> Result<ExitCode> {
         |result| {
             match result {
             Ok(r) => {
-                if !ui.emit(&serde_json::json!({"ok": true, "timestamp": r.manifest.timestamp, "events": r.manifest.counts.events, "archived": r.archived})) {
+                if !ui.emit_line(&serde_json::json!({"ok": true, "timestamp": r.manifest.timestamp, "events": r.manifest.counts.events, "files": r.manifest.files.len(), "archived": r.archived, "shrink": r.shrink})) {
                     ui.line(format!(
                         "{} backup ok: {} events, {} files",
                         r.manifest.timestamp.format("%Y-%m-%d %H:%M:%S"),
@@ -52,7 +52,7 @@ pub fn run(g: &Global, a: DaemonArgs, ui: &Ui) -> Result<ExitCode> {
                 }
             }
             Err(e) => {
-                ui.emit(&serde_json::json!({"ok": false, "error": e.to_string()}));
+                ui.emit_line(&serde_json::json!({"ok": false, "error": e.to_string()}));
                 ui.warn(format!("scheduled backup failed: {e}"));
             }
         }

@@ -76,7 +76,19 @@ pub fn run(g: &Global, a: RestoreArgs, ui: &Ui) -> Result<ExitCode> {
         report.source,
         report.snapshot_time.format("%Y-%m-%d %H:%M:%S UTC")
     ));
-    ui.line(format!("  files restored: {}", report.restored.len()));
+    let used = |k: &str| report.snapshot_files.get(k).copied().unwrap_or(0);
+    let total: u64 = report.snapshot_files.values().sum();
+    ui.line(format!(
+        "  the snapshot's {total} files: {} put back as workspace files, {} into messages.db, {} the a-sync history, {} plugin files{}",
+        used("workspace"),
+        used("database"),
+        used("history"),
+        used("plugins"),
+        match used("left") {
+            0 => String::new(),
+            n => format!(", {n} left in the backup (see the warnings)"),
+        }
+    ));
     if !report.removed.is_empty() {
         ui.line(format!(
             "  files not in the snapshot, moved out: {}",
