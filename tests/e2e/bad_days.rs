@@ -444,3 +444,113 @@ fn a_repository_git_refuses_is_an_error_not_a_new_backup_set() {
     assert!(err.contains("safe.directory"), "{err}");
     assert!(!fx.backups.join("unknown").exists());
 }
+
+/// Random bad days, through the binary: creates, appends, a shrunk workspace, a damaged
+/// `current/`, junk in `archives/`, prunes, restores. Always: the last good archive from
+/// before a shrink exists until the shrink is accepted, and every archive `verify` calls
+/// sound restores.
+#[test]
+fn random_bad_days_never_cost_the_last_good_backup() {
+    let seeds: Vec<u64> = match std::env::var("THRUM_BACKUP_BAD_DAYS_SEEDS") {
+        Ok(n) => (1..=n.parse::<u64>().unwrap_or(2)).collect(),
+        Err(_) => vec![1, 2],
+    };
+    for seed in seeds {
+        let mut rng = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let mut next = |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        let mut fx = Fx::new();
+        set_retention(&fx, 1, 0, 0);
+        fx.create();
+        let aside = fx.tmp.path().join("aside");
+        let mut shrunk = false;
+        let mut protected: Option<String> = None;
+        let mut junk = 0;
+        for step in 0..14 {
+            let what = next(8);
+            match what {
+                // (The sample writes into the sync worktree: not while it is away.)
+                0 if !shrunk => fx.ws.add_messages(5).unwrap(),
+                1 if !shrunk => {
+                    std::fs::rename(&fx.ws.sync_dir, &aside).unwrap();
+                    shrunk = true;
+                }
+                1 => {
+                    std::fs::rename(&aside, &fx.ws.sync_dir).unwrap();
+                    shrunk = false;
+                }
+                2 => {
+                    let log = fx.current().join("thrum/events.jsonl");
+                    if let Ok(mut b) = std::fs::read(&log)
+                        && !b.is_empty()
+                    {
+                        let at = b.len() - 1 - next(b.len().min(50) as u64) as usize;
+                        b[at] ^= 0x20;
+                        std::fs::write(&log, b).unwrap();
+                    }
+                }
+                3 => {
+                    junk += 1;
+                    let name = format!("2099-01-0{}T000000.zip", junk.min(9));
+                    std::fs::create_dir_all(fx.archives()).unwrap();
+                    std::fs::write(fx.archives().join(name), b"junk").unwrap();
+                }
+                4 => {
+                    fx.json(&["prune"]);
+                }
+                5 if protected.is_some() && next(3) == 0 => {
+                    fx.json(&["prune", "--accept-shrink"]);
+                    protected = None;
+                }
+                _ => {}
+            }
+            let out = fx.cmd().args(["--json", "create"]).output().unwrap();
+            let code = out.status.code();
+            assert!(
+                matches!(code, Some(0 | 5)),
+                "seed {seed} step {step}: {}",
+                stderr(&out)
+            );
+            let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+            if let Some(kept) = r["kept_before_shrink"].as_str() {
+                protected = Some(kept.to_owned());
+            }
+            if let Some(p) = &protected {
+                assert!(
+                    fx.archive_names().contains(p),
+                    "seed {seed} step {step}: the last good archive {p} is gone"
+                );
+            }
+        }
+        // Every archive verify calls sound restores.
+        let v = fx
+            .cmd()
+            .args(["--json", "verify", "--all"])
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&v.stdout).unwrap();
+        if shrunk {
+            std::fs::rename(&aside, &fx.ws.sync_dir).unwrap();
+        }
+        for t in v["targets"].as_array().unwrap() {
+            let target = t["target"].as_str().unwrap();
+            if target == "current" || !t["problems"].as_array().unwrap().is_empty() {
+                continue;
+            }
+            let out = fx
+                .cmd()
+                .args(["restore", target, "--yes"])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "seed {seed}: {target} verifies but does not restore: {}",
+                stderr(&out)
+            );
+        }
+    }
+}
