@@ -388,3 +388,45 @@ fn interrupted_restores_roll_back_before_they_exit() {
         outcomes[0], outcomes[1]
     );
 }
+
+#[test]
+fn interrupted_creates_drop_their_stage_before_they_exit() {
+    let mut fx = Fx::with_scale(Scale {
+        agents: 8,
+        messages: 6_000,
+    });
+    fx.create();
+    let full = timed(&fx, &["create", "--no-prune"]);
+    let mut rng = Rng(0x0bad_c0de_5eed_0001);
+    let mut outcomes = [0usize; 3];
+    for i in 0..iterations(6) {
+        fx.ws.add_messages(50).unwrap();
+        let current = tree(&fx.current());
+        let archives = archive_bytes(&fx);
+        let child = spawn(&fx, &["create", "--no-prune"]);
+        std::thread::sleep(Duration::from_micros(
+            rng.below(full.as_micros() as u64 * 9 / 10),
+        ));
+        let pid = rustix::process::Pid::from_child(&child);
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::INT);
+        let status = child.wait_with_output().unwrap().status;
+        let tmp_left = std::fs::read_dir(fx.repo_dir().join(".tmp"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        match status.code() {
+            code @ (Some(130) | None) => {
+                assert_eq!(tree(&fx.current()), current, "iteration {i}");
+                assert_eq!(archive_bytes(&fx), archives, "iteration {i}");
+                assert_eq!(tmp_left, 0, "iteration {i}: the stage was left behind");
+                outcomes[usize::from(code.is_none())] += 1;
+            }
+            Some(0) => outcomes[2] += 1,
+            other => panic!("iteration {i}: exit {other:?}"),
+        }
+        fx.cmd().arg("verify").assert().success();
+    }
+    eprintln!(
+        "interrupted creates: {} dropped (130), {} killed before their handlers, {} completed",
+        outcomes[0], outcomes[1], outcomes[2]
+    );
+}
