@@ -8,13 +8,14 @@ use std::env;
 use std::path::PathBuf;
 use std::process::Command;
 
-const COMPONENTS: [&str; 6] = [
+const COMPONENTS: [&str; 7] = [
     "beads",
     "beads_rust",
     "jsonl_stats",
     "misbehave",
     "greedy",
     "future",
+    "grants",
 ];
 
 fn main() {

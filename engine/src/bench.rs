@@ -755,6 +755,7 @@ fn plugin_start(root: &Path, runs: usize) -> Result<Vec<Row>> {
         limits: PluginLimits::default(),
         config: serde_json::json!({}),
         bundle: None,
+        allow_dangerous: false,
     };
     let preset_once = |i: usize| -> Result<f64> {
         let out = root.join(format!(".bench-plugin-out-{i}"));

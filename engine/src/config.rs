@@ -87,6 +87,15 @@ pub struct ShellPlugin {
     pub include: Vec<String>,
 }
 
+/// Programs that run other programs or code given as arguments (a shell, an interpreter, a
+/// launcher): an `exec` grant of one is a grant to run anything.
+pub const SHELL_EQUIVALENTS: &[&str] = &[
+    "sh", "bash", "dash", "zsh", "ksh", "mksh", "fish", "csh", "tcsh", "busybox", "env", "setsid",
+    "nohup", "nice", "timeout", "xargs", "sudo", "su", "doas", "chroot", "unshare", "nsenter",
+    "python", "python3", "perl", "ruby", "node", "nodejs", "deno", "bun", "php", "lua", "tclsh",
+    "awk", "gawk", "mawk", "find", "ssh", "script", "expect",
+];
+
 /// A capability granted to a WASM plugin, written `read:PATH`, `write:PATH` or `exec:PROGRAM`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Grant {
@@ -115,8 +124,37 @@ impl serde::Serialize for Grant {
 }
 
 impl Grant {
+    /// Why this grant amounts to running code of the plugin's choosing, or to seeing what no
+    /// plugin should see; `None` for an ordinary grant. Such grants are shown with a warning
+    /// and need `--allow-dangerous` at `plugin add` / `plugin install` (and
+    /// `"allow_dangerous": true` in the entry to run).
+    pub fn danger(&self) -> Option<String> {
+        let under = |p: &str, dir: &str| p == dir || p.starts_with(&format!("{dir}/"));
+        match self {
+            Grant::Write(p) if under(p, ".git") => Some(format!(
+                "write:{p} lets the plugin's restore change git itself (hooks run code)"
+            )),
+            Grant::Write(p) if under(p, ".thrum") => Some(format!(
+                "write:{p} lets the plugin's restore change thrum's config (its post_backup command runs code)"
+            )),
+            Grant::Read(p) if p == "." => Some(
+                "read:. shows the plugin the whole repository, .git and any backup kept in it"
+                    .into(),
+            ),
+            Grant::Read(p) if under(p, ".git") => {
+                Some(format!("read:{p} shows the plugin git's own files"))
+            }
+            Grant::Exec(p) if SHELL_EQUIVALENTS.contains(&p.as_str()) => Some(format!(
+                "exec:{p} runs a shell, an interpreter or a launcher: whatever the plugin asks"
+            )),
+            _ => None,
+        }
+    }
+
     /// Parse `read:PATH`, `write:PATH` or `exec:PROGRAM`, checking that paths stay inside the
-    /// repository and programs are bare names.
+    /// repository and programs are bare names. `exec:PROGRAM` trusts PROGRAM's own option
+    /// parsing (`git -c alias.x=!cmd` runs a command): grant only programs you would let the
+    /// plugin drive.
     pub fn parse(text: &str) -> Result<Self, String> {
         let (kind, value) = text
             .split_once(':')
@@ -132,6 +170,11 @@ impl Grant {
                 if !ok {
                     return Err(format!(
                         "{text:?}: the path must be relative to the repository, without `..`"
+                    ));
+                }
+                if kind == "write" && p == "." {
+                    return Err(format!(
+                        "{text:?}: a plugin cannot be given the whole repository to write: name the folder it restores (write:.beads)"
                     ));
                 }
                 let p = p.to_owned();
@@ -169,6 +212,9 @@ pub struct PluginLimits {
     pub memory_mib: u64,
     /// Output cap in MiB, enforced while writing (default 1024).
     pub output_mib: u64,
+    /// Files one call may write (default 10 000, well below the 200 000 entries an archive
+    /// may hold).
+    pub max_files: u64,
 }
 
 impl Default for PluginLimits {
@@ -177,6 +223,7 @@ impl Default for PluginLimits {
             timeout_secs: 60,
             memory_mib: 256,
             output_mib: 1024,
+            max_files: 10_000,
         }
     }
 }
@@ -198,6 +245,9 @@ pub struct WasmPlugin {
     pub config: Value,
     /// Set when the plugin was installed from a bundle (`plugin install`).
     pub bundle: Option<BundleRecord>,
+    /// The user confirmed its dangerous grants ([`Grant::danger`]); without it, a plugin
+    /// with one is refused.
+    pub allow_dangerous: bool,
 }
 
 /// Where an installed bundle came from: its version and who signed it.
@@ -277,8 +327,12 @@ impl PluginEntry {
                             "timeout_secs": p.limits.timeout_secs,
                             "memory_mib": p.limits.memory_mib,
                             "output_mib": p.limits.output_mib,
+                            "max_files": p.limits.max_files,
                         }),
                     );
+                }
+                if p.allow_dangerous {
+                    entry.insert("allow_dangerous".into(), Value::Bool(true));
                 }
                 entry.insert("config".into(), p.config.clone());
                 if let Some(b) = &p.bundle {
@@ -942,6 +996,7 @@ impl Reader<'_> {
                     "timeout_secs" => limits.timeout_secs = n,
                     "memory_mib" => limits.memory_mib = n,
                     "output_mib" => limits.output_mib = n,
+                    "max_files" => limits.max_files = n,
                     _ => warnings.push(format!("unknown key {full} (ignored, kept)")),
                 }
             }
@@ -976,10 +1031,21 @@ impl Reader<'_> {
                 Some(BundleRecord { version, signed_by })
             }
         };
+        let allow_dangerous = match obj.get("allow_dangerous") {
+            None | Some(Value::Null) => false,
+            Some(v) => self.boolean(&format!("{key}.allow_dangerous"), v)?,
+        };
         for other in obj.keys() {
             if !matches!(
                 other.as_str(),
-                "name" | "component" | "sha256" | "grants" | "limits" | "config" | "bundle"
+                "name"
+                    | "component"
+                    | "sha256"
+                    | "grants"
+                    | "limits"
+                    | "config"
+                    | "bundle"
+                    | "allow_dangerous"
             ) {
                 warnings.push(format!("unknown key {key}.{other} (ignored, kept)"));
             }
@@ -992,6 +1058,7 @@ impl Reader<'_> {
             limits,
             config,
             bundle,
+            allow_dangerous,
         })
     }
 }

@@ -340,7 +340,7 @@ fn stage(
 
 /// Run a WASM plugin into `plugins/<name>/` of the staging snapshot and record its files.
 /// A failing plugin leaves nothing behind and does not fail the backup.
-fn run_wasm(
+pub(crate) fn run_wasm(
     plugin: &WasmPlugin,
     setting: &wasm::Setting<'_>,
     staging: &mut Staging,

@@ -67,7 +67,12 @@ pub fn run_shell(
     run(cmd, timeout, None)
 }
 
-/// Run `program` with `args` (no shell) in `cwd`, capturing up to `stdout_cap` bytes of stdout.
+/// Run `program` with `args` for a plugin's `exec` grant: no shell, in `cwd`, with an empty
+/// environment (but `PATH`, to find the program), in its own process group, capturing up to
+/// `stdout_cap` bytes of stdout. When it ends or times out, everything it started goes with
+/// it: its process group, and any descendant that left the group (`setsid`, a daemon):
+/// thrum-backup is their child subreaper, so they become its children, and are killed. The
+/// output readers never wait past the timeout for a pipe such a descendant held.
 pub fn run_argv(
     program: &str,
     args: &[String],
@@ -75,9 +80,86 @@ pub fn run_argv(
     timeout: Duration,
     stdout_cap: usize,
 ) -> std::io::Result<Outcome> {
+    become_subreaper();
     let mut cmd = Command::new(program);
-    cmd.args(args).current_dir(cwd);
-    run(cmd, timeout, Some(stdout_cap))
+    cmd.args(args).current_dir(cwd).env_clear();
+    if let Some(path) = std::env::var_os("PATH") {
+        cmd.env("PATH", path);
+    }
+    let before = children();
+    run_with(cmd, timeout, Some(stdout_cap), Some(&before))
+}
+
+/// Make this process the subreaper of its descendants (once).
+fn become_subreaper() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustix::process::set_child_subreaper(rustix::process::Pid::from_raw(1));
+    });
+}
+
+/// The processes whose parent is this one (any of its threads).
+fn children() -> std::collections::BTreeSet<i32> {
+    let mut out = std::collections::BTreeSet::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for t in tasks.flatten() {
+        if let Ok(text) = std::fs::read_to_string(t.path().join("children")) {
+            out.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok()),
+            );
+        }
+    }
+    out
+}
+
+/// The process group and session of `pid` (from `/proc/<pid>/stat`).
+fn group_and_session(pid: i32) -> Option<(i32, i32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // pid (comm) state ppid pgrp session ...: comm may hold spaces, so count from its ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut f = rest.split_whitespace().skip(2);
+    Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
+}
+
+/// Kill and reap what a command whose process group was `pgid` left behind once it ended:
+/// the children of this process (a subreaper: orphans come to it) that were not children
+/// before (`before`) and are either still in that group or in a session of their own (they
+/// called `setsid`). Commands other threads run stay in this process's session: untouched.
+fn kill_leftovers(before: &std::collections::BTreeSet<i32>, pgid: i32) {
+    let own_session = group_and_session(std::process::id() as i32).map(|(_, s)| s);
+    for _ in 0..100 {
+        let left: Vec<i32> = children()
+            .difference(before)
+            .copied()
+            .filter(|pid| {
+                group_and_session(*pid).is_some_and(|(g, s)| g == pgid || Some(s) != own_session)
+            })
+            .collect();
+        if left.is_empty() {
+            return;
+        }
+        for pid in left {
+            if let Some(p) = rustix::process::Pid::from_raw(pid) {
+                let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+                let _ = rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty());
+            }
+        }
+    }
+}
+
+/// The bytes a reader thread kept, if it ends within `limit`.
+fn join_within(reader: std::thread::JoinHandle<Vec<u8>>, limit: Duration) -> Vec<u8> {
+    let deadline = Instant::now() + limit;
+    while !reader.is_finished() {
+        if Instant::now() >= deadline {
+            return Vec::new();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    reader.join().unwrap_or_default()
 }
 
 fn spawn_reader(
@@ -113,7 +195,16 @@ fn spawn_reader(
     })
 }
 
-fn run(mut cmd: Command, timeout: Duration, stdout_cap: Option<usize>) -> std::io::Result<Outcome> {
+fn run(cmd: Command, timeout: Duration, stdout_cap: Option<usize>) -> std::io::Result<Outcome> {
+    run_with(cmd, timeout, stdout_cap, None)
+}
+
+fn run_with(
+    mut cmd: Command,
+    timeout: Duration,
+    stdout_cap: Option<usize>,
+    confined: Option<&std::collections::BTreeSet<i32>>,
+) -> std::io::Result<Outcome> {
     use std::os::unix::process::CommandExt;
     cmd.stdin(Stdio::null())
         .stdout(if stdout_cap.is_some() {
@@ -142,16 +233,20 @@ fn run(mut cmd: Command, timeout: Duration, stdout_cap: Option<usize>) -> std::i
     };
     // Whatever the command left running in its group goes too: its output is over.
     let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+    if let Some(before) = confined {
+        kill_leftovers(before, pgid.as_raw_nonzero().get());
+    }
     let elapsed = start.elapsed();
     // A grandchild that escaped the group could hold a pipe open: after a timeout, do not
-    // wait for the readers.
+    // wait for the readers; otherwise wait no longer than what is left of the timeout.
     let (stderr_tail, stdout_head) = if timed_out {
         (String::new(), Vec::new())
     } else {
-        let err = err_reader.join().unwrap_or_default();
+        let left = timeout.saturating_sub(elapsed) + Duration::from_millis(100);
+        let err = join_within(err_reader, left);
         (
             String::from_utf8_lossy(&err).into_owned(),
-            out_reader.join().unwrap_or_default(),
+            join_within(out_reader, left),
         )
     };
     Ok(Outcome {
@@ -182,6 +277,39 @@ mod tests {
             out.describe_failure(Duration::from_secs(1))
                 .contains("oops")
         );
+    }
+
+    #[test]
+    fn exec_gets_an_empty_environment_and_takes_its_descendants_along() {
+        let dir = tempfile::tempdir().unwrap();
+        // SAFETY-free: a variable set for this test process only.
+        let out = run_argv("env", &[], dir.path(), Duration::from_secs(5), 1 << 16).unwrap();
+        let env = String::from_utf8_lossy(&out.stdout_head);
+        assert!(env.lines().all(|l| l.starts_with("PATH=")), "{env}");
+        // A descendant that leaves the process group (setsid) and keeps stderr open: gone
+        // when the command ends, and the run does not wait for it.
+        let marker = dir.path().join("survivor");
+        let script = format!(
+            "setsid sh -c 'sleep 3; touch {}' & exit 0",
+            marker.display()
+        );
+        let start = Instant::now();
+        let out = run_argv(
+            "sh",
+            &["-c".into(), script],
+            dir.path(),
+            Duration::from_secs(2),
+            1024,
+        )
+        .unwrap();
+        assert_eq!(out.code, Some(0));
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(3500));
+        assert!(!marker.exists(), "a setsid descendant outlived the command");
     }
 
     #[test]

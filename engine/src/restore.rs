@@ -17,6 +17,7 @@
 
 mod journal;
 mod plan;
+mod plugins;
 
 pub use journal::JOURNAL;
 pub(crate) use journal::recover as recover_journal;
@@ -219,68 +220,11 @@ fn restore_locked(
     check_schema(&src, &manifest, opts.force)?;
 
     // Plugins put their files back through the sandbox into private staging; those files join
-    // the same transaction. A failing plugin is reported and the rest of the restore goes on.
-    let mut plugin_results = Vec::new();
-    for entry in &ctx.config.backup.plugins {
-        let crate::config::PluginEntry::Wasm(plugin) = entry else {
-            continue;
-        };
-        let folder = src.join("plugins").join(&plugin.name);
-        if !folder.is_dir() {
-            continue;
-        }
-        cancel.check()?;
-        progress.phase(&format!("restoring plugin {}", plugin.name), None);
-        let out = work.join("plugin-restore").join(&plugin.name);
-        fsx::create_dir_all(&out)?;
-        let setting = crate::plugin::wasm::Setting {
-            repo_root: &ws.repo_root,
-            repo_name: &ws.repo_name,
-            timestamp: manifest
-                .timestamp
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        };
-        let result = crate::plugin::wasm::run_entry(
-            plugin,
-            crate::plugin::wasm::Call::Restore,
-            &setting,
-            Some(&out),
-            Some(&folder),
-        );
-        match result {
-            Ok(outcome) => {
-                for (rel, _) in &outcome.files {
-                    let target = ws.repo_root.join(rel);
-                    let mode = fsx::mode_of(&target).unwrap_or(0o644);
-                    plan.push(plan::Planned {
-                        target: target.clone(),
-                        source: Some(out.join(rel)),
-                        mode,
-                        dir_mode: None,
-                    });
-                    if is_sqlite(&out.join(rel)) {
-                        for side in ["-wal", "-shm"] {
-                            let t = path_with_suffix(&target, side);
-                            if t.exists() {
-                                plan.push(plan::Planned {
-                                    target: t,
-                                    source: None,
-                                    mode,
-                                    dir_mode: None,
-                                });
-                            }
-                        }
-                    }
-                }
-                plugin_results.push(format!(
-                    "plugin {}: {} files",
-                    plugin.name,
-                    outcome.files.len()
-                ));
-            }
-            Err(e) => notes.push(format!("plugin {} was not restored: {e}", plugin.name)),
-        }
-    }
+    // the same transaction. A plugin that fails, or whose files could not be committed, is
+    // reported by name and the rest of the restore goes on.
+    let plugin_results = plugins::restore(
+        ctx, &src, work, &manifest, &mut plan, &mut notes, progress, cancel,
+    )?;
 
     // The database: the snapshot's copy, or (for thrum's archives) the live one, with the
     // local tables imported, prepared on a private copy beside its target.
@@ -654,13 +598,13 @@ fn check_sequence(
     Ok(report)
 }
 
-fn path_with_suffix(p: &Path, suffix: &str) -> PathBuf {
+pub(crate) fn path_with_suffix(p: &Path, suffix: &str) -> PathBuf {
     let mut s = p.as_os_str().to_owned();
     s.push(suffix);
     PathBuf::from(s)
 }
 
-fn is_sqlite(path: &Path) -> bool {
+pub(crate) fn is_sqlite(path: &Path) -> bool {
     let mut head = [0u8; 16];
     fs::File::open(path)
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
@@ -734,7 +678,25 @@ fn save_live(
     if nothing {
         return Ok(None);
     }
-    let m = snapshot::new_manifest(&ctx.workspace.repo_name, &ctx.identity, captured);
+    let mut m = snapshot::new_manifest(&ctx.workspace.repo_name, &ctx.identity, captured);
+    // What the plugins would put back is saved too, each in its own format: their backup.
+    let setting = crate::plugin::wasm::Setting {
+        repo_root: &ctx.workspace.repo_root,
+        repo_name: &ctx.workspace.repo_name,
+        timestamp: m
+            .timestamp
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    };
+    for entry in &ctx.config.backup.plugins {
+        if let crate::config::PluginEntry::Wasm(p) = entry {
+            cancel.check()?;
+            let report = crate::create::run_wasm(p, &setting, &mut staging)?;
+            if report.status == "ok" {
+                m.counts.plugins.push(report.name.clone());
+            }
+            m.plugin_results.push(report);
+        }
+    }
     let time = m.timestamp;
     staging.finish(m)?;
     let archives = ctx.backup.archives();

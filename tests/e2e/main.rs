@@ -13,5 +13,6 @@ mod plugins;
 mod reliability;
 mod restore;
 mod retention;
+mod sandbox;
 mod v0106;
 mod wasm;

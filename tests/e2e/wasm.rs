@@ -52,7 +52,7 @@ fn install_beads_backup(fx: &Fx) -> PathBuf {
     dest
 }
 
-fn set_plugins(fx: &Fx, plugins: Value) {
+pub fn set_plugins(fx: &Fx, plugins: Value) {
     let cfg = fx.thrum().join("config.json");
     let mut v: Value = serde_json::from_slice(&std::fs::read(&cfg).unwrap()).unwrap();
     v["backup"]["plugins"] = plugins;
@@ -60,7 +60,7 @@ fn set_plugins(fx: &Fx, plugins: Value) {
 }
 
 /// Copy a built component into the repository and return its entry's path and pin.
-fn vendor(fx: &Fx, name: &str, as_name: &str) -> (String, String) {
+pub fn vendor(fx: &Fx, name: &str, as_name: &str) -> (String, String) {
     let rel = format!(".thrum/plugins/{as_name}/plugin.wasm");
     let dest = fx.root().join(&rel);
     std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
@@ -77,7 +77,7 @@ fn add_preset(fx: &Fx, name: &str) {
         .success();
 }
 
-fn results(r: &Value) -> Vec<Value> {
+pub fn results(r: &Value) -> Vec<Value> {
     r["manifest"]["plugin_results"]
         .as_array()
         .cloned()

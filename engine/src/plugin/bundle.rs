@@ -701,6 +701,7 @@ pub fn install(
     config: &mut ThrumConfig,
     bundle: &Bundle,
     grants: Vec<Grant>,
+    allow_dangerous: bool,
 ) -> Result<WasmPlugin, BundleError> {
     let name = &bundle.manifest.name;
     let rel = install_dir(name);
@@ -751,6 +752,7 @@ pub fn install(
                 .as_ref()
                 .map(|(s, _)| s.public_key.to_ascii_lowercase()),
         }),
+        allow_dangerous,
     };
     // Put the new folder in place: exchanged with the old one (kept in the stage until the
     // config is written), or renamed when there was none.

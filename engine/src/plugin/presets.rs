@@ -32,5 +32,6 @@ pub fn entry(name: &str, grants: Vec<crate::config::Grant>) -> Option<PluginEntr
         limits: PluginLimits::default(),
         config: serde_json::Value::Object(serde_json::Map::new()),
         bundle: None,
+        allow_dangerous: false,
     }))
 }

@@ -12,7 +12,8 @@ mod cache;
 mod host;
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, HasSelf, Linker};
@@ -45,6 +46,16 @@ const TICK: Duration = Duration::from_millis(10);
 
 /// Bytes of guest stdout+stderr kept (beyond them the guest traps: output is bounded).
 const STDIO_CAP: usize = 1 << 20;
+
+/// How long past its deadline a plugin call may take before it is abandoned: a call blocked in
+/// the host (a sleep, a read of a FIFO, a program that does not end) is not stopped by the
+/// deadline, which only interrupts running WebAssembly. The call runs on a thread of its own;
+/// at its deadline plus this grace the thread is left behind (every host call it makes from
+/// then on is refused, and it ends with the process) and the plugin fails.
+pub const GRACE: Duration = Duration::from_secs(2);
+
+/// Most grants a plugin may ask for in `describe`.
+const MAX_GRANTS: usize = 64;
 
 /// Why a plugin did not run to a good end.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -136,6 +147,7 @@ fn runtime() -> Result<&'static Runtime, PluginFailure> {
 }
 
 /// A loaded component, checked against the contract.
+#[derive(Clone)]
 pub struct Loaded {
     component: Component,
     contract: String,
@@ -224,9 +236,13 @@ fn new_store(
     plugin: Option<&WasmPlugin>,
     setting: &Setting<'_>,
     limits: PluginLimits,
+    abandoned: &Arc<AtomicBool>,
 ) -> Result<Store<HostState>, PluginFailure> {
     let rt = runtime()?;
-    let state = HostState::new(phase, plugin, setting, limits).map_err(PluginFailure::Invalid)?;
+    let mut state =
+        HostState::new(phase, plugin, setting, limits).map_err(PluginFailure::Invalid)?;
+    state.abandoned = Arc::clone(abandoned);
+    state.deadline = Instant::now() + Duration::from_secs(limits.timeout_secs);
     let mut store = Store::new(&rt.engine, state);
     store.limiter(|s| &mut s.limiter);
     let ticks = (limits.timeout_secs * 1000 / TICK.as_millis() as u64).max(1);
@@ -250,16 +266,81 @@ fn instantiate(
         .map_err(|e| trap_reason(store, &e))
 }
 
+/// Run `f` on a thread of its own and wait for it until `limit` plus [`GRACE`]; past that,
+/// raise `abandoned` (the host refuses every later call of the plugin) and give up on it.
+fn bounded<T: Send + 'static>(
+    limit: Duration,
+    abandoned: Arc<AtomicBool>,
+    f: impl FnOnce() -> Result<T, PluginFailure> + Send + 'static,
+) -> Result<T, PluginFailure> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("thrum-backup-plugin".into())
+        .spawn(move || {
+            let _ = tx.send(f());
+        })
+        .map_err(|e| PluginFailure::Invalid(format!("cannot start the plugin's thread: {e}")))?;
+    match rx.recv_timeout(limit + GRACE) {
+        Ok(result) => result,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            abandoned.store(true, Ordering::SeqCst);
+            Err(PluginFailure::Trapped(format!(
+                "deadline of {}s exceeded (limits.timeout_secs) while it waited in a host call (a sleep, a blocking read, a program that would not end); abandoned after {}s more",
+                limit.as_secs(),
+                GRACE.as_secs()
+            )))
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(PluginFailure::Trapped(
+            "the plugin's thread ended without an answer".into(),
+        )),
+    }
+}
+
+/// A [`Setting`] the plugin's thread can own.
+#[derive(Debug, Clone)]
+struct OwnedSetting {
+    repo_root: PathBuf,
+    repo_name: String,
+    timestamp: String,
+}
+
+impl OwnedSetting {
+    fn of(s: &Setting<'_>) -> Self {
+        Self {
+            repo_root: s.repo_root.to_path_buf(),
+            repo_name: s.repo_name.to_owned(),
+            timestamp: s.timestamp.clone(),
+        }
+    }
+
+    fn borrow(&self) -> Setting<'_> {
+        Setting {
+            repo_root: &self.repo_root,
+            repo_name: &self.repo_name,
+            timestamp: self.timestamp.clone(),
+        }
+    }
+}
+
 /// Call `describe` (with tight limits: it must not do any work).
 pub fn describe(loaded: &Loaded, setting: &Setting<'_>) -> Result<Description, PluginFailure> {
     let limits = PluginLimits {
         timeout_secs: 5,
         memory_mib: 256,
         output_mib: 1,
+        max_files: 1,
     };
-    let mut store = new_store(Phase::Describe, None, setting, limits)?;
-    let plugin = instantiate(&mut store, loaded)?;
-    describe_instance(&mut store, &plugin, loaded)
+    let abandoned = Arc::new(AtomicBool::new(false));
+    let (loaded, setting, flag) = (loaded.clone(), OwnedSetting::of(setting), abandoned.clone());
+    bounded(
+        Duration::from_secs(limits.timeout_secs),
+        abandoned,
+        move || {
+            let mut store = new_store(Phase::Describe, None, &setting.borrow(), limits, &flag)?;
+            let plugin = instantiate(&mut store, &loaded)?;
+            describe_instance(&mut store, &plugin, &loaded)
+        },
+    )
 }
 
 /// Call `describe` on an instance and check what it says.
@@ -272,6 +353,12 @@ fn describe_instance(
         .thrum_backup_exporter()
         .call_describe(&mut *store)
         .map_err(|e| trap_reason(store, &e))?;
+    if info.grants.len() > MAX_GRANTS {
+        return Err(PluginFailure::Invalid(format!(
+            "describe asks for {} grants; at most {MAX_GRANTS} are accepted",
+            info.grants.len()
+        )));
+    }
     let mut grants = Vec::new();
     for g in info.grants {
         use bindings::thrum::backup::types::Grant as W;
@@ -349,6 +436,44 @@ pub fn run(
     output: Option<&Path>,
     backup_dir: Option<&Path>,
 ) -> Result<Outcome, PluginFailure> {
+    let dangers: Vec<String> = plugin.grants.iter().filter_map(Grant::danger).collect();
+    if !dangers.is_empty() && !plugin.allow_dangerous {
+        return Err(PluginFailure::Invalid(format!(
+            "{}: refused, as the entry does not say \"allow_dangerous\": true (`plugin add` / `plugin install` with --allow-dangerous write it)",
+            dangers.join("; ")
+        )));
+    }
+    let abandoned = Arc::new(AtomicBool::new(false));
+    let flag = abandoned.clone();
+    let (loaded, plugin, setting) = (loaded.clone(), plugin.clone(), OwnedSetting::of(setting));
+    let (output, backup_dir) = (
+        output.map(Path::to_path_buf),
+        backup_dir.map(Path::to_path_buf),
+    );
+    let limit = Duration::from_secs(plugin.limits.timeout_secs);
+    bounded(limit, abandoned, move || {
+        run_here(
+            &loaded,
+            &plugin,
+            call,
+            &setting.borrow(),
+            output.as_deref(),
+            backup_dir.as_deref(),
+            &flag,
+        )
+    })
+}
+
+/// [`run`] on the calling thread.
+fn run_here(
+    loaded: &Loaded,
+    plugin: &WasmPlugin,
+    call: Call,
+    setting: &Setting<'_>,
+    output: Option<&Path>,
+    backup_dir: Option<&Path>,
+    abandoned: &Arc<AtomicBool>,
+) -> Result<Outcome, PluginFailure> {
     let phase = match call {
         Call::Backup => Phase::Backup {
             out: output.map(Path::to_path_buf).unwrap_or_default(),
@@ -364,7 +489,7 @@ pub fn run(
     // One instance serves describe and the call. Its sandbox mounts only what the config
     // grants, so describe sees nothing the call would not; a plugin that asks for more than
     // it was given is refused before the call.
-    let mut store = new_store(phase, Some(plugin), setting, plugin.limits)?;
+    let mut store = new_store(phase, Some(plugin), setting, plugin.limits, abandoned)?;
     let instance = instantiate(&mut store, loaded)?;
     let described = describe_instance(&mut store, &instance, loaded)?;
     let missing = missing_grants(&described.grants, &plugin.grants);
@@ -444,14 +569,19 @@ fn trap_reason(store: &Store<HostState>, e: &wasmtime::Error) -> PluginFailure {
     }
     if state.limiter.denied {
         return PluginFailure::Trapped(format!(
-            "memory limit of {} MiB reached (limits.memory_mib)",
+            "memory limit of {} MiB reached for all its memories and tables together (limits.memory_mib)",
             limits.memory_mib
         ));
     }
-    let mut msg = format!("{e:#}");
-    if let Some(first) = msg.lines().next() {
-        msg = first.to_owned();
-    }
+    // A trap names its reason ("call stack exhausted"); the error's first line is only where.
+    let mut msg = match e.downcast_ref::<wasmtime::Trap>() {
+        Some(trap) => trap.to_string(),
+        None => format!("{e:#}")
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
+    };
     let tail = state.stdio_tail();
     if !tail.is_empty() {
         msg.push_str(": ");

@@ -330,6 +330,10 @@ pub struct PluginInstallArgs {
     /// Accept a bundle that is unsigned or signed by a key this repository does not trust.
     #[arg(long)]
     pub allow_unsigned: bool,
+    /// Accept grants that amount to running code (write:.git, write:.thrum, read:., read:.git,
+    /// exec: of a shell, interpreter or launcher): shown with a warning, refused without this.
+    #[arg(long)]
+    pub allow_dangerous: bool,
 }
 
 #[derive(Debug, Args)]
@@ -361,6 +365,10 @@ pub struct PluginAddArgs {
     /// Replace an existing plugin of the same name.
     #[arg(long)]
     pub replace: bool,
+    /// Accept grants that amount to running code (write:.git, write:.thrum, read:., read:.git,
+    /// exec: of a shell, interpreter or launcher): shown with a warning, refused without this.
+    #[arg(long)]
+    pub allow_dangerous: bool,
 }
 
 #[derive(Debug, Args)]

@@ -26,45 +26,89 @@ pub enum Phase {
     Verify { backup: PathBuf },
 }
 
-/// Memory cap for one store; remembers whether it refused a growth.
+/// One memory budget for a whole plugin call: every linear memory and every table of every
+/// instance of the component counts against `limits.memory_mib` together (wasmtime's own
+/// `StoreLimits` caps each memory alone, so eight memories could take eight times the cap).
+/// Remembers whether it refused a growth.
 pub struct Limiter {
-    max_memory: usize,
+    max_bytes: usize,
+    used: usize,
     pub denied: bool,
+}
+
+/// What one table element is charged (a pointer, as wasmtime keeps them).
+const TABLE_ELEMENT_BYTES: usize = 8;
+
+/// Linear memories, tables and instances one plugin call may have (Python and JavaScript
+/// guests need a few dozen instances; no guest needs more than a few memories).
+const MAX_MEMORIES: usize = 16;
+const MAX_TABLES: usize = 64;
+const MAX_INSTANCES: usize = 100;
+
+/// Output files a plugin may hold open at once.
+pub const MAX_OPEN_FILES: usize = 64;
+
+impl Limiter {
+    /// A budget of `max_bytes`.
+    pub fn new(max_bytes: usize) -> Self {
+        Self {
+            max_bytes,
+            used: 0,
+            denied: false,
+        }
+    }
+
+    fn grow(&mut self, by: usize) -> wasmtime::Result<bool> {
+        match self.used.checked_add(by) {
+            Some(total) if total <= self.max_bytes => {
+                self.used = total;
+                Ok(true)
+            }
+            _ => {
+                self.denied = true;
+                Err(wasmtime::Error::msg("memory limit reached"))
+            }
+        }
+    }
 }
 
 impl wasmtime::ResourceLimiter for Limiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _max: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.max_memory {
-            self.denied = true;
-            return Err(wasmtime::Error::msg("memory limit reached"));
-        }
-        Ok(true)
+        self.grow(desired.saturating_sub(current))
+    }
+
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        Ok(())
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _max: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 1_000_000)
+        self.grow(
+            desired
+                .saturating_sub(current)
+                .saturating_mul(TABLE_ELEMENT_BYTES),
+        )
     }
 
     fn instances(&self) -> usize {
-        100
+        MAX_INSTANCES
     }
 
     fn tables(&self) -> usize {
-        100
+        MAX_TABLES
     }
 
     fn memories(&self) -> usize {
-        100
+        MAX_MEMORIES
     }
 }
 
@@ -105,6 +149,14 @@ pub struct HostState {
     pub log: Vec<String>,
     /// A sandbox or limit violation that stopped the plugin.
     pub violation: Option<String>,
+    /// Raised when the call was abandoned past its deadline: every host call is refused.
+    pub abandoned: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// When the call's deadline falls (host waits, such as a locked database, end there).
+    pub deadline: std::time::Instant,
+    /// Names written so far (each name once).
+    written_names: std::collections::HashSet<String>,
+    /// Output files open now.
+    open_files: usize,
 }
 
 impl WasiView for HostState {
@@ -178,10 +230,7 @@ impl HostState {
             wasi: b.build(),
             table: ResourceTable::new(),
             stdio,
-            limiter: Limiter {
-                max_memory: (limits.memory_mib << 20) as usize,
-                denied: false,
-            },
+            limiter: Limiter::new((limits.memory_mib << 20) as usize),
             limits,
             phase,
             repo_root,
@@ -193,7 +242,40 @@ impl HostState {
             unsynced: Vec::new(),
             log: Vec::new(),
             violation: None,
+            abandoned: Default::default(),
+            deadline: std::time::Instant::now() + Duration::from_secs(limits.timeout_secs),
+            written_names: Default::default(),
+            open_files: 0,
         })
+    }
+
+    /// Refuse every host call once the call was abandoned past its deadline.
+    fn check_live(&self) -> wasmtime::Result<()> {
+        if self.abandoned.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(wasmtime::Error::msg(
+                "the plugin call was abandoned past its deadline",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Count one more file written, within `limits.max_files`.
+    fn count_file(&mut self) -> wasmtime::Result<()> {
+        let done = self.files.len() + self.open_files;
+        if done as u64 >= self.limits.max_files {
+            let msg = format!(
+                "file limit of {} reached (limits.max_files)",
+                self.limits.max_files
+            );
+            self.violation = Some(msg.clone());
+            return Err(wasmtime::Error::msg(msg));
+        }
+        if self.open_files >= MAX_OPEN_FILES {
+            let msg = format!("more than {MAX_OPEN_FILES} output files open at once");
+            self.violation = Some(msg.clone());
+            return Err(wasmtime::Error::msg(msg));
+        }
+        Ok(())
     }
 
     /// The last bytes the guest printed (its panic message, typically).
@@ -253,7 +335,7 @@ impl HostState {
                 return Err("no output during describe or verify".into());
             }
         };
-        if self.files.iter().any(|(f, _)| *f == rel) {
+        if self.written_names.contains(&rel) {
             return Err(format!("{rel:?} was already written"));
         }
         Ok(out.join(rel))
@@ -318,10 +400,12 @@ impl host::Host for HostState {
         &mut self,
         path: String,
     ) -> wasmtime::Result<Result<Resource<OutputHandle>, String>> {
+        self.check_live()?;
         let dest = match self.output_target(&path) {
             Ok(d) => d,
             Err(m) => return Ok(Err(m)),
         };
+        self.count_file()?;
         if let Some(parent) = dest.parent()
             && let Err(e) = std::fs::create_dir_all(parent)
         {
@@ -333,12 +417,14 @@ impl host::Host for HostState {
             Err(e) => return Ok(Err(format!("{path}: {e}"))),
         };
         let rel = crate::archive::check_entry_name(path.as_bytes()).unwrap_or(path);
+        self.written_names.insert(rel.clone());
         let handle = OutputHandle {
             rel,
             tmp,
             dest,
             file: Some(std::io::BufWriter::new(file)),
         };
+        self.open_files += 1;
         Ok(Ok(self.table.push(handle)?))
     }
 
@@ -347,19 +433,58 @@ impl host::Host for HostState {
         source: String,
         dest: String,
     ) -> wasmtime::Result<Result<u64, String>> {
+        self.check_live()?;
         let src = match self.guest_to_host(&source) {
             Ok(p) => p,
             Err(m) => return Ok(Err(m)),
         };
+        // A regular file only: a FIFO or a device would block the host where no deadline
+        // reaches.
+        match std::fs::metadata(&src) {
+            Ok(m) if m.is_file() => {
+                // The output cap is charged before copying, not after.
+                let cap = self.limits.output_mib << 20;
+                if self.written + m.len() > cap {
+                    let msg = format!(
+                        "output limit of {} MiB reached (limits.output_mib): {source} is {} bytes",
+                        self.limits.output_mib,
+                        m.len()
+                    );
+                    self.violation = Some(msg.clone());
+                    return Err(wasmtime::Error::msg(msg));
+                }
+            }
+            Ok(_) => return Ok(Err(format!("{source}: not a regular file"))),
+            Err(e) => return Ok(Err(format!("{source}: {e}"))),
+        }
         let target = match self.output_target(&dest) {
             Ok(d) => d,
             Err(m) => return Ok(Err(m)),
         };
+        self.count_file()?;
         if let Some(parent) = target.parent() {
             let _ = std::fs::create_dir_all(parent);
         }
         let tmp = crate::fsx::temp_sibling(&target, "partial");
-        let result = crate::database::copy_consistent(&src, &tmp, Duration::from_secs(30));
+        // Wait for a locked database no longer than the call's deadline, and leave no -wal or
+        // -shm in the (read-only) grant that were not there.
+        let wait = self
+            .deadline
+            .saturating_duration_since(std::time::Instant::now())
+            .min(Duration::from_secs(30));
+        let sides: Vec<PathBuf> = ["-wal", "-shm"]
+            .iter()
+            .map(|side| {
+                let mut p = src.as_os_str().to_owned();
+                p.push(side);
+                PathBuf::from(p)
+            })
+            .filter(|p| !p.exists())
+            .collect();
+        let result = crate::database::copy_consistent(&src, &tmp, wait);
+        for side in sides {
+            let _ = std::fs::remove_file(side);
+        }
         let size = match result.and_then(|_| {
             std::fs::metadata(&tmp)
                 .map(|m| m.len())
@@ -385,6 +510,7 @@ impl host::Host for HostState {
             return Ok(Err(format!("{dest}: {e}")));
         }
         let rel = crate::archive::check_entry_name(dest.as_bytes()).unwrap_or(dest);
+        self.written_names.insert(rel.clone());
         self.files.push((rel, size));
         Ok(Ok(size))
     }
@@ -395,13 +521,16 @@ impl host::Host for HostState {
         args: Vec<String>,
         timeout_ms: u32,
     ) -> wasmtime::Result<Result<host::ExecResult, String>> {
+        self.check_live()?;
         if !self.execs.contains(&program) {
             return Ok(Err(format!(
                 "no exec grant for {program:?}: add \"exec:{program}\" to the plugin's grants to allow it"
             )));
         }
-        let limit = Duration::from_millis(u64::from(timeout_ms))
-            .min(Duration::from_secs(self.limits.timeout_secs));
+        let left = self
+            .deadline
+            .saturating_duration_since(std::time::Instant::now());
+        let limit = Duration::from_millis(u64::from(timeout_ms)).min(left);
         match crate::process::run_argv(&program, &args, &self.repo_root, limit, 1 << 20) {
             Ok(out) => Ok(Ok(host::ExecResult {
                 status: if out.timed_out {
@@ -423,6 +552,7 @@ impl host::HostOutputFile for HostState {
         h: Resource<OutputHandle>,
         bytes: Vec<u8>,
     ) -> wasmtime::Result<Result<(), String>> {
+        self.check_live()?;
         self.charge(bytes.len() as u64)?;
         let handle = self.table.get_mut(&h)?;
         let Some(file) = handle.file.as_mut() else {
@@ -434,10 +564,13 @@ impl host::HostOutputFile for HostState {
     }
 
     fn finish(&mut self, h: Resource<OutputHandle>) -> wasmtime::Result<Result<u64, String>> {
+        self.check_live()?;
         let handle = self.table.get_mut(&h)?;
         let Some(file) = handle.file.take() else {
             return Ok(Err("file already finished".into()));
         };
+        self.open_files = self.open_files.saturating_sub(1);
+        let handle = self.table.get_mut(&h)?;
         let result = file
             .into_inner()
             .map_err(|e| e.into_error())
@@ -458,7 +591,77 @@ impl host::HostOutputFile for HostState {
     }
 
     fn drop(&mut self, h: Resource<OutputHandle>) -> wasmtime::Result<()> {
-        self.table.delete(h)?;
+        let handle = self.table.delete(h)?;
+        if handle.file.is_some() {
+            self.open_files = self.open_files.saturating_sub(1);
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_encoder::{MemorySection, MemoryType, Module, RefType, TableSection, TableType};
+
+    /// A core module with `memories` memories of `pages` 64 KiB pages each, and `tables`
+    /// tables of `elements` elements each.
+    fn module(memories: u32, pages: u64, tables: u32, elements: u64) -> Vec<u8> {
+        let mut m = Module::new();
+        if tables > 0 {
+            let mut t = TableSection::new();
+            for _ in 0..tables {
+                t.table(TableType {
+                    element_type: RefType::FUNCREF,
+                    table64: false,
+                    minimum: elements,
+                    maximum: None,
+                    shared: false,
+                });
+            }
+            m.section(&t);
+        }
+        if memories > 0 {
+            let mut s = MemorySection::new();
+            for _ in 0..memories {
+                s.memory(MemoryType {
+                    minimum: pages,
+                    maximum: None,
+                    memory64: false,
+                    shared: false,
+                    page_size_log2: None,
+                });
+            }
+            m.section(&s);
+        }
+        m.finish()
+    }
+
+    /// Instantiate `wasm` in a store whose whole budget is `mib`: `Ok` if it fits, else
+    /// whether the budget was what refused it, and the error.
+    fn fits(wasm: &[u8], mib: usize) -> Result<(), (bool, String)> {
+        let engine = &super::super::runtime().unwrap().engine;
+        let module = wasmtime::Module::new(engine, wasm).unwrap();
+        let mut store = wasmtime::Store::new(engine, Limiter::new(mib << 20));
+        store.limiter(|l| l);
+        let result = wasmtime::Instance::new(&mut store, &module, &[]);
+        result
+            .map(|_| ())
+            .map_err(|e| (store.data().denied, e.to_string()))
+    }
+
+    #[test]
+    fn one_budget_for_all_memories_and_tables_together() {
+        // One memory of 200 MiB fits 256 MiB; eight of them do not, together.
+        assert_eq!(fits(&module(1, 3200, 0, 0), 256), Ok(()));
+        assert!(fits(&module(8, 3200, 0, 0), 256).unwrap_err().0);
+        // Tables count too: ten of a million elements do not fit 16 MiB.
+        assert_eq!(fits(&module(0, 0, 1, 1000), 16), Ok(()));
+        assert!(fits(&module(0, 0, 10, 1_000_000), 16).unwrap_err().0);
+        // Nor do more memories or tables than a plugin may have, however small.
+        let (_, e) = fits(&module(MAX_MEMORIES as u32 + 1, 1, 0, 0), 256).unwrap_err();
+        assert!(e.contains("memory count"), "{e}");
+        let (_, e) = fits(&module(0, 0, 90, 1), 256).unwrap_err();
+        assert!(e.contains("table count"), "{e}");
     }
 }

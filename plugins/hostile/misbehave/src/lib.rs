@@ -80,6 +80,53 @@ impl Plugin for Misbehave {
             "exec-shell" => {
                 sdk::exec("sh", &["-c", "echo escaped"], 5000)?;
             }
+            // Blocking host calls: the deadline only stops running WebAssembly.
+            "sleep" => std::thread::sleep(std::time::Duration::from_secs(60)),
+            "fifo" => {
+                let text = std::fs::read("/repo/notes/fifo")
+                    .map_err(|e| sdk::error(sdk::ErrorCode::HostCall, format!("fifo: {e}")))?;
+                sdk::log(&format!("read {}", text.len()));
+            }
+            // The environment of a program it runs: nothing of the engine's.
+            "printenv" => {
+                let out = sdk::exec("printenv", &[], 5000)?;
+                let mut f = sdk::OutputFile::create("env.txt")?;
+                f.write_all(&out.stdout)?;
+                f.finish()?;
+            }
+            // A descendant that leaves the process group and holds stderr open.
+            "setsid" => {
+                sdk::exec(
+                    "setsid",
+                    &["sh", "-c", "exec 2>&1; sleep 4; touch notes/survived"],
+                    1000,
+                )?;
+            }
+            "many-files" => {
+                for i in 0..100_000 {
+                    let mut f = sdk::OutputFile::create(&format!("f/{i}"))?;
+                    f.write_all(b"x")?;
+                    f.finish()?;
+                }
+            }
+            "open-files" => {
+                let mut open = Vec::new();
+                for i in 0..20_000 {
+                    open.push(sdk::OutputFile::create(&format!("open/{i}"))?);
+                }
+                sdk::log(&format!("held {}", open.len()));
+            }
+            "many-grants" => {}
+            "stack" => {
+                fn deeper(n: u64) -> u64 {
+                    if n == 0 {
+                        0
+                    } else {
+                        1 + deeper(std::hint::black_box(n - 1))
+                    }
+                }
+                sdk::log(&format!("{}", deeper(std::hint::black_box(u64::MAX))));
+            }
             "bad-path" => {
                 sdk::OutputFile::create("../../escaped.txt")?;
             }
@@ -98,6 +145,31 @@ impl Plugin for Misbehave {
             }
         }
         Ok(Summary::default())
+    }
+
+    /// `{"restore": ["path", ...]}` in its config: put those files back (each holding its own
+    /// name), as a plugin whose write grant covers them may; else the SDK's default.
+    fn restore(ctx: &Context) -> Result<Summary, PluginError> {
+        let config = sdk::config(ctx)?;
+        let Some(paths) = config.get("restore").and_then(|v| v.as_array()) else {
+            let mut summary = Summary::default();
+            for file in sdk::walk("/backup")? {
+                let rel = file.strip_prefix("/backup").unwrap_or(&file);
+                summary.add(sdk::copy_file(&file, &rel.to_string_lossy())?);
+            }
+            return Ok(summary);
+        };
+        let mut files = 0;
+        for p in paths.iter().filter_map(|p| p.as_str()) {
+            let mut f = sdk::OutputFile::create(p)?;
+            f.write_all(p.as_bytes())?;
+            f.finish()?;
+            files += 1;
+        }
+        Ok(Summary {
+            files,
+            ..Summary::default()
+        })
     }
 }
 

@@ -251,8 +251,14 @@ fn install(ctx: &mut thrum_backup::Context, a: PluginInstallArgs, ui: &Ui) -> Re
         }
     }
     drop(err);
-    confirm(ui, &b.description, &grants, a.yes)?;
-    let entry = bundle::install(&ctx.workspace.repo_root, &mut ctx.config, &b, grants)?;
+    let allow_dangerous = confirm(ui, &b.description, &grants, a.yes, a.allow_dangerous)?;
+    let entry = bundle::install(
+        &ctx.workspace.repo_root,
+        &mut ctx.config,
+        &b,
+        grants,
+        allow_dangerous,
+    )?;
     if !ui.emit(&serde_json::json!({
         "installed": entry.name, "version": b.manifest.version, "component": entry.component,
         "sha256": entry.sha256, "grants": entry.grants, "signer": signer,
@@ -320,7 +326,7 @@ fn add(ctx: &mut thrum_backup::Context, a: PluginAddArgs, ui: &Ui) -> Result<Exi
         let mut grants = d.grants.clone();
         grants.extend(extra);
         grants.dedup();
-        confirm(ui, &d, &grants, a.yes)?;
+        let allow_dangerous = confirm(ui, &d, &grants, a.yes, a.allow_dangerous)?;
         PluginEntry::Wasm(WasmPlugin {
             name: a.name.clone().unwrap_or(d.name),
             component: format!("preset:{preset}"),
@@ -329,6 +335,7 @@ fn add(ctx: &mut thrum_backup::Context, a: PluginAddArgs, ui: &Ui) -> Result<Exi
             limits: PluginLimits::default(),
             config,
             bundle: None,
+            allow_dangerous,
         })
     } else if let Some(file) = &a.wasm {
         let bytes =
@@ -341,7 +348,7 @@ fn add(ctx: &mut thrum_backup::Context, a: PluginAddArgs, ui: &Ui) -> Result<Exi
         let mut grants = d.grants.clone();
         grants.extend(extra);
         grants.dedup();
-        confirm(ui, &d, &grants, a.yes)?;
+        let allow_dangerous = confirm(ui, &d, &grants, a.yes, a.allow_dangerous)?;
         let sha = thrum_backup::fsx::sha256_hex(&bytes);
         let component = place_component(ctx, file, &name, &bytes)?;
         PluginEntry::Wasm(WasmPlugin {
@@ -352,6 +359,7 @@ fn add(ctx: &mut thrum_backup::Context, a: PluginAddArgs, ui: &Ui) -> Result<Exi
             limits: PluginLimits::default(),
             config,
             bundle: None,
+            allow_dangerous,
         })
     } else {
         let name = a
@@ -399,7 +407,16 @@ fn grants_text(g: &[Grant]) -> String {
 }
 
 /// Show what the component is and asks for; ask to confirm unless `yes`.
-fn confirm(ui: &Ui, d: &wasm::Description, grants: &[Grant], yes: bool) -> Result<()> {
+/// Show the grants and ask (unless `yes`). A dangerous grant ([`Grant::danger`]) is shown with
+/// its warning and refused unless `allow_dangerous`; returns whether there was one.
+fn confirm(
+    ui: &Ui,
+    d: &wasm::Description,
+    grants: &[Grant],
+    yes: bool,
+    allow_dangerous: bool,
+) -> Result<bool> {
+    let dangers: Vec<String> = grants.iter().filter_map(Grant::danger).collect();
     let mut err = std::io::stderr().lock();
     if !ui.quiet {
         writeln!(
@@ -413,9 +430,17 @@ fn confirm(ui: &Ui, d: &wasm::Description, grants: &[Grant], yes: bool) -> Resul
             let what = match g {
                 Grant::Read(p) => format!("read the repository's {p}/ (read-only)"),
                 Grant::Write(p) => format!("put files back under {p}/ on restore"),
-                Grant::Exec(p) => format!("run the program {p} (no shell)"),
+                Grant::Exec(p) => format!(
+                    "run the program {p} (no shell; it trusts {p}'s own options and arguments)"
+                ),
             };
             writeln!(err, "    {:<24} {what}", g.to_string())?;
+        }
+        for danger in &dangers {
+            writeln!(
+                err,
+                "  WARNING, this grant amounts to running code: {danger}"
+            )?;
         }
         if grants.is_empty() {
             writeln!(err, "    (none: it sees nothing of the repository)")?;
@@ -424,8 +449,14 @@ fn confirm(ui: &Ui, d: &wasm::Description, grants: &[Grant], yes: bool) -> Resul
             writeln!(err, "  config: {}", d.config_help)?;
         }
     }
+    if !dangers.is_empty() && !allow_dangerous {
+        bail!(
+            "{}: refused; nothing changed. Pass --allow-dangerous as well if you mean it",
+            dangers.join("; ")
+        );
+    }
     if yes {
-        return Ok(());
+        return Ok(!dangers.is_empty());
     }
     if !std::io::stdin().is_terminal() {
         bail!("adding a plugin grants it access: pass --yes to confirm the grants above");
@@ -438,7 +469,7 @@ fn confirm(ui: &Ui, d: &wasm::Description, grants: &[Grant], yes: bool) -> Resul
     if !matches!(answer.trim(), "y" | "Y" | "yes") {
         bail!("not added; nothing changed");
     }
-    Ok(())
+    Ok(!dangers.is_empty())
 }
 
 /// Keep the component inside the repository (so it is committed and shared): a file outside
