@@ -318,3 +318,41 @@ fn the_safety_archive_of_a_restore_holds_what_plugins_replace() {
         "the safety archive lacks the plugin's data"
     );
 }
+
+#[test]
+fn a_read_grant_through_a_link_is_refused_and_hard_links_are_reported() {
+    let fx = Fx::new();
+    // `notes` links to git's own folder: inside the repository, but not what was granted.
+    std::os::unix::fs::symlink(".git", fx.root().join("notes")).unwrap();
+    std::fs::create_dir_all(fx.root().join("shared")).unwrap();
+    std::fs::hard_link(
+        fx.root().join(".git/config"),
+        fx.root().join("shared/innocent.txt"),
+    )
+    .unwrap();
+    let (misbehave, sha) = vendor(&fx, "misbehave", "misbehave");
+    set_plugins(
+        &fx,
+        json!([
+            {"name": "linked", "component": misbehave, "sha256": sha, "grants": ["read:notes"]},
+            {"name": "hard", "component": misbehave, "sha256": sha, "grants": ["read:notes", "read:shared"]},
+        ]),
+    );
+    let r = fx.create();
+    let linked = by_name(&r, "linked");
+    assert_eq!(linked["status"], "failed");
+    assert!(
+        linked["error"].as_str().unwrap().contains("symbolic link"),
+        "{linked}"
+    );
+    // With a real folder for notes, the plugin runs, and the hard link is reported.
+    std::fs::remove_file(fx.root().join("notes")).unwrap();
+    std::fs::create_dir_all(fx.root().join("notes")).unwrap();
+    let r = fx.create();
+    let hard = by_name(&r, "hard");
+    assert_eq!(hard["status"], "ok", "{hard}");
+    assert!(
+        hard["warnings"].to_string().contains("shared/innocent.txt"),
+        "{hard}"
+    );
+}

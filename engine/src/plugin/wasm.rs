@@ -525,11 +525,15 @@ fn run_here(
                 .take(50)
                 .map(|n| n.chars().take(500).collect())
                 .collect(),
-            warnings: summary
-                .warnings
+            warnings: std::mem::take(&mut state.host_warnings)
                 .into_iter()
-                .take(50)
-                .map(|n| n.chars().take(500).collect())
+                .chain(
+                    summary
+                        .warnings
+                        .into_iter()
+                        .take(50)
+                        .map(|n| n.chars().take(500).collect()),
+                )
                 .collect(),
             log: std::mem::take(&mut state.log),
         }),

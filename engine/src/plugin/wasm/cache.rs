@@ -37,8 +37,30 @@ pub fn dir() -> Option<PathBuf> {
             std::env::var_os("HOME").map(|d| PathBuf::from(d).join(".cache/thrum-backup"))
         })?;
     let dir = base.join("components");
-    std::fs::create_dir_all(&dir).ok()?;
-    Some(dir)
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .ok()?;
+    }
+    private(&dir).then_some(dir)
+}
+
+/// Whether only this user can change what is in `dir`: the BLAKE3 beside an artifact proves
+/// it was not damaged, not who wrote it, and a loaded artifact is native code. A folder that
+/// another user owns or can write (or whose parent is so) is not used; components are then
+/// compiled each time.
+fn private(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let me = rustix::process::geteuid().as_raw();
+    [Some(dir), dir.parent()].into_iter().flatten().all(|d| {
+        std::fs::metadata(d).is_ok_and(|m| {
+            let sticky = m.mode() & 0o1000 != 0;
+            (m.uid() == me || m.uid() == 0) && (m.mode() & 0o022 == 0 || (sticky && d != dir))
+        })
+    }) && std::fs::metadata(dir).is_ok_and(|m| m.uid() == me)
 }
 
 fn key(engine: &Engine, bytes: &[u8]) -> String {
@@ -228,6 +250,22 @@ mod tests {
 
     fn modified(path: &Path) -> SystemTime {
         std::fs::metadata(path).unwrap().modified().unwrap()
+    }
+
+    #[test]
+    fn a_cache_others_can_write_is_not_used() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = tempfile::tempdir().unwrap();
+        let dir = base.path().join("components");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(private(&dir));
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(!private(&dir));
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(!private(&dir));
     }
 
     #[test]

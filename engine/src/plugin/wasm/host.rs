@@ -157,6 +157,42 @@ pub struct HostState {
     written_names: std::collections::HashSet<String>,
     /// Output files open now.
     open_files: usize,
+    /// What the host saw that the user should know (hard links in a read grant).
+    pub host_warnings: Vec<String>,
+}
+
+/// Files below `dir` (the read grant `grant`) with more than one name: a hard link cannot be
+/// told from the file it links, which may lie outside the grant (or outside the repository),
+/// so the plugin may read content the grant does not name. Reported, not refused: a copy made
+/// with `cp -al` is one too. At most the first 10 000 entries are looked at.
+fn hard_links(dir: &Path, grant: &str) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut linked = Vec::new();
+    let mut seen = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).ok()?.flatten() {
+            seen += 1;
+            if seen > 10_000 {
+                break;
+            }
+            let Ok(m) = e.metadata() else { continue };
+            if m.is_dir() {
+                stack.push(e.path());
+            } else if m.is_file() && m.nlink() > 1 {
+                let rel = e.path();
+                let rel = rel.strip_prefix(dir).unwrap_or(&rel);
+                linked.push(format!("{grant}/{}", rel.display()));
+            }
+        }
+    }
+    (!linked.is_empty()).then(|| {
+        format!(
+            "{} file(s) in read:{grant} have another name (a hard link), whose content the plugin can read wherever that name lies: {}",
+            linked.len(),
+            linked.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+        )
+    })
 }
 
 impl WasiView for HostState {
@@ -200,9 +236,22 @@ impl HostState {
             }
         }
         let mut mounted = Vec::new();
+        let mut host_warnings = Vec::new();
         if !matches!(phase, Phase::Describe) {
             for p in &reads {
                 let host_path = repo_root.join(p);
+                // A grant root reached through a link (even one that stays in the repository:
+                // `notes -> .git`) would show what the grant does not name.
+                let mut at = repo_root.clone();
+                for part in Path::new(p).components() {
+                    at.push(part);
+                    if std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+                        return Err(format!(
+                            "grant read:{p}: {} is a symbolic link: refused (grant the folder it points to instead)",
+                            at.strip_prefix(&repo_root).unwrap_or(&at).display()
+                        ));
+                    }
+                }
                 let Ok(real) = host_path.canonicalize() else {
                     continue; // nothing there: the plugin sees it missing
                 };
@@ -215,6 +264,7 @@ impl HostState {
                 if real.is_dir() {
                     b.preopened_dir(&real, format!("/repo/{p}"), FsPerms::ReadOnly)
                         .map_err(|e| format!("cannot mount {}: {e}", real.display()))?;
+                    host_warnings.extend(hard_links(&real, p));
                 }
                 mounted.push((p.clone(), real));
             }
@@ -246,6 +296,7 @@ impl HostState {
             deadline: std::time::Instant::now() + Duration::from_secs(limits.timeout_secs),
             written_names: Default::default(),
             open_files: 0,
+            host_warnings,
         })
     }
 
