@@ -641,7 +641,7 @@ impl CheckedArchive {
         let mut zip = ZipArchive::new(BufReader::new(file)).map_err(|e| corrupt(e.to_string()))?;
         if zip.len() > limits.max_entries {
             return Err(refused(format!(
-                "{} entries is more than the limit of {}",
+                "{} entries is more than the limit of {} (raise it with --max-entries if you trust the archive)",
                 zip.len(),
                 limits.max_entries
             ))

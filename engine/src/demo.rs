@@ -79,8 +79,14 @@ pub fn run(
         dry.policy.monthly
     ));
     prune::prune(&ctx, false, false, opts.lock_timeout)?;
-    let v = verify::verify(&ctx, None, opts.lock_timeout, progress)?;
-    let va = verify::verify(&ctx, Some(&archived), opts.lock_timeout, progress)?;
+    let v = verify::verify(&ctx, None, &Limits::default(), opts.lock_timeout, progress)?;
+    let va = verify::verify(
+        &ctx,
+        Some(&archived),
+        &Limits::default(),
+        opts.lock_timeout,
+        progress,
+    )?;
     if !v.ok() || !va.ok() {
         return Err(Error::Invalid(format!(
             "verify failed: {:?} {:?}",

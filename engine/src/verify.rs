@@ -46,6 +46,7 @@ impl VerifyReport {
 pub fn verify(
     ctx: &Context,
     archive: Option<&Path>,
+    limits: &Limits,
     lock_timeout: Duration,
     progress: &dyn Progress,
 ) -> Result<VerifyReport> {
@@ -72,7 +73,7 @@ pub fn verify(
                     &path.file_name().unwrap_or_default().to_string_lossy(),
                 )
                 .is_some();
-            let report = verify_archive(&path, progress);
+            let report = verify_archive(&path, limits, progress);
             let problem = match &report {
                 Ok(r) if !r.ok() => Some(r.problems.join("; ")),
                 Ok(_) => None,
@@ -148,8 +149,12 @@ pub fn verify_dir(dir: &Path, progress: &dyn Progress) -> Result<VerifyReport> {
 }
 
 /// Verify an archive file.
-pub fn verify_archive(path: &Path, progress: &dyn Progress) -> Result<VerifyReport> {
-    let mut archive = CheckedArchive::open(path, &Limits::default())?;
+pub fn verify_archive(
+    path: &Path,
+    limits: &Limits,
+    progress: &dyn Progress,
+) -> Result<VerifyReport> {
+    let mut archive = CheckedArchive::open(path, limits)?;
     let manifest = archive.manifest()?.ok_or_else(|| {
         Error::Invalid(format!(
             "{}: no manifest.json in the archive",

@@ -356,3 +356,46 @@ fn a_read_grant_through_a_link_is_refused_and_hard_links_are_reported() {
         "{hard}"
     );
 }
+
+#[test]
+fn the_entry_limit_of_restore_and_verify_can_be_raised() {
+    let fx = Fx::new();
+    fx.create();
+    let dir = fx.archives();
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("2026-02-27T120000.zip");
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    let opts = zip::write::SimpleFileOptions::default();
+    for i in 0..300 {
+        zip.start_file(format!("messages/agent-{i}.jsonl"), opts)
+            .unwrap();
+        std::io::Write::write_all(&mut zip, b"{}\n").unwrap();
+    }
+    zip.start_file("manifest.json", opts).unwrap();
+    std::io::Write::write_all(
+        &mut zip,
+        br#"{"version":1,"timestamp":"2026-02-27T12:00:00Z"}"#,
+    )
+    .unwrap();
+    zip.finish().unwrap();
+    let before = fx.state();
+    for args in [
+        vec!["verify", "2026-02-27T120000.zip", "--max-entries", "100"],
+        vec![
+            "restore",
+            "2026-02-27T120000.zip",
+            "--yes",
+            "--max-entries",
+            "100",
+        ],
+    ] {
+        let out = fx.cmd().args(&args).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr(&out).contains("--max-entries"), "{}", stderr(&out));
+    }
+    assert_eq!(fx.state(), before);
+    fx.cmd()
+        .args(["verify", "2026-02-27T120000.zip", "--max-entries", "1000"])
+        .assert()
+        .success();
+}

@@ -189,6 +189,10 @@ pub struct RestoreArgs {
     /// Refuse archives whose uncompressed size exceeds this many bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 64 << 30)]
     pub max_size: u64,
+    /// Refuse archives with more entries than this (a guard against hostile archives; raise
+    /// it for a snapshot with that many files).
+    #[arg(long, value_name = "N", default_value_t = 200_000)]
+    pub max_entries: usize,
     /// Number new events above SEQ (default: above what the live database had reached), so
     /// that peers which already pulled this daemon's events up to there take new ones. Needed
     /// when a restore goes back to an older database; restore warns when it does.
@@ -219,6 +223,10 @@ pub struct VerifyArgs {
     /// Verify current/ and every archive.
     #[arg(long, conflicts_with = "archive")]
     pub all: bool,
+    /// Refuse archives with more entries than this (raise it for a snapshot with that many
+    /// files).
+    #[arg(long, value_name = "N", default_value_t = 200_000)]
+    pub max_entries: usize,
 }
 
 #[derive(Debug, Args)]

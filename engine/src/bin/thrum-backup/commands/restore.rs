@@ -53,6 +53,7 @@ pub fn run(g: &Global, a: RestoreArgs, ui: &Ui) -> Result<ExitCode> {
         source,
         limits: Limits {
             max_total: a.max_size,
+            max_entries: a.max_entries,
             ..Limits::default()
         },
         lock_timeout: lock_timeout(g),

@@ -23,7 +23,11 @@ pub fn run(g: &Global, a: VerifyArgs, ui: &Ui) -> Result<ExitCode> {
     let progress = ui.progress();
     let mut reports = Vec::new();
     for t in &targets {
-        match verify::verify(&ctx, t.as_deref(), lock_timeout(g), &progress) {
+        let limits = thrum_backup::archive::Limits {
+            max_entries: a.max_entries,
+            ..Default::default()
+        };
+        match verify::verify(&ctx, t.as_deref(), &limits, lock_timeout(g), &progress) {
             Ok(r) => reports.push(r),
             // --all goes on past an archive that cannot be read at all (but not past a lock
             // another command holds: that is worth retrying, exit 4).
