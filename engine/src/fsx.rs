@@ -471,13 +471,33 @@ pub fn remove_any(path: &Path) -> Result<()> {
 ///
 /// Symbolic links are not followed and not listed: a snapshot holds plain files only.
 pub fn walk_files(root: &Path) -> Result<Vec<String>> {
+    Ok(walk_all(root)?
+        .into_iter()
+        .filter(|f| f.odd.is_none())
+        .map(|f| f.rel)
+        .collect())
+}
+
+/// An entry below a folder that is not a folder: its path relative to the folder, and what
+/// it is when not a regular file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Walked {
+    /// `/`-separated path relative to the root.
+    pub rel: String,
+    /// `a symbolic link` or `not a regular file`; `None` for a regular file.
+    pub odd: Option<&'static str>,
+}
+
+/// Every entry below `root` that is not a folder, symbolic links not followed, sorted; empty
+/// if `root` is absent.
+pub fn walk_all(root: &Path) -> Result<Vec<Walked>> {
     let mut out = Vec::new();
     walk_into(root, String::new(), &mut out)?;
-    out.sort();
+    out.sort_by(|a, b| a.rel.cmp(&b.rel));
     Ok(out)
 }
 
-fn walk_into(dir: &Path, prefix: String, out: &mut Vec<String>) -> Result<()> {
+fn walk_into(dir: &Path, prefix: String, out: &mut Vec<Walked>) -> Result<()> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -494,8 +514,15 @@ fn walk_into(dir: &Path, prefix: String, out: &mut Vec<String>) -> Result<()> {
         };
         if kind.is_dir() {
             walk_into(&entry.path(), rel, out)?;
-        } else if kind.is_file() {
-            out.push(rel);
+        } else {
+            let odd = if kind.is_file() {
+                None
+            } else if kind.is_symlink() {
+                Some("a symbolic link")
+            } else {
+                Some("not a regular file")
+            };
+            out.push(Walked { rel, odd });
         }
     }
     Ok(())

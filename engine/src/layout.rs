@@ -305,54 +305,9 @@ pub fn captured(root: Root) -> impl Iterator<Item = &'static Item> {
     ITEMS.iter().filter(move |i| i.root == root && i.captured())
 }
 
-/// A file found below a root: its path relative to the root, and whether it is a regular
-/// file (anything else is reported, never copied).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Found {
-    /// `/`-separated path relative to the root.
-    pub rel: String,
-    /// What it is when not a regular file: `a symbolic link`, `a directory`, ...
-    pub odd: Option<&'static str>,
-}
-
-/// Every entry below `dir` (not following symbolic links): regular files, and anything that
-/// is neither a file nor a folder (reported by the caller). Sorted; empty if `dir` is absent.
-pub fn scan(dir: &Path) -> Result<Vec<Found>> {
-    let mut out = Vec::new();
-    scan_into(dir, String::new(), &mut out)?;
-    out.sort_by(|a, b| a.rel.cmp(&b.rel));
-    Ok(out)
-}
-
-fn scan_into(dir: &Path, prefix: String, out: &mut Vec<Found>) -> Result<()> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e).at("read directory", dir),
-    };
-    for entry in entries {
-        let entry = entry.at("read directory", dir)?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let kind = entry.file_type().at("inspect", &entry.path())?;
-        let rel = if prefix.is_empty() {
-            name
-        } else {
-            format!("{prefix}/{name}")
-        };
-        if kind.is_dir() {
-            scan_into(&entry.path(), rel, out)?;
-        } else {
-            let odd = if kind.is_file() {
-                None
-            } else if kind.is_symlink() {
-                Some("a symbolic link")
-            } else {
-                Some("not a regular file")
-            };
-            out.push(Found { rel, odd });
-        }
-    }
-    Ok(())
+/// Every entry below `dir` that is not a folder (see [`crate::fsx::walk_all`]).
+pub fn scan(dir: &Path) -> Result<Vec<crate::fsx::Walked>> {
+    crate::fsx::walk_all(dir)
 }
 
 /// The files of one row below `root_dir`: regular files it names, and what it names that is

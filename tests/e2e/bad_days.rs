@@ -75,22 +75,16 @@ fn jsonl_that_create_accepts_is_restored_exactly_torn_line_and_all() {
 fn a_thrum_archive_with_a_bad_line_is_refused_naming_file_and_line() {
     let fx = Fx::new();
     fx.create();
-    let dir = fx.archives();
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("2026-02-27T120000.zip");
-    let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
-    let opts = zip::write::SimpleFileOptions::default();
-    for (name, data) in [
-        ("events.jsonl", &b"{}\n{\"half\":"[..]),
-        (
-            "manifest.json",
-            br#"{"version":1,"timestamp":"2026-02-27T12:00:00Z","counts":{"events":2}}"#,
-        ),
-    ] {
-        zip.start_file(name, opts).unwrap();
-        std::io::Write::write_all(&mut zip, data).unwrap();
-    }
-    zip.finish().unwrap();
+    build_zip(
+        &fx.archives().join("2026-02-27T120000.zip"),
+        &[
+            ("events.jsonl", &b"{}\n{\"half\":"[..]),
+            (
+                "manifest.json",
+                br#"{"version":1,"timestamp":"2026-02-27T12:00:00Z","counts":{"events":2}}"#,
+            ),
+        ],
+    );
     let before = fx.state();
     let out = fx
         .cmd()

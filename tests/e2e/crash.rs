@@ -49,6 +49,31 @@ fn timed(fx: &Fx, args: &[&str]) -> Duration {
     start.elapsed()
 }
 
+/// Put the workspace back to `live` (whose event log has `events` lines) if a restore changed
+/// it, from the safety archive that restore saved.
+fn back_to_live(fx: &Fx, live: &State, events: u64) {
+    if fx.state() == *live {
+        return;
+    }
+    let pre = fx
+        .archive_names()
+        .into_iter()
+        .filter(|n| n.starts_with("pre-restore-"))
+        .map(|n| fx.archives().join(n))
+        .find(|p| {
+            let m = thrum_backup::archive::read_manifest(p).unwrap().unwrap();
+            m.counts.events == events
+        })
+        .expect("a pre-restore archive of the live state");
+    fx.cmd()
+        .arg("restore")
+        .arg(&pre)
+        .arg("--yes")
+        .assert()
+        .success();
+    assert_eq!(fx.state(), *live);
+}
+
 fn archive_bytes(fx: &Fx) -> BTreeMap<String, Vec<u8>> {
     fx.archive_names()
         .into_iter()
@@ -126,25 +151,7 @@ fn killed_restores_are_rolled_back_or_complete() {
     let mut outcomes = [0usize; 2];
     for i in 0..iterations(10) {
         // Start each round from the live state (restore the safety archive if needed).
-        if fx.state() != live {
-            let pre = fx
-                .archive_names()
-                .into_iter()
-                .filter(|n| n.starts_with("pre-restore-"))
-                .map(|n| fx.archives().join(n))
-                .find(|p| {
-                    let m = thrum_backup::archive::read_manifest(p).unwrap().unwrap();
-                    m.counts.events == 6_500
-                })
-                .expect("a pre-restore archive of the live state");
-            fx.cmd()
-                .arg("restore")
-                .arg(&pre)
-                .arg("--yes")
-                .assert()
-                .success();
-            assert_eq!(fx.state(), live);
-        }
+        back_to_live(&fx, &live, 6_500);
         let mut child = spawn(&fx, &["restore", "--yes"]);
         std::thread::sleep(Duration::from_micros(
             rng.below(full.as_micros() as u64 * 12 / 10),
@@ -199,25 +206,7 @@ fn killed_restores_that_rebuild_the_sync_worktree_leave_the_old_folder_or_a_heal
     let mut rng = Rng(0x005e_ed0f_a5c0_ffee);
     let mut outcomes = [0usize; 2];
     for i in 0..iterations(8) {
-        if fx.state() != live {
-            let pre = fx
-                .archive_names()
-                .into_iter()
-                .filter(|n| n.starts_with("pre-restore-"))
-                .map(|n| fx.archives().join(n))
-                .find(|p| {
-                    let m = thrum_backup::archive::read_manifest(p).unwrap().unwrap();
-                    m.counts.events == 2_300
-                })
-                .expect("a pre-restore archive of the live state");
-            fx.cmd()
-                .arg("restore")
-                .arg(&pre)
-                .arg("--yes")
-                .assert()
-                .success();
-            assert_eq!(fx.state(), live);
-        }
+        back_to_live(&fx, &live, 2_300);
         make_plain(&fx);
         let mut child = spawn(&fx, &["restore", "--yes"]);
         std::thread::sleep(Duration::from_micros(
@@ -328,25 +317,7 @@ fn interrupted_restores_roll_back_before_they_exit() {
     let mut rng = Rng(0x0dd_ba11_5eed_cafe);
     let mut outcomes = [0usize; 2];
     for i in 0..iterations(6) {
-        if fx.state() != live {
-            let pre = fx
-                .archive_names()
-                .into_iter()
-                .filter(|n| n.starts_with("pre-restore-"))
-                .map(|n| fx.archives().join(n))
-                .find(|p| {
-                    let m = thrum_backup::archive::read_manifest(p).unwrap().unwrap();
-                    m.counts.events == 6_500
-                })
-                .expect("a pre-restore archive of the live state");
-            fx.cmd()
-                .arg("restore")
-                .arg(&pre)
-                .arg("--yes")
-                .assert()
-                .success();
-            assert_eq!(fx.state(), live);
-        }
+        back_to_live(&fx, &live, 6_500);
         let before = pre_restores(&fx);
         let child = spawn(&fx, &["restore", "--yes"]);
         std::thread::sleep(Duration::from_micros(

@@ -212,23 +212,17 @@ fn local_only_mode_keeps_the_a_sync_history_and_old_snapshots_restore_where_they
 
     // A snapshot by this engine's first versions, taken with a top-level local_only: its log
     // came from the thrum dir, and goes back there.
-    let dir = fx.archives();
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("2026-02-27T120000.zip");
-    let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
-    let opts = zip::write::SimpleFileOptions::default();
-    for (name, data) in [
-        ("events.jsonl", &b"{\"n\":1}\n"[..]),
-        ("messages/old-agent.jsonl", b"{\"n\":2}\n"),
-        (
-            "manifest.json",
-            br#"{"version":1,"timestamp":"2026-02-27T12:00:00Z","engine":{"name":"thrum-backup","version":"0.1.0"},"local_only":true,"counts":{"events":1,"message_files":1}}"#,
-        ),
-    ] {
-        zip.start_file(name, opts).unwrap();
-        std::io::Write::write_all(&mut zip, data).unwrap();
-    }
-    zip.finish().unwrap();
+    build_zip(
+        &fx.archives().join("2026-02-27T120000.zip"),
+        &[
+            ("events.jsonl", &b"{\"n\":1}\n"[..]),
+            ("messages/old-agent.jsonl", b"{\"n\":2}\n"),
+            (
+                "manifest.json",
+                br#"{"version":1,"timestamp":"2026-02-27T12:00:00Z","engine":{"name":"thrum-backup","version":"0.1.0"},"local_only":true,"counts":{"events":1,"message_files":1}}"#,
+            ),
+        ],
+    );
     let sync_before = std::fs::read(fx.ws.sync_dir.join("events.jsonl")).unwrap();
     fx.json(&["restore", "2026-02-27T120000.zip", "--yes"]);
     let thrum = fx.thrum();

@@ -224,6 +224,21 @@ pub fn tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
+/// Build a zip at `path` from (name, data) entries with the `zip` crate (Deflate), creating
+/// its folder.
+pub fn build_zip<N: AsRef<str>, D: AsRef<[u8]>>(path: &Path, entries: &[(N, D)]) {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    for (name, data) in entries {
+        zip.start_file(name.as_ref(), zip::write::SimpleFileOptions::default())
+            .unwrap();
+        std::io::Write::write_all(&mut zip, data.as_ref()).unwrap();
+    }
+    zip.finish().unwrap();
+}
+
 pub fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }

@@ -11,12 +11,7 @@ const MANIFEST: &[u8] = br#"{"version":1,"timestamp":"2026-02-27T12:00:00Z","thr
 
 /// Build a zip from (name, data) entries with the `zip` crate.
 fn build(path: &Path, entries: &[(&str, &[u8])]) {
-    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
-    for (name, data) in entries {
-        zip.start_file(*name, SimpleFileOptions::default()).unwrap();
-        zip.write_all(data).unwrap();
-    }
-    zip.finish().unwrap();
+    build_zip(path, entries);
 }
 
 /// Replace every occurrence of `from` by `to` (same length) in the file.

@@ -361,23 +361,14 @@ fn a_read_grant_through_a_link_is_refused_and_hard_links_are_reported() {
 fn the_entry_limit_of_restore_and_verify_can_be_raised() {
     let fx = Fx::new();
     fx.create();
-    let dir = fx.archives();
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("2026-02-27T120000.zip");
-    let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
-    let opts = zip::write::SimpleFileOptions::default();
-    for i in 0..300 {
-        zip.start_file(format!("messages/agent-{i}.jsonl"), opts)
-            .unwrap();
-        std::io::Write::write_all(&mut zip, b"{}\n").unwrap();
-    }
-    zip.start_file("manifest.json", opts).unwrap();
-    std::io::Write::write_all(
-        &mut zip,
-        br#"{"version":1,"timestamp":"2026-02-27T12:00:00Z"}"#,
-    )
-    .unwrap();
-    zip.finish().unwrap();
+    let mut entries: Vec<(String, Vec<u8>)> = (0..300)
+        .map(|i| (format!("messages/agent-{i}.jsonl"), b"{}\n".to_vec()))
+        .collect();
+    entries.push((
+        "manifest.json".into(),
+        br#"{"version":1,"timestamp":"2026-02-27T12:00:00Z"}"#.to_vec(),
+    ));
+    build_zip(&fx.archives().join("2026-02-27T120000.zip"), &entries);
     let before = fx.state();
     for args in [
         vec!["verify", "2026-02-27T120000.zip", "--max-entries", "100"],
