@@ -403,7 +403,7 @@ pub fn capture_workspace(
     progress.phase("copying the workspace", Some(total));
     let root = staging.root().to_path_buf();
     let root = root.as_path();
-    let (copied, db, bundle, gap) = std::thread::scope(|s| {
+    let (copied, jsonl, db, bundle, gap) = std::thread::scope(|s| {
         // The database instant comes first; the streams are copied once it is taken.
         let (taken, instant) = std::sync::mpsc::channel::<std::time::Instant>();
         let db = ws.db_path.is_file().then(|| {
@@ -429,15 +429,21 @@ pub fn capture_workspace(
                 },
             ))
         });
+        // The JSON Lines check reads what was just written, while the database lane checks,
+        // hashes and exports its copy.
+        let jsonl = match &copied {
+            Ok((files, _)) => check_jsonl(files, root, cancel),
+            Err(_) => Ok(Vec::new()),
+        };
         let bundle = bundle.map(|h| {
             h.join()
                 .unwrap_or_else(|_| Err(crate::Error::Invalid("the git thread panicked".into())))
         });
-        (copied, db.map(join_db), bundle, gap)
+        (copied, jsonl, db.map(join_db), bundle, gap)
     });
     let (copied, grown) = copied?;
     cap.grown = grown;
-    cap.jsonl = check_jsonl(&copied, staging.root(), cancel)?;
+    cap.jsonl = jsonl?;
     for issue in &cap.jsonl {
         cap.notes.push(format!(
             "{issue}: backed up as it is, and restored as it is"
