@@ -25,37 +25,7 @@ use crate::zipout::{ChunkChecks, ChunkInfo};
 /// Deflate level thrum's archives use (Go's default).
 pub const DEFAULT_LEVEL: i64 = 6;
 
-/// Why an archive was refused.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ArchiveError {
-    /// Not a readable zip at all.
-    #[error("{}: not a valid zip archive: {message}", path.display())]
-    Corrupt {
-        /// The archive.
-        path: PathBuf,
-        /// Details.
-        message: String,
-    },
-    /// An entry is refused.
-    #[error("{}: entry {entry:?}: {reason}", path.display())]
-    Entry {
-        /// The archive.
-        path: PathBuf,
-        /// The entry's name as stored.
-        entry: String,
-        /// Why it is refused.
-        reason: String,
-    },
-    /// The archive as a whole is refused.
-    #[error("{}: {reason}", path.display())]
-    Refused {
-        /// The archive.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
-}
+pub use crate::error::ArchiveError;
 
 /// Limits applied when reading an archive.
 #[derive(Debug, Clone, Copy)]
@@ -220,7 +190,7 @@ pub fn write_dir_reusing(
     // that any unzip of the archive keeps secrets private; and each is checked against the
     // manifest as it is written (size, and CRC-32 where the manifest has it): a damaged
     // snapshot is still archived, but said to be.
-    let manifest = crate::backup_dir::read_dir_manifest(src);
+    let manifest = manifest::read_dir(src);
     let mut damage = Vec::new();
     let expected: std::collections::HashMap<String, (u32, u64, Option<u32>)> = match &manifest {
         Ok(Some(m)) => m
@@ -412,7 +382,7 @@ struct EarlierArchive {
 
 impl EarlierArchive {
     fn open(src: &Path, earlier: &Path) -> Option<Self> {
-        let now = crate::backup_dir::read_dir_manifest(src).ok().flatten()?;
+        let now = manifest::read_dir(src).ok().flatten()?;
         let before = read_manifest(earlier).ok().flatten()?;
         if !now.has_checksums() || !before.has_checksums() {
             return None;

@@ -13,45 +13,7 @@ use serde_json::{Map, Value};
 use crate::duration;
 use crate::fsx;
 
-/// A wrong or unreadable `config.json`.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// The file exists but cannot be read.
-    #[error("cannot read {}: {source}", path.display())]
-    Read {
-        /// The config file.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
-    /// The file is not JSON, or not a JSON object.
-    #[error("{}: not valid JSON: {message}", path.display())]
-    Syntax {
-        /// The config file.
-        path: PathBuf,
-        /// The parser's message, with line and column.
-        message: String,
-    },
-    /// A key has a value of the wrong type or out of range.
-    #[error("{}: {key}: {message}", path.display())]
-    Value {
-        /// The config file.
-        path: PathBuf,
-        /// Dotted key (`backup.retention.daily`).
-        key: String,
-        /// What was expected and what was found.
-        message: String,
-    },
-    /// The file could not be written.
-    #[error("cannot write {}: {message}", path.display())]
-    Write {
-        /// The config file.
-        path: PathBuf,
-        /// What went wrong.
-        message: String,
-    },
-}
+pub use crate::error::ConfigError;
 
 /// Retention tiers. `-1` keeps every period forever, `0` disables a tier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

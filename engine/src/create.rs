@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::archive;
-use crate::backup_dir::PreparedArchive;
+use crate::archiving::{self, PreparedArchive};
 use crate::config::{PluginEntry, WasmPlugin};
 use crate::context::Context;
 use crate::error::Result;
@@ -104,9 +104,8 @@ pub fn create(
 ) -> Result<CreateReport> {
     ctx.workspace.require_thrum_dir()?;
     let dir = &ctx.backup;
-    let lock = dir.lock(opts.lock_timeout)?;
-    dir.check_writable()?;
-    let recovered = dir.recover()?.actions;
+    let (lock, recovery) = crate::recovery::open(dir, opts.lock_timeout, true)?;
+    let recovered = recovery.actions;
     let stage_dir = dir.new_work_dir("stage")?;
     // Archiving the previous snapshot and staging the next one are independent until they
     // are published: they run side by side. The archive gets its name only once the new
@@ -127,7 +126,7 @@ pub fn create(
         let previous = previous.as_ref();
         let archiver = s.spawn(|| {
             let _undecided_means_no = gate.no_on_drop();
-            let prepared = dir.prepare_archive(opts.level, &crate::progress::Silent, cancel);
+            let prepared = archiving::prepare(dir, opts.level, &crate::progress::Silent, cancel);
             gate.open(prepared.is_ok());
             prepared
         });
@@ -177,7 +176,7 @@ pub fn create(
         return Err(e);
     }
     let (archived, archive_reuse, previous_damaged) =
-        match prepared.map(|p| dir.publish_prepared(p)).transpose() {
+        match prepared.map(|p| archiving::publish(dir, p)).transpose() {
             Ok(Some((path, reuse, damage))) => (Some(path), Some(reuse), damage),
             Ok(None) => (None, None, Vec::new()),
             Err(e) => {

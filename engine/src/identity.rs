@@ -11,46 +11,10 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
 use crate::config::ThrumConfig;
 use crate::locate::Workspace;
 
-/// A workspace's identity, as recorded in a manifest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WorkspaceId {
-    /// `git:<first commit>`, `daemon:<id>` or `path:<hash>`.
-    pub id: String,
-    /// thrum's `identity.daemon_id`, when the workspace has one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub daemon_id: Option<String>,
-}
-
-impl WorkspaceId {
-    /// Whether a snapshot of `other` belongs to this workspace.
-    pub fn same_as(&self, other: &WorkspaceId) -> bool {
-        self.id == other.id
-            && match (&self.daemon_id, &other.daemon_id) {
-                (Some(a), Some(b)) => a == b,
-                _ => true,
-            }
-    }
-
-    /// A short, stable tag for a backup set name that must differ from another's.
-    pub fn tag(&self) -> String {
-        let key = format!("{}|{}", self.id, self.daemon_id.as_deref().unwrap_or(""));
-        blake3::hash(key.as_bytes()).to_hex()[..8].to_owned()
-    }
-}
-
-impl std::fmt::Display for WorkspaceId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.daemon_id {
-            Some(d) => write!(f, "{} (daemon {d})", self.id),
-            None => f.write_str(&self.id),
-        }
-    }
-}
+pub use crate::manifest::WorkspaceId;
 
 fn daemon_id(config: &ThrumConfig) -> Option<String> {
     config
@@ -90,7 +54,7 @@ pub fn of(ws: &Workspace, config: &ThrumConfig) -> WorkspaceId {
 /// The identity recorded by the snapshot a backup set holds now (its `current/`, else its
 /// newest archive), if it recorded one.
 fn recorded(set: &Path) -> Option<WorkspaceId> {
-    if let Ok(Some(m)) = crate::backup_dir::read_dir_manifest(&set.join("current")) {
+    if let Ok(Some(m)) = crate::manifest::read_dir(&set.join("current")) {
         return m.workspace;
     }
     let dir = crate::backup_dir::BackupDir::new(set.to_path_buf());

@@ -23,6 +23,7 @@
 #![warn(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used)]
 
 pub mod archive;
+pub mod archiving;
 pub mod backup_dir;
 pub mod bench;
 pub mod config;
@@ -38,6 +39,7 @@ pub mod gitsync;
 pub mod health;
 pub mod hook;
 pub mod identity;
+pub(crate) mod journal;
 pub mod jsonedit;
 pub mod jsonl;
 pub mod layout;
@@ -48,6 +50,7 @@ pub mod plugin;
 pub mod process;
 pub mod progress;
 pub mod prune;
+pub mod recovery;
 pub mod restore;
 pub mod retention;
 pub mod sample;
@@ -58,6 +61,9 @@ pub mod status;
 pub mod thrumd;
 pub mod verify;
 mod zipout;
+
+#[cfg(test)]
+mod module_graph;
 
 pub use context::Context;
 pub use error::{Error, Result};

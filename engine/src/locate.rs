@@ -12,43 +12,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Why a workspace could not be located.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum LocateError {
-    /// `--repo` does not exist or is not a directory.
-    #[error("repository directory {} does not exist or is not a directory", .0.display())]
-    NoRepo(PathBuf),
-    /// `.thrum/redirect` is unusable.
-    #[error("{}: {reason}", path.display())]
-    Redirect {
-        /// The redirect file.
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// There is no thrum directory.
-    #[error(
-        "no thrum directory at {}: is this a thrum workspace? (run `thrum init`, or pass --repo)",
-        .0.display()
-    )]
-    NoThrumDir(PathBuf),
-    /// The sync worktree path exists but is not a directory.
-    #[error("sync worktree {} exists but is not a directory", .0.display())]
-    SyncNotDir(PathBuf),
-    /// git refuses to work in the repository (it belongs to another user).
-    #[error(
-        "git refuses to work in {}: {reason} (run thrum-backup as the repository's owner, or \
-         mark it safe: git config --global --add safe.directory {})",
-        path.display(), path.display()
-    )]
-    GitRefused {
-        /// The repository.
-        path: PathBuf,
-        /// git's words.
-        reason: String,
-    },
-}
+pub use crate::error::LocateError;
 
 /// The paths of one thrum workspace.
 #[derive(Debug, Clone, serde::Serialize)]

@@ -4,34 +4,10 @@
 //! released by the kernel when the process dies, so a killed run never leaves a stale lock.
 
 use std::fs::{File, TryLockError};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// The lock could not be taken.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum LockError {
-    /// Another process kept it for the whole wait.
-    #[error(
-        "backup directory {} is busy: another thrum-backup command holds its lock \
-         (waited {}s; retry later, or raise --lock-timeout)",
-        dir.display(), waited.as_secs()
-    )]
-    Busy {
-        /// The backup directory.
-        dir: PathBuf,
-        /// How long we waited.
-        waited: Duration,
-    },
-    /// The lock file could not be opened.
-    #[error("cannot open lock file {}: {source}", path.display())]
-    Open {
-        /// The lock file.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
-}
+pub use crate::error::LockError;
 
 /// A held lock; released on drop.
 #[derive(Debug)]

@@ -41,7 +41,7 @@ pub struct Manifest {
     /// The workspace the snapshot is of (see [`crate::identity`]); absent in thrum's and in
     /// this engine's earlier snapshots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub workspace: Option<crate::identity::WorkspaceId>,
+    pub workspace: Option<WorkspaceId>,
     /// Set only by this engine's first versions: the message log came from the thrum dir
     /// (they read a top-level `local_only` that way). A restore puts such a log back there.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -151,6 +151,42 @@ pub struct FileEntry {
     /// The content's CRC-32: an archive compares each entry's CRC with it as it writes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crc32: Option<u32>,
+}
+
+/// A workspace's identity, as recorded in a manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkspaceId {
+    /// `git:<first commit>`, `daemon:<id>` or `path:<hash>`.
+    pub id: String,
+    /// thrum's `identity.daemon_id`, when the workspace has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daemon_id: Option<String>,
+}
+
+impl WorkspaceId {
+    /// Whether a snapshot of `other` belongs to this workspace.
+    pub fn same_as(&self, other: &WorkspaceId) -> bool {
+        self.id == other.id
+            && match (&self.daemon_id, &other.daemon_id) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            }
+    }
+
+    /// A short, stable tag for a backup set name that must differ from another's.
+    pub fn tag(&self) -> String {
+        let key = format!("{}|{}", self.id, self.daemon_id.as_deref().unwrap_or(""));
+        blake3::hash(key.as_bytes()).to_hex()[..8].to_owned()
+    }
+}
+
+impl std::fmt::Display for WorkspaceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.daemon_id {
+            Some(d) => write!(f, "{} (daemon {d})", self.id),
+            None => f.write_str(&self.id),
+        }
+    }
 }
 
 /// What of thrum's layout a snapshot covers.
@@ -263,6 +299,19 @@ impl Manifest {
     /// Whether the manifest carries checksums (ours do; thrum's do not).
     pub fn has_checksums(&self) -> bool {
         !self.files.is_empty()
+    }
+}
+
+/// Read `<dir>/manifest.json`; `None` when the directory or the manifest is absent.
+pub fn read_dir(dir: &std::path::Path) -> crate::Result<Option<Manifest>> {
+    use crate::error::IoContext;
+    let path = dir.join(FILE_NAME);
+    match std::fs::read(&path) {
+        Ok(bytes) => Manifest::from_slice(&bytes)
+            .map(Some)
+            .map_err(|m| crate::Error::Invalid(format!("{}: {m}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).at("read", &path),
     }
 }
 

@@ -47,11 +47,7 @@ pub fn prune(
     accept_shrink: bool,
     lock_timeout: Duration,
 ) -> Result<PruneReport> {
-    let _lock = ctx.backup.lock(lock_timeout)?;
-    if !dry_run {
-        ctx.backup.check_writable()?;
-    }
-    ctx.backup.recover()?;
+    let (_lock, _) = crate::recovery::open(&ctx.backup, lock_timeout, !dry_run)?;
     let mut accepted = Vec::new();
     if accept_shrink {
         accepted = if dry_run {

@@ -15,12 +15,11 @@
 //! unhealthy sync worktree is rebuilt as a real git worktree on `a-sync` inside the same
 //! transaction ([`journal`]).
 
-mod journal;
 mod plan;
 mod plugins;
 
-pub use journal::JOURNAL;
-pub(crate) use journal::recover as recover_journal;
+use crate::journal;
+pub use crate::journal::JOURNAL;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -30,7 +29,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::archive::{CheckedArchive, Limits};
-use crate::backup_dir::{PRE_RESTORE_PREFIX, read_dir_manifest};
+use crate::backup_dir::PRE_RESTORE_PREFIX;
 use crate::context::Context;
 use crate::database;
 use crate::error::{Error, IoContext, Result};
@@ -129,12 +128,14 @@ pub fn restore(
             dir.root().display()
         )));
     }
+    // The opening step of every command ([`crate::recovery::open`]), with thrum's daemon lock
+    // taken between the backup directory's lock and the recovery: thrum's daemon would undo a
+    // restore under it, or wipe the sync worktree, and recovery may roll an interrupted
+    // restore back. Held until the restore is done, it keeps a daemon from starting midway.
     let _lock = dir.lock(opts.lock_timeout)?;
-    // thrum's daemon would undo a restore under it, or wipe the sync worktree; holding its
-    // lock keeps one from starting until the restore is done.
     let _daemon = crate::thrumd::hold_lock(&ctx.workspace.thrum_dir)?;
     dir.check_writable()?;
-    let recovered = dir.recover()?.actions;
+    let recovered = crate::recovery::recover(dir)?.actions;
     let work = dir.new_work_dir("restore")?;
     let result = restore_locked(ctx, opts, &work, progress, cancel);
     let _ = fsx::remove_any(&work);
@@ -157,7 +158,7 @@ fn restore_locked(
     let (src, manifest, label) = match &opts.source {
         Source::Current => {
             let current = dir.current();
-            let m = read_dir_manifest(&current)?.ok_or_else(|| {
+            let m = manifest::read_dir(&current)?.ok_or_else(|| {
                 Error::NotFound(format!(
                     "no complete snapshot in {} (run `thrum-backup create`, or name an archive)",
                     current.display()
@@ -756,7 +757,7 @@ pub fn check_jsonl_tree(root: &Path, manifest: &Manifest, label: &str) -> Result
 /// The manifest of a source without restoring it (for the confirmation prompt).
 pub fn peek(ctx: &Context, source: &Source) -> Result<Manifest> {
     match source {
-        Source::Current => read_dir_manifest(&ctx.backup.current())?.ok_or_else(|| {
+        Source::Current => manifest::read_dir(&ctx.backup.current())?.ok_or_else(|| {
             Error::NotFound(format!(
                 "no complete snapshot in {} (run `thrum-backup create`, or name an archive)",
                 ctx.backup.current().display()

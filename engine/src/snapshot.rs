@@ -328,7 +328,7 @@ fn grow(g: Growable, old: &Path, dst: &Path) -> Result<Option<FileDigest>> {
 /// that size: what a failed or killed create appended to the files it grew (see [`Base`]).
 /// Returns the files cut.
 pub fn cut_back_grown(dir: &Path) -> Result<Vec<String>> {
-    let Ok(Some(manifest)) = crate::backup_dir::read_dir_manifest(dir) else {
+    let Ok(Some(manifest)) = manifest::read_dir(dir) else {
         return Ok(Vec::new());
     };
     let mut cut = Vec::new();

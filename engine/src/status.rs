@@ -78,8 +78,8 @@ pub fn status(ctx: &Context, lock_timeout: Duration) -> Result<StatusReport> {
     let mut unsound_archives = Vec::new();
     let mut kept_before_shrink = Vec::new();
     if ctx.backup.exists() {
-        let _lock = ctx.backup.lock(lock_timeout)?;
-        recovered = ctx.backup.recover()?.actions;
+        let (_lock, recovery) = crate::recovery::open(&ctx.backup, lock_timeout, false)?;
+        recovered = recovery.actions;
         if let Some(m) = ctx.backup.current_manifest()? {
             // thrum's manifests list no files: count what is there.
             let (files, bytes) = if m.has_checksums() {

@@ -7,7 +7,6 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::archive::{CheckedArchive, Limits};
-use crate::backup_dir::read_dir_manifest;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::fsx::{self, FileDigest};
@@ -56,8 +55,7 @@ pub fn verify(
             ctx.backup.root().display()
         )));
     }
-    let _lock = ctx.backup.lock(lock_timeout)?;
-    ctx.backup.recover()?;
+    let (_lock, _) = crate::recovery::open(&ctx.backup, lock_timeout, false)?;
     match archive {
         None => {
             let mut report = verify_dir(&ctx.backup.current(), progress)?;
@@ -122,7 +120,7 @@ fn verify_plugins(ctx: &Context, dir: &Path, report: &mut VerifyReport) {
 
 /// Verify a snapshot directory.
 pub fn verify_dir(dir: &Path, progress: &dyn Progress) -> Result<VerifyReport> {
-    let manifest = read_dir_manifest(dir)?.ok_or_else(|| {
+    let manifest = manifest::read_dir(dir)?.ok_or_else(|| {
         Error::NotFound(format!(
             "{}: no manifest.json: not a complete snapshot",
             dir.display()

@@ -1,6 +1,6 @@
 //! The restore transaction: a list of steps written to a journal before the first change,
 //! committed in order, undone in reverse on any failure, and finished or undone by the next
-//! command after a kill.
+//! command after a kill ([`recover`], which [`crate::recovery`] runs).
 //!
 //! A file step moves its target aside and renames its prepared replacement in. The worktree
 //! step moves an unhealthy sync directory aside, makes `refs/heads/a-sync` hold the
@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::backup_dir::{BackupDir, Recovery};
 use crate::error::{Error, IoContext, Result};
 use crate::fsx;
 use crate::gitsync::{self, BranchSource};
@@ -178,12 +177,12 @@ pub(crate) fn finish(steps: &[Step]) {
     }
 }
 
-/// Called by [`BackupDir::recover`]: finish a committed restore, roll back any other.
-pub(crate) fn recover(dir: &BackupDir, rec: &mut Recovery) -> Result<()> {
-    let path = dir.tmp().join(JOURNAL);
+/// Finish a committed restore whose journal is in `tmp`, roll back any other; what was done.
+pub(crate) fn recover(tmp: &Path) -> Result<Option<String>> {
+    let path = tmp.join(JOURNAL);
     let bytes = match fs::read(&path) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).at("read", &path),
     };
     let journal: Journal = serde_json::from_slice(&bytes).map_err(|e| {
@@ -192,17 +191,16 @@ pub(crate) fn recover(dir: &BackupDir, rec: &mut Recovery) -> Result<()> {
             path.display()
         ))
     })?;
-    if journal.committed {
+    let action = if journal.committed {
         finish(&journal.steps);
-        rec.actions
-            .push("finished an interrupted restore (it had committed)".into());
+        "finished an interrupted restore (it had committed)".to_owned()
     } else {
         let _ = rollback(&journal.steps);
-        rec.actions.push(format!(
+        format!(
             "rolled back an interrupted restore ({} files put back as they were)",
             journal.steps.len()
-        ));
-    }
+        )
+    };
     fs::remove_file(&path).at("remove", &path)?;
-    Ok(())
+    Ok(Some(action))
 }
