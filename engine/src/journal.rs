@@ -204,3 +204,127 @@ pub(crate) fn recover(tmp: &Path) -> Result<Option<String>> {
     fs::remove_file(&path).at("remove", &path)?;
     Ok(Some(action))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    /// A folder with `keep` (replaced), `gone` (removed) and, after the restore, `new`
+    /// (created, in a folder that does not exist yet). Returns the steps and the journal's
+    /// folder.
+    fn setup(root: &Path) -> Vec<Step> {
+        fs::write(root.join("keep"), "old keep").unwrap();
+        fs::write(root.join("gone"), "old gone").unwrap();
+        let mut steps = Vec::new();
+        for (name, content) in [
+            ("keep", Some("new keep")),
+            ("gone", None),
+            ("sub/new", Some("new")),
+        ] {
+            let target = root.join(name);
+            let temp = content.map(|c| {
+                let t = root.join(format!(".{}.tmp", name.replace('/', "_")));
+                fs::write(&t, c).unwrap();
+                t
+            });
+            steps.push(Step::file(&target, temp));
+        }
+        steps
+    }
+
+    /// Every file below `root` (but the journal) and its content.
+    fn tree(root: &Path) -> BTreeMap<String, String> {
+        fsx::walk_files(root)
+            .unwrap()
+            .into_iter()
+            .filter(|f| f != JOURNAL)
+            .map(|f| {
+                let c = fs::read_to_string(root.join(&f)).unwrap();
+                (f, c)
+            })
+            .collect()
+    }
+
+    fn before() -> BTreeMap<String, String> {
+        [("gone", "old gone"), ("keep", "old keep")]
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+            .into()
+    }
+
+    fn after() -> BTreeMap<String, String> {
+        [("keep", "new keep"), ("sub/new", "new")]
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+            .into()
+    }
+
+    #[test]
+    fn a_commit_replaces_creates_and_removes_and_finish_leaves_nothing_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let steps = setup(dir.path());
+        commit(&steps, None).unwrap();
+        finish(&steps);
+        assert_eq!(tree(dir.path()), after());
+    }
+
+    #[test]
+    fn a_failure_at_any_step_rolls_back_to_exactly_what_was_there() {
+        for fault in 0..3 {
+            let dir = tempfile::tempdir().unwrap();
+            let steps = setup(dir.path());
+            let temps_before = tree(dir.path());
+            assert!(commit(&steps, Some(fault)).is_err(), "step {fault}");
+            assert!(rollback(&steps), "step {fault}: everything put back");
+            assert_eq!(tree(dir.path()), before(), "step {fault}");
+            // Rolling back twice changes nothing.
+            assert!(rollback(&steps));
+            assert_eq!(tree(dir.path()), before(), "step {fault}");
+            assert!(temps_before.len() > before().len());
+        }
+    }
+
+    #[test]
+    fn recovery_rolls_back_an_uncommitted_journal_killed_at_any_step() {
+        for killed_at in 0..=3 {
+            let dir = tempfile::tempdir().unwrap();
+            let steps = setup(dir.path());
+            let journal = Journal {
+                committed: false,
+                steps: steps.clone(),
+            };
+            write(&dir.path().join(JOURNAL), &journal).unwrap();
+            // A kill after `killed_at` steps: the fault stands in for the kill, nothing undone.
+            let _ = commit(&steps, (killed_at < 3).then_some(killed_at));
+            let action = recover(dir.path()).unwrap().expect("a journal to recover");
+            assert!(action.starts_with("rolled back"), "{action}");
+            assert_eq!(tree(dir.path()), before(), "killed after {killed_at} steps");
+            assert!(!dir.path().join(JOURNAL).exists());
+            assert_eq!(recover(dir.path()).unwrap(), None);
+        }
+    }
+
+    #[test]
+    fn recovery_finishes_a_committed_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let steps = setup(dir.path());
+        commit(&steps, None).unwrap();
+        let journal = Journal {
+            committed: true,
+            steps,
+        };
+        write(&dir.path().join(JOURNAL), &journal).unwrap();
+        let action = recover(dir.path()).unwrap().expect("a journal to recover");
+        assert!(action.starts_with("finished"), "{action}");
+        assert_eq!(tree(dir.path()), after());
+    }
+
+    #[test]
+    fn an_unreadable_journal_is_an_error_naming_it_and_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL);
+        fs::write(&path, "{ torn").unwrap();
+        let e = recover(dir.path()).unwrap_err().to_string();
+        assert!(e.contains(&path.display().to_string()), "{e}");
+        assert!(path.exists());
+    }
+}

@@ -1,210 +1,313 @@
-//! What a restore puts where: the layout table ([`crate::layout`]) read backwards.
+//! A restore's plan: everything it will do, decided before the workspace is touched.
 //!
-//! Every layout row the snapshot covers is made exactly equal to the snapshot (its live files
-//! that the snapshot does not have are moved out, into the pre-restore archive); every row it
-//! does not cover is left alone. Snapshots written before the table cover thrum's own backup
-//! layout ([`crate::layout::LEGACY_COVERED`]).
+//! The layout read backwards ([`super::layout`]) gives the files; the plugins add theirs
+//! (restored into private staging, [`super::plugins`]); the database and, when it is not a
+//! healthy git worktree, the sync worktree join them. The result is the journal's steps in
+//! commit order — the sync worktree first (its files go into it), then `config.json` (with
+//! thrum's daemon id), the database and its stale side files, then the rest — with the
+//! snapshot file each step's temporary file is copied from. Applying it is
+//! [`super::apply`]'s.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
+use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::error::Result;
+use super::db::{self, DbPlan};
+use super::layout::{self, Planned};
+use super::plugins;
+use super::source::Checked;
+use crate::context::Context;
+use crate::error::{Error, Result};
 use crate::fsx;
-use crate::layout::{self, Item, Root};
+use crate::gitsync::{self, BranchSource};
+use crate::journal::{Step, WorktreeStep};
 use crate::locate::Workspace;
-use crate::manifest::{FileEntry, Manifest};
-use crate::sources;
+use crate::manifest::Manifest;
+use crate::progress::{Cancel, Progress};
 
-/// One file the restore writes or moves out.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Planned {
-    /// The live path.
-    pub target: PathBuf,
-    /// The snapshot's file; `None` moves the target out.
-    pub source: Option<PathBuf>,
-    /// The mode to give it.
-    pub mode: u32,
-    /// The mode of folders created for it (thrum's secret folders are 0700).
-    pub dir_mode: Option<u32>,
-}
-
-/// The files of a restore, and what it must do first.
-#[derive(Debug, Default)]
-pub(crate) struct LayoutPlan {
-    /// Files, in the order they are committed: `config.json` first.
-    pub files: Vec<Planned>,
-    /// Why the sync worktree must be rebuilt before its files go in, when it must.
-    pub rebuild_sync: Option<String>,
+/// Everything a restore will do.
+#[derive(Debug)]
+pub(crate) struct RestorePlan {
+    /// The journal's steps, in commit order.
+    pub steps: Vec<Step>,
+    /// For each step, the snapshot file (and mode) its temporary file is filled from.
+    pub copies: Vec<Option<(PathBuf, u32)>>,
+    /// The database, when one is put back (its step is among `steps`).
+    pub database: Option<DbPlan>,
+    /// Bytes the copies write.
+    pub needed: u64,
+    /// The snapshot's files put back as workspace files.
+    pub restored_sources: BTreeSet<PathBuf>,
+    /// A line per plugin that put files back.
+    pub plugins: Vec<String>,
     /// Warnings.
     pub notes: Vec<String>,
 }
 
-/// Snapshot paths that are not workspace files: restored some other way or not at all.
-const NOT_LAYOUT: &[&str] = &["manifest.json", "db/", "local/", "plugins/", "git/"];
-
-/// Plan the restore of the snapshot in `src` (described by `manifest`) into `ws`.
-pub(crate) fn plan(src: &Path, manifest: &Manifest, ws: &Workspace) -> Result<LayoutPlan> {
-    let mut out = LayoutPlan::default();
-    let snapshot_files = fsx::walk_files(src)?;
-    let entries: BTreeMap<&str, &FileEntry> = manifest
-        .files
+/// Plan the restore of a checked source into `ctx`'s workspace. Plugins run here (into
+/// private staging below `work`); nothing of the workspace changes.
+pub(crate) fn make(
+    ctx: &Context,
+    source: &Checked,
+    work: &Path,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<RestorePlan> {
+    let ws = &ctx.workspace;
+    let (src, manifest) = (&source.dir, &source.manifest);
+    let layout = layout::files(src, manifest, ws)?;
+    let mut notes = source.notes.clone();
+    notes.extend(ctx.set_note.clone());
+    notes.extend(layout.notes.iter().cloned());
+    let mut files = layout.files;
+    let rebuild = match &layout.rebuild_sync {
+        Some(reason) => Some(worktree_step(ws, src, manifest, reason, &mut notes)?),
+        None => None,
+    };
+    // A plugin that fails, or whose files could not be committed, is reported by name and
+    // the rest of the restore goes on.
+    let plugins = plugins::restore(
+        ctx, src, work, manifest, &mut files, &mut notes, progress, cancel,
+    )?;
+    let database = db::plan(ws, src, &source.label, &mut notes)?;
+    let (steps, copies) = steps(
+        &files,
+        ws,
+        rebuild,
+        database.as_ref().map(|d| d.temp.as_path()),
+    );
+    let needed: u64 = files
         .iter()
-        .map(|f| (f.path.as_str(), f))
-        .collect();
-    let covered = covered(manifest, &snapshot_files);
-    // This engine's first versions took the log from the thrum dir in local-only mode.
-    let log_in_thrum = manifest.layout.is_none() && manifest.local_only;
-    let mut claimed: BTreeSet<String> = BTreeSet::new();
-    let mut restores_sync = false;
-    for item in layout::ITEMS.iter().filter(|i| i.captured()) {
-        if item.root == Root::Worktree || !covered.contains(&item.id()) {
-            continue;
-        }
-        let dir = match item.root {
-            Root::Sync if log_in_thrum => ws.thrum_dir.clone(),
-            Root::Sync => {
-                restores_sync = true;
-                ws.sync_dir.clone()
-            }
-            _ => ws.thrum_dir.clone(),
-        };
-        plan_item(
-            item,
-            "",
-            &dir,
-            src,
-            &snapshot_files,
-            &entries,
-            &mut claimed,
-            &mut out,
-        )?;
-    }
-    let live_worktrees = sources::other_worktrees(ws);
-    for (name, was_at) in &manifest.worktrees {
-        let prefix = sources::worktree_prefix(name);
-        match live_worktrees.get(name) {
-            Some(dir) => {
-                for item in layout::captured(Root::Worktree) {
-                    plan_item(
-                        item,
-                        &prefix,
-                        dir,
-                        src,
-                        &snapshot_files,
-                        &entries,
-                        &mut claimed,
-                        &mut out,
-                    )?;
-                }
-            }
-            None => {
-                claimed.extend(
-                    snapshot_files
-                        .iter()
-                        .filter(|f| f.starts_with(&prefix))
-                        .cloned(),
-                );
-                out.notes.push(format!(
-                    "the worktree {name} (at {was_at} when backed up) has no .thrum/ here: its identities and context stay in the backup ({prefix}); create the worktree and restore again to put them back"
-                ));
-            }
-        }
-    }
-    let ignored: Vec<&String> = snapshot_files
-        .iter()
-        .filter(|f| !claimed.contains(*f) && !NOT_LAYOUT.iter().any(|p| f.starts_with(p)))
-        .collect();
-    if !ignored.is_empty() {
-        let shown: Vec<&str> = ignored.iter().take(10).map(|s| s.as_str()).collect();
-        out.notes.push(format!(
-            "{} file(s) of the snapshot are not paths this version restores, left in the backup: {}",
-            ignored.len(),
-            shown.join(", ")
-        ));
-    }
-    if restores_sync {
-        if ws.in_git {
-            out.rebuild_sync = crate::gitsync::unhealthy(&ws.repo_root, &ws.sync_dir);
-        } else if !ws.sync_dir.is_dir() {
-            out.notes.push(format!(
-                "{} is outside git: the sync folder {} was created as a plain folder",
-                ws.repo_root.display(),
-                ws.sync_dir.display()
-            ));
-        }
-    }
-    // config.json (with thrum's daemon_id) goes in first.
-    let config = ws.thrum_dir.join("config.json");
-    out.files.sort_by_key(|p| p.target != config);
-    Ok(out)
-}
-
-/// Ids of the layout rows the snapshot covers.
-fn covered(manifest: &Manifest, files: &[String]) -> BTreeSet<String> {
-    if let Some(layout) = &manifest.layout {
-        return layout.covered.iter().cloned().collect();
-    }
-    // Before the table: the log when the snapshot has one, config when it has config/.
-    let has_log = files.iter().any(|f| {
-        f == "events.jsonl" || f.starts_with("messages/") || f.starts_with("messages-v2/")
-    });
-    let has_config = files.iter().any(|f| f.starts_with("config/"));
-    layout::LEGACY_COVERED
-        .iter()
-        .filter(|id| {
-            if id.starts_with("S/") {
-                has_log
-            } else {
-                has_config
-            }
-        })
-        .map(|id| (*id).to_owned())
-        .collect()
-}
-
-#[allow(clippy::too_many_arguments)]
-fn plan_item(
-    item: &Item,
-    prefix: &str,
-    dir: &Path,
-    src: &Path,
-    snapshot_files: &[String],
-    entries: &BTreeMap<&str, &FileEntry>,
-    claimed: &mut BTreeSet<String>,
-    out: &mut LayoutPlan,
-) -> Result<()> {
-    let dir_mode = item.secret.then_some(0o700);
-    let mut wanted = BTreeSet::new();
-    for f in snapshot_files {
-        let Some(rel) = f
-            .strip_prefix(prefix)
-            .and_then(|inner| item.from_snapshot(inner))
-        else {
-            continue;
-        };
-        let mode = entries
-            .get(f.as_str())
-            .and_then(|e| e.mode)
-            .unwrap_or(item.mode);
-        let mode = if item.secret { mode & 0o700 } else { mode };
-        out.files.push(Planned {
-            target: dir.join(&rel),
-            source: Some(src.join(f)),
-            mode,
-            dir_mode,
+        .filter_map(|p| p.source.as_ref())
+        .filter_map(|s| fs::metadata(s).ok())
+        .map(|m| m.len())
+        .sum();
+    if let Some(available) = fsx::available_space(&ws.thrum_dir)
+        && needed > available
+    {
+        return Err(Error::NoSpace {
+            path: ws.thrum_dir.clone(),
+            needed,
+            available,
         });
-        claimed.insert(f.clone());
-        wanted.insert(rel);
     }
-    for rel in layout::list(item, dir)?.files {
-        if !wanted.contains(&rel) {
-            out.files.push(Planned {
-                target: dir.join(&rel),
-                source: None,
-                mode: item.mode,
-                dir_mode: None,
-            });
+    Ok(RestorePlan {
+        steps,
+        copies,
+        database,
+        needed,
+        restored_sources: files.iter().filter_map(|p| p.source.clone()).collect(),
+        plugins,
+        notes,
+    })
+}
+
+/// The journal's steps for `files` (`config.json` first among them), a rebuilt sync
+/// worktree and a prepared database, in commit order; and each step's copy.
+fn steps(
+    files: &[Planned],
+    ws: &Workspace,
+    rebuild: Option<WorktreeStep>,
+    db_temp: Option<&Path>,
+) -> (Vec<Step>, Vec<Option<(PathBuf, u32)>>) {
+    // Each step with its copy.
+    let mut steps: Vec<(Step, Option<(PathBuf, u32)>)> = Vec::new();
+    // A rebuilt sync worktree replaces its folder: temporary files of its targets wait
+    // beside it, not in it.
+    let temp_dir = rebuild
+        .is_some()
+        .then(|| (ws.sync_dir.clone(), rand::random::<u32>()));
+    if let Some(w) = rebuild {
+        let mut s = Step::file(&ws.sync_dir, None);
+        s.worktree = Some(w);
+        steps.push((s, None));
+    }
+    let push = |steps: &mut Vec<(Step, _)>, p: &Planned| {
+        let temp = p.source.as_ref().map(|_| match &temp_dir {
+            Some((dir, nonce)) if p.target.starts_with(dir) => {
+                dir.with_file_name(format!(".a-sync.restore-tmp-{nonce:08x}-{}", steps.len()))
+            }
+            _ => fsx::temp_sibling(&p.target, "restore-tmp"),
+        });
+        let mut step = Step::file(&p.target, temp);
+        step.dir_mode = p.dir_mode;
+        steps.push((step, p.source.clone().map(|s| (s, p.mode))));
+    };
+    let config = ws.thrum_dir.join("config.json");
+    let first = files.iter().take_while(|p| p.target == config).count();
+    for p in &files[..first] {
+        push(&mut steps, p);
+    }
+    if let Some(temp) = db_temp {
+        steps.push((Step::file(&ws.db_path, Some(temp.to_path_buf())), None));
+        for side in ["-wal", "-shm"] {
+            let t = db::path_with_suffix(&ws.db_path, side);
+            if t.exists() {
+                steps.push((Step::file(&t, None), None));
+            }
         }
     }
-    Ok(())
+    for p in &files[first..] {
+        push(&mut steps, p);
+    }
+    steps.into_iter().unzip()
+}
+
+/// Decide how the sync worktree is rebuilt: where `a-sync` comes from (the local branch, the
+/// remote's, or the snapshot's bundle, checked with git first), and what undoing needs.
+fn worktree_step(
+    ws: &Workspace,
+    src: &Path,
+    manifest: &Manifest,
+    reason: &str,
+    notes: &mut Vec<String>,
+) -> Result<WorktreeStep> {
+    let tip = manifest.sync.as_ref().map(|s| s.tip.clone());
+    let bundle = manifest
+        .sync
+        .as_ref()
+        .and_then(|s| s.bundle.as_ref())
+        .map(|b| src.join(b))
+        .filter(|b| b.is_file());
+    if let Some(b) = &bundle {
+        gitsync::verify_bundle(&ws.repo_root, b).map_err(|e| {
+            Error::Invalid(format!(
+                "the snapshot's history of a-sync ({}) is not a usable git bundle: {e}",
+                b.display()
+            ))
+        })?;
+    }
+    let source = gitsync::branch_source(&ws.repo_root, tip.as_deref(), bundle.is_some());
+    notes.push(format!(
+        "the sync worktree {} was rebuilt as a git worktree on a-sync ({reason}; branch from {})",
+        ws.sync_dir.display(),
+        match &source {
+            BranchSource::Local => "the local branch",
+            BranchSource::Remote(_) => "origin/a-sync",
+            BranchSource::Bundle => "the snapshot's bundle",
+            BranchSource::Orphan => "a new empty branch: the snapshot has no history of it",
+        }
+    ));
+    Ok(WorktreeStep {
+        repo: ws.repo_root.clone(),
+        source,
+        bundle,
+        tip,
+        branch_before: gitsync::branch_tip(&ws.repo_root),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn workspace(root: &Path) -> Workspace {
+        let thrum_dir = root.join(".thrum");
+        Workspace {
+            repo_root: root.to_path_buf(),
+            repo_name: "repo".into(),
+            in_git: true,
+            sync_dir: thrum_dir.join("sync"),
+            db_path: thrum_dir.join("var/messages.db"),
+            thrum_dir,
+        }
+    }
+
+    fn file(target: PathBuf, source: Option<&str>) -> Planned {
+        Planned {
+            target,
+            source: source.map(PathBuf::from),
+            mode: 0o640,
+            dir_mode: None,
+        }
+    }
+
+    #[test]
+    fn config_goes_first_then_the_database_and_its_side_files_then_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = workspace(dir.path());
+        fs::create_dir_all(ws.db_path.parent().unwrap()).unwrap();
+        fs::write(db::path_with_suffix(&ws.db_path, "-wal"), "").unwrap();
+        let files = [
+            file(
+                ws.thrum_dir.join("config.json"),
+                Some("snap/config/config.json"),
+            ),
+            file(ws.sync_dir.join("events.jsonl"), Some("snap/events.jsonl")),
+            file(ws.thrum_dir.join("identities/old.json"), None),
+        ];
+        let db_temp = ws.db_path.with_file_name(".messages.db.restore-tmp-1");
+        let (steps, copies) = steps(&files, &ws, None, Some(&db_temp));
+        let targets: Vec<&Path> = steps.iter().map(|s| s.target.as_path()).collect();
+        assert_eq!(
+            targets,
+            [
+                ws.thrum_dir.join("config.json").as_path(),
+                ws.db_path.as_path(),
+                db::path_with_suffix(&ws.db_path, "-wal").as_path(),
+                ws.sync_dir.join("events.jsonl").as_path(),
+                ws.thrum_dir.join("identities/old.json").as_path(),
+            ]
+        );
+        // A copy for each file the snapshot has, none for the database (prepared apart), the
+        // stale side file, or a file moved out; a temporary file exactly where a copy goes.
+        let copied: Vec<Option<&str>> = copies
+            .iter()
+            .map(|c| c.as_ref().map(|(p, _)| p.to_str().unwrap()))
+            .collect();
+        assert_eq!(
+            copied,
+            [
+                Some("snap/config/config.json"),
+                None,
+                None,
+                Some("snap/events.jsonl"),
+                None
+            ]
+        );
+        assert_eq!(steps[1].temp.as_deref(), Some(db_temp.as_path()));
+        for (s, c) in steps
+            .iter()
+            .zip(&copies)
+            .filter(|(s, _)| s.target != ws.db_path)
+        {
+            assert_eq!(s.temp.is_some(), c.is_some(), "{}", s.target.display());
+        }
+        // Temporary files wait beside their targets.
+        assert_eq!(
+            steps[3].temp.as_ref().unwrap().parent(),
+            Some(ws.sync_dir.as_path())
+        );
+        assert!(steps.iter().all(|s| s.worktree.is_none()));
+    }
+
+    #[test]
+    fn a_rebuilt_sync_worktree_is_the_first_step_and_its_files_wait_outside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = workspace(dir.path());
+        let rebuild = WorktreeStep {
+            repo: ws.repo_root.clone(),
+            source: BranchSource::Local,
+            bundle: None,
+            tip: None,
+            branch_before: None,
+        };
+        let files = [
+            file(ws.thrum_dir.join("config.json"), Some("c")),
+            file(ws.sync_dir.join("messages/a.jsonl"), Some("a")),
+        ];
+        let (steps, copies) = steps(&files, &ws, Some(rebuild), None);
+        assert_eq!(steps.len(), 3);
+        assert_eq!(steps[0].target, ws.sync_dir);
+        assert!(steps[0].worktree.is_some() && steps[0].temp.is_none() && copies[0].is_none());
+        assert_eq!(steps[1].target, ws.thrum_dir.join("config.json"));
+        let temp = steps[2].temp.as_ref().unwrap();
+        assert!(!temp.starts_with(&ws.sync_dir), "{}", temp.display());
+        assert_eq!(temp.parent(), ws.sync_dir.parent());
+        // The config's temporary file is its sibling, as any target outside the worktree.
+        assert_eq!(
+            steps[1].temp.as_ref().unwrap().parent(),
+            Some(ws.thrum_dir.as_path())
+        );
+    }
 }

@@ -11,7 +11,7 @@
 use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
 
-use super::plan::Planned;
+use super::layout::Planned;
 use crate::context::Context;
 use crate::error::Result;
 use crate::fsx;
@@ -100,9 +100,9 @@ pub(crate) fn restore(
                 mode,
                 dir_mode: None,
             });
-            if super::is_sqlite(&out.join(rel)) {
+            if super::db::is_sqlite(&out.join(rel)) {
                 for side in ["-wal", "-shm"] {
-                    let t = super::path_with_suffix(&target, side);
+                    let t = super::db::path_with_suffix(&target, side);
                     if t.exists() {
                         planned.push(Planned {
                             target: t,

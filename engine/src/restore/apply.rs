@@ -1,0 +1,196 @@
+//! Carrying out a restore's plan as one transaction.
+//!
+//! 1. The journal is written before the first temporary file exists: from here on, a kill is
+//!    rolled back by the next command ([`crate::recovery`]).
+//! 2. The database is prepared on its private copy, and its event sequence compared with the
+//!    live one's.
+//! 3. The live data about to be replaced is saved as `archives/pre-restore-<time>.zip`.
+//! 4. Every temporary file is filled from the snapshot, then the journal commits: each target
+//!    is moved aside and its replacement renamed in. Any error undoes every step (and drops
+//!    the safety archive, since nothing was replaced).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::plan::RestorePlan;
+use super::{RestoreOptions, SequenceReport, db};
+use crate::backup_dir::PRE_RESTORE_PREFIX;
+use crate::context::Context;
+use crate::error::{Error, IoContext, Result};
+use crate::fsx;
+use crate::journal::{self, JOURNAL, Journal};
+use crate::manifest::Manifest;
+use crate::progress::{Cancel, Progress};
+use crate::retention::ArchiveName;
+use crate::snapshot::{self, Staging};
+
+/// What applying a plan did beyond its steps.
+#[derive(Debug, Default)]
+pub(crate) struct Applied {
+    /// The safety archive of the data that was replaced.
+    pub pre_restore: Option<PathBuf>,
+    /// Local-table rows imported into the database.
+    pub local_rows: BTreeMap<String, u64>,
+    /// The database's event sequence.
+    pub sequence: Option<SequenceReport>,
+    /// Warnings.
+    pub notes: Vec<String>,
+}
+
+/// Apply `plan` (of the snapshot `manifest`) to the workspace, all or nothing.
+pub(crate) fn apply(
+    ctx: &Context,
+    opts: &RestoreOptions,
+    plan: &RestorePlan,
+    manifest: &Manifest,
+    work: &Path,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<Applied> {
+    let journal_path = ctx.backup.tmp().join(JOURNAL);
+    let mut journal = Journal {
+        committed: false,
+        steps: plan.steps.clone(),
+    };
+    journal::write(&journal_path, &journal)?;
+    let mut applied = Applied::default();
+    let undo = |e: Error| -> Error {
+        let complete = journal::rollback(&journal.steps);
+        if let Some(d) = &plan.database {
+            db::cleanup(&d.temp);
+        }
+        if complete {
+            let _ = fs::remove_file(&journal_path);
+        }
+        e
+    };
+    if let Some(d) = &plan.database {
+        progress.phase("preparing the database", None);
+        applied.local_rows = db::prepare(d, opts.db_wait).map_err(undo)?;
+        let ws = &ctx.workspace;
+        let sequence = db::check_sequence(
+            ws,
+            &d.temp,
+            manifest,
+            opts.raise_sequence,
+            &mut applied.notes,
+        );
+        applied.sequence = Some(sequence.map_err(undo)?);
+    }
+    cancel.check().map_err(undo)?;
+
+    // A restore that fails and is put back whole replaced nothing: its safety archive goes.
+    applied.pre_restore = save_live(ctx, work, opts.db_wait, progress, cancel).map_err(undo)?;
+    let undo = |e: Error| -> Error {
+        let e = undo(e);
+        if let (false, Some(p)) = (journal_path.exists(), &applied.pre_restore) {
+            let _ = fs::remove_file(p);
+        }
+        e
+    };
+
+    progress.phase("restoring", Some(plan.needed));
+    fill_temps(plan, progress, cancel).map_err(undo)?;
+    let notes = journal::commit(&journal.steps, journal::fault_at())
+        .map_err(|e| Error::RolledBack(Box::new(undo(e))))?;
+    applied.notes.extend(notes);
+    journal.committed = true;
+    journal::write(&journal_path, &journal)?;
+    journal::finish(&journal.steps);
+    fs::remove_file(&journal_path).at("remove", &journal_path)?;
+    Ok(applied)
+}
+
+/// Copy each step's snapshot file into its temporary file, with the mode it is restored with.
+fn fill_temps(plan: &RestorePlan, progress: &dyn Progress, cancel: &Cancel) -> Result<()> {
+    for (s, copy) in plan.steps.iter().zip(&plan.copies) {
+        let (Some((from, mode)), Some(temp)) = (copy, &s.temp) else {
+            continue;
+        };
+        cancel.check()?;
+        // Folders a secret lives in are made private before anything is put in them.
+        if let (Some(dir_mode), Some(parent)) = (s.dir_mode, temp.parent()) {
+            fsx::create_dir_all_mode(parent, dir_mode)?;
+        }
+        let d = fsx::copy_new(from, temp)?;
+        fsx::set_mode(temp, *mode)?;
+        progress.advance(d.size);
+    }
+    Ok(())
+}
+
+/// Snapshot the live workspace (and what its WebAssembly plugins would put back) and zip it as
+/// `archives/pre-restore-<now>.zip`. `None` when the workspace has nothing to protect.
+fn save_live(
+    ctx: &Context,
+    work: &Path,
+    db_wait: std::time::Duration,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<Option<PathBuf>> {
+    let live = work.join("live");
+    fsx::create_dir_all(&live)?;
+    let mut staging = Staging::new(live.clone());
+    if !ctx.workspace.thrum_dir.is_dir() {
+        return Ok(None);
+    }
+    let captured = snapshot::capture_workspace(
+        &ctx.workspace,
+        &ctx.capture_options(false, db_wait),
+        &mut staging,
+        None,
+        progress,
+        cancel,
+    )?;
+    let nothing = captured.database.is_none()
+        && captured.counts.events == 0
+        && captured.counts.message_files == 0
+        && captured.counts.config_files == 0
+        && fsx::walk_files(&live)?.is_empty();
+    if nothing {
+        return Ok(None);
+    }
+    let mut m = snapshot::new_manifest(&ctx.workspace.repo_name, &ctx.identity, captured);
+    // What the plugins would put back is saved too, each in its own format: their backup.
+    let setting = crate::plugin::wasm::Setting {
+        repo_root: &ctx.workspace.repo_root,
+        repo_name: &ctx.workspace.repo_name,
+        timestamp: m
+            .timestamp
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    };
+    for entry in &ctx.config.backup.plugins {
+        if let crate::config::PluginEntry::Wasm(p) = entry {
+            cancel.check()?;
+            let report = crate::create::run_wasm(p, &setting, &mut staging)?;
+            if report.status == "ok" {
+                m.counts.plugins.push(report.name.clone());
+            }
+            m.plugin_results.push(report);
+        }
+    }
+    let time = m.timestamp;
+    staging.finish(m)?;
+    let archives = ctx.backup.archives();
+    fsx::create_dir_all(&archives)?;
+    let tmp = fsx::temp_sibling(&archives.join("pre-restore.zip"), "tmp");
+    // The live data is mostly what the newest archive holds: reuse it where the files agree.
+    let earlier = ctx.backup.newest_snapshot_archive(time);
+    crate::archive::write_dir_reusing(
+        &live,
+        &tmp,
+        crate::archive::DEFAULT_LEVEL,
+        earlier.as_deref(),
+        progress,
+        cancel,
+    )
+    .inspect_err(|_| {
+        let _ = fs::remove_file(&tmp);
+    })?;
+    ctx.backup
+        .publish_archive(&tmp, |seq| {
+            format!("{PRE_RESTORE_PREFIX}{}", ArchiveName::format(time, seq))
+        })
+        .map(Some)
+}

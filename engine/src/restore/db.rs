@@ -1,0 +1,159 @@
+//! The database a restore puts back: the snapshot's consistent copy, or, for a snapshot thrum
+//! made (local tables only), the live database; the local tables imported into it on a
+//! private copy beside `messages.db`, which joins the transaction like any other file.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::SequenceReport;
+use crate::database;
+use crate::error::{Error, Result};
+use crate::fsx;
+use crate::locate::Workspace;
+use crate::manifest::Manifest;
+use crate::snapshot::{self, DB_PATH};
+
+/// How the database is put back.
+#[derive(Debug)]
+pub(crate) struct DbPlan {
+    /// What the prepared database starts from.
+    pub base: PathBuf,
+    /// `snapshot` or `live`.
+    pub from: &'static str,
+    /// The prepared database, beside `messages.db`.
+    pub temp: PathBuf,
+    /// The snapshot's local tables, imported into it.
+    pub local_files: Vec<database::LocalFile>,
+}
+
+/// Decide where the database comes from; `None` when none is put back.
+pub(crate) fn plan(
+    ws: &Workspace,
+    src: &Path,
+    label: &str,
+    notes: &mut Vec<String>,
+) -> Result<Option<DbPlan>> {
+    let local_files: Vec<database::LocalFile> = snapshot::list_files(&src.join("local"), ".jsonl")?
+        .into_iter()
+        .map(|n| database::LocalFile {
+            table: n.trim_end_matches(".jsonl").to_owned(),
+            path: src.join("local").join(&n),
+            shown: PathBuf::from(format!("{label}: local/{n}")),
+        })
+        .collect();
+    let snap_db = src.join(DB_PATH);
+    let (base, from) = if snap_db.is_file() {
+        (snap_db, "snapshot")
+    } else if !local_files.is_empty() && ws.db_path.is_file() {
+        notes.push("the snapshot has no database copy (thrum made it): its local tables are imported into the live database, whose other tables stay as they are".into());
+        (ws.db_path.clone(), "live")
+    } else {
+        if !local_files.is_empty() {
+            notes.push(
+                "no database to import the local tables into: they stay in the backup".into(),
+            );
+        }
+        return Ok(None);
+    };
+    Ok(Some(DbPlan {
+        base,
+        from,
+        temp: fsx::temp_sibling(&ws.db_path, "restore-tmp"),
+        local_files,
+    }))
+}
+
+/// Copy the base to the plan's temporary file consistently, import the local tables into it,
+/// and leave it a self-contained WAL-mode database, as thrum keeps it.
+pub(crate) fn prepare(plan: &DbPlan, db_wait: Duration) -> Result<BTreeMap<String, u64>> {
+    let temp = &plan.temp;
+    fsx::create_dir_all(temp.parent().unwrap_or(Path::new(".")))?;
+    database::copy_consistent(&plan.base, temp, db_wait)?;
+    let sql_err = |action: &'static str| {
+        move |source| database::DbError::Sqlite {
+            path: temp.to_path_buf(),
+            action,
+            source,
+        }
+    };
+    let mut conn = rusqlite::Connection::open(temp).map_err(sql_err("open"))?;
+    let rows = database::import_local_tables(&mut conn, temp, &plan.local_files)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(sql_err("set WAL mode"))?;
+    conn.close().map_err(|(_, e)| sql_err("close")(e))?;
+    for side in ["-wal", "-shm"] {
+        let _ = fs::remove_file(path_with_suffix(temp, side));
+    }
+    Ok(rows)
+}
+
+/// Remove a prepared database and whatever SQLite left beside it.
+pub(crate) fn cleanup(temp: &Path) {
+    let _ = fs::remove_file(temp);
+    for side in ["-wal", "-shm", "-journal"] {
+        let _ = fs::remove_file(path_with_suffix(temp, side));
+    }
+}
+
+/// Compare the restored database's newest event with what the live database had reached,
+/// which peers may already have pulled; raise it on request.
+pub(crate) fn check_sequence(
+    ws: &Workspace,
+    prepared: &Path,
+    manifest: &Manifest,
+    raise: Option<Option<i64>>,
+    notes: &mut Vec<String>,
+) -> Result<SequenceReport> {
+    let restored = crate::thrumd::max_sequence(prepared);
+    let live = crate::thrumd::max_sequence(&ws.db_path);
+    let mut report = SequenceReport {
+        restored,
+        live,
+        raised_to: None,
+    };
+    let behind = matches!((restored, live), (Some(r), Some(l)) if l > r);
+    match raise {
+        Some(to) => {
+            let target = to.or(live).ok_or_else(|| {
+                Error::Invalid(
+                    "--raise-sequence needs a number here: the live database is gone, so the sequence peers reached is unknown (see a peer's `sync_checkpoints` row for this daemon)".into(),
+                )
+            })?;
+            let from = crate::thrumd::raise_sequence(prepared, target)?;
+            notes.push(format!(
+                "raised the event sequence from {from} to {target}: new events are numbered above what peers may have pulled"
+            ));
+            report.raised_to = Some(target);
+        }
+        None if behind => notes.push(format!(
+            "the restored database's newest event is sequence {}, but this workspace's database had reached {}: peers that pulled past {} will refuse this daemon's events (checkpoint regression) until it numbers above them. Fix: restore again with --raise-sequence",
+            restored.unwrap_or_default(),
+            live.unwrap_or_default(),
+            restored.unwrap_or_default()
+        )),
+        None if live.is_none() && manifest.files.iter().any(|f| f.path == "thrum/var/peers.json") => {
+            notes.push(format!(
+                "this workspace had no database before the restore, so the event sequence its peers reached is unknown; the restored database ends at sequence {}. If a peer reports a checkpoint regression, restore again with --raise-sequence N (N from that peer's sync_checkpoints row for this daemon)",
+                restored.map_or_else(|| "0".into(), |r| r.to_string())
+            ));
+        }
+        None => {}
+    }
+    Ok(report)
+}
+
+pub(crate) fn path_with_suffix(p: &Path, suffix: &str) -> PathBuf {
+    let mut s = p.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+pub(crate) fn is_sqlite(path: &Path) -> bool {
+    let mut head = [0u8; 16];
+    fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok()
+        && &head == b"SQLite format 3\0"
+}
