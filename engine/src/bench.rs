@@ -718,11 +718,7 @@ fn make_beads(dir: &Path, scale: f64) -> Result<()> {
 }
 
 fn plugin_start(root: &Path, runs: usize) -> Result<Vec<Row>> {
-    let setting = wasm::Setting {
-        repo_root: root,
-        repo_name: "bench-ws",
-        timestamp: String::new(),
-    };
+    let setting = wasm::Setting::new(root, "bench-ws", None);
     let bytes = crate::plugin::presets::component("beads")
         .ok_or_else(|| Error::Invalid("no beads preset".into()))?;
     let cache = tempfile::tempdir().at("create", Path::new("cache"))?;
@@ -763,7 +759,7 @@ fn plugin_start(root: &Path, runs: usize) -> Result<Vec<Row>> {
         let t = Instant::now();
         let (report, _) = wasm::backup_report(&plugin, &setting, &out);
         let took = t.elapsed().as_secs_f64();
-        if report.status != "ok" {
+        if !report.status.is_ok() {
             return Err(Error::Invalid(format!(
                 "beads preset failed in the bench: {:?}",
                 report.error

@@ -12,12 +12,11 @@ use serde::Serialize;
 
 use crate::archive;
 use crate::archiving::{self, PreparedArchive};
-use crate::config::{PluginEntry, WasmPlugin};
 use crate::context::Context;
 use crate::error::Result;
 use crate::hook::{self, HookReport};
 use crate::manifest::Manifest;
-use crate::plugin::{shell, wasm};
+use crate::plugin::runner::{Kinds, Runner};
 use crate::progress::{Cancel, Progress};
 use crate::prune::{self, PruneReport};
 use crate::snapshot::{self, Gate, Staging};
@@ -56,7 +55,7 @@ impl Default for CreateOptions {
             plugins: true,
             hook: true,
             prune: true,
-            plugin_timeout: shell::TIMEOUT,
+            plugin_timeout: crate::plugin::shell::TIMEOUT,
             hook_timeout: hook::TIMEOUT,
             exclude_secrets: false,
             force: false,
@@ -296,36 +295,13 @@ fn stage(
     let grown = captured.grown;
     let mut manifest = snapshot::new_manifest(&ctx.workspace.repo_name, &ctx.identity, captured);
     if opts.plugins {
-        let setting = wasm::Setting {
-            repo_root: &ctx.workspace.repo_root,
-            repo_name: &ctx.workspace.repo_name,
-            timestamp: manifest
-                .timestamp
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        };
-        for plugin in &ctx.config.backup.plugins {
-            cancel.check()?;
-            progress.phase(&format!("running plugin {}", plugin.name()), None);
-            let report = match plugin {
-                PluginEntry::Shell(p) => shell::run(
-                    p,
-                    &ctx.workspace.repo_root,
-                    &mut staging,
-                    opts.plugin_timeout,
-                ),
-                PluginEntry::Wasm(p) => run_wasm(p, &setting, &mut staging)?,
-            };
-            if report.status == "ok" {
-                manifest.counts.plugins.push(report.name.clone());
-            } else {
-                progress.note(&format!(
-                    "plugin {} failed: {}",
-                    report.name,
-                    report.error.as_deref().unwrap_or("")
-                ));
-            }
-            manifest.plugin_results.push(report);
-        }
+        Runner::new(
+            &ctx.workspace,
+            &ctx.config.backup.plugins,
+            Some(manifest.timestamp),
+        )
+        .shell_timeout(opts.plugin_timeout)
+        .backup_all(Kinds::All, &mut staging, &mut manifest, progress, cancel)?;
     }
     cancel.check()?;
     if let Some(prev) = previous {
@@ -335,33 +311,4 @@ fn stage(
     }
     let manifest = staging.finish(manifest)?;
     Ok((manifest, notes, grown))
-}
-
-/// Run a WASM plugin into `plugins/<name>/` of the staging snapshot and record its files.
-/// A failing plugin leaves nothing behind and does not fail the backup.
-pub(crate) fn run_wasm(
-    plugin: &WasmPlugin,
-    setting: &wasm::Setting<'_>,
-    staging: &mut Staging,
-) -> Result<crate::manifest::PluginReport> {
-    let prefix = format!("plugins/{}", plugin.name);
-    let out = staging.root().join(&prefix);
-    crate::fsx::create_dir_all(&out)?;
-    let (mut report, outcome) = wasm::backup_report(plugin, setting, &out);
-    match outcome {
-        Ok(o) => {
-            for (rel, _) in &o.files {
-                staging.adopt(&format!("{prefix}/{rel}"))?;
-            }
-            if o.files.is_empty() {
-                crate::fsx::remove_any(&out)?;
-            }
-        }
-        Err(_) => {
-            staging.discard(&prefix)?;
-            report.files = 0;
-            report.bytes = 0;
-        }
-    }
-    Ok(report)
 }

@@ -255,10 +255,10 @@ pub struct DatabaseInfo {
 pub struct PluginReport {
     /// The plugin's name.
     pub name: String,
-    /// `shell` (and later `wasm`).
-    pub kind: String,
-    /// `ok` or `failed`.
-    pub status: String,
+    /// Which kind of plugin it is.
+    pub kind: PluginKind,
+    /// How it went.
+    pub status: PluginStatus,
     /// Files it contributed.
     pub files: u64,
     /// Bytes it contributed.
@@ -274,6 +274,39 @@ pub struct PluginReport {
     /// Problems the plugin found that did not stop it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+}
+
+/// A plugin's kind, as manifests name it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginKind {
+    /// thrum's shell form.
+    Shell,
+    /// A sandboxed WebAssembly component.
+    Wasm,
+    /// A kind a later version wrote (read, never written).
+    #[serde(other)]
+    Other,
+}
+
+/// How a plugin's run went, as manifests name it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginStatus {
+    /// Its files are in the snapshot.
+    Ok,
+    /// It failed: nothing of it is in the snapshot.
+    Failed,
+    /// A status a later version wrote (read, never written).
+    #[serde(other)]
+    Other,
+}
+
+impl PluginStatus {
+    /// Whether the plugin's files are in the snapshot.
+    pub fn is_ok(self) -> bool {
+        self == Self::Ok
+    }
 }
 
 impl Manifest {

@@ -6,6 +6,7 @@
 
 pub mod bundle;
 pub mod presets;
+pub mod runner;
 pub mod scaffold;
 pub mod shell;
 pub mod wasm;

@@ -108,7 +108,7 @@ pub fn status(ctx: &Context, lock_timeout: Duration) -> Result<StatusReport> {
                 failed_plugins: m
                     .plugin_results
                     .iter()
-                    .filter(|p| p.status != "ok")
+                    .filter(|p| !p.status.is_ok())
                     .map(|p| p.name.clone())
                     .collect(),
                 counts: m.counts,

@@ -11,6 +11,7 @@ use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::fsx::{self, FileDigest};
 use crate::manifest::{self, Manifest};
+use crate::plugin::runner::Runner;
 use crate::progress::Progress;
 
 /// What was verified and what is wrong with it.
@@ -87,22 +88,13 @@ pub fn verify(
 
 /// Ask each configured WASM plugin to check its own files in the snapshot `dir`.
 fn verify_plugins(ctx: &Context, dir: &Path, report: &mut VerifyReport) {
-    use crate::plugin::wasm;
-    for entry in &ctx.config.backup.plugins {
-        let crate::config::PluginEntry::Wasm(plugin) = entry else {
-            continue;
-        };
+    let runner = Runner::new(&ctx.workspace, &ctx.config.backup.plugins, None);
+    for plugin in runner.wasm() {
         let folder = dir.join("plugins").join(&plugin.name);
         if !folder.is_dir() {
             continue;
         }
-        let setting = wasm::Setting {
-            repo_root: &ctx.workspace.repo_root,
-            repo_name: &ctx.workspace.repo_name,
-            timestamp: String::new(),
-        };
-        let result = wasm::run_entry(plugin, wasm::Call::Verify, &setting, None, Some(&folder));
-        match result {
+        match runner.verify(plugin, &folder) {
             Ok(o) => report.plugins.push(format!(
                 "{}: ok{}",
                 plugin.name,

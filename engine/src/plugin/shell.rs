@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::config::ShellPlugin;
 use crate::error::Result;
 use crate::fsx;
-use crate::manifest::PluginReport;
+use crate::manifest::{PluginKind, PluginReport, PluginStatus};
 use crate::process;
 use crate::snapshot::Staging;
 
@@ -29,8 +29,8 @@ pub fn run(
     let (files, bytes) = staging.totals_under(&prefix);
     let mut report = PluginReport {
         name: plugin.name.clone(),
-        kind: "shell".into(),
-        status: "ok".into(),
+        kind: PluginKind::Shell,
+        status: PluginStatus::Ok,
         files,
         bytes,
         duration_ms: start.elapsed().as_millis() as u64,
@@ -40,7 +40,7 @@ pub fn run(
     };
     if let Err(message) = result {
         let _ = staging.discard(&prefix);
-        report.status = "failed".into();
+        report.status = PluginStatus::Failed;
         report.files = 0;
         report.bytes = 0;
         report.error = Some(message);

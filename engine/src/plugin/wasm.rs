@@ -20,9 +20,9 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Store};
 
 use crate::config::{Grant, PluginLimits, WasmPlugin};
-use crate::manifest::PluginReport;
+use crate::manifest::{PluginKind, PluginReport, PluginStatus};
 
-pub use host::OutputHandle;
+pub use host::{Call, OutputHandle};
 use host::{HostState, Phase};
 
 /// The generated host bindings of the contract.
@@ -222,19 +222,36 @@ fn supported() -> String {
 
 /// Everything a call needs to know about where it runs.
 #[derive(Debug, Clone)]
-pub struct Setting<'a> {
+pub struct Setting {
     /// The repository root.
-    pub repo_root: &'a Path,
+    pub repo_root: PathBuf,
     /// Repository name (for the context).
-    pub repo_name: &'a str,
-    /// The snapshot time, RFC 3339.
+    pub repo_name: String,
+    /// The snapshot time, RFC 3339 (empty for a call about no new snapshot: verify).
     pub timestamp: String,
+}
+
+impl Setting {
+    /// A call in the repository at `repo_root`, about the snapshot taken `at`.
+    pub fn new(
+        repo_root: &Path,
+        repo_name: &str,
+        at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Self {
+        Self {
+            repo_root: repo_root.to_path_buf(),
+            repo_name: repo_name.to_owned(),
+            timestamp: at
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_default(),
+        }
+    }
 }
 
 fn new_store(
     phase: Phase,
     plugin: Option<&WasmPlugin>,
-    setting: &Setting<'_>,
+    setting: &Setting,
     limits: PluginLimits,
     abandoned: &Arc<AtomicBool>,
 ) -> Result<Store<HostState>, PluginFailure> {
@@ -296,34 +313,8 @@ fn bounded<T: Send + 'static>(
     }
 }
 
-/// A [`Setting`] the plugin's thread can own.
-#[derive(Debug, Clone)]
-struct OwnedSetting {
-    repo_root: PathBuf,
-    repo_name: String,
-    timestamp: String,
-}
-
-impl OwnedSetting {
-    fn of(s: &Setting<'_>) -> Self {
-        Self {
-            repo_root: s.repo_root.to_path_buf(),
-            repo_name: s.repo_name.to_owned(),
-            timestamp: s.timestamp.clone(),
-        }
-    }
-
-    fn borrow(&self) -> Setting<'_> {
-        Setting {
-            repo_root: &self.repo_root,
-            repo_name: &self.repo_name,
-            timestamp: self.timestamp.clone(),
-        }
-    }
-}
-
 /// Call `describe` (with tight limits: it must not do any work).
-pub fn describe(loaded: &Loaded, setting: &Setting<'_>) -> Result<Description, PluginFailure> {
+pub fn describe(loaded: &Loaded, setting: &Setting) -> Result<Description, PluginFailure> {
     let limits = PluginLimits {
         timeout_secs: 5,
         memory_mib: 256,
@@ -331,12 +322,12 @@ pub fn describe(loaded: &Loaded, setting: &Setting<'_>) -> Result<Description, P
         max_files: 1,
     };
     let abandoned = Arc::new(AtomicBool::new(false));
-    let (loaded, setting, flag) = (loaded.clone(), OwnedSetting::of(setting), abandoned.clone());
+    let (loaded, setting, flag) = (loaded.clone(), setting.clone(), abandoned.clone());
     bounded(
         Duration::from_secs(limits.timeout_secs),
         abandoned,
         move || {
-            let mut store = new_store(Phase::Describe, None, &setting.borrow(), limits, &flag)?;
+            let mut store = new_store(Phase::Describe, None, &setting, limits, &flag)?;
             let plugin = instantiate(&mut store, &loaded)?;
             describe_instance(&mut store, &plugin, &loaded)
         },
@@ -397,11 +388,7 @@ fn describe_instance(
 
 /// Call `describe` outside any repository (to pack or inspect a component).
 pub fn describe_standalone(loaded: &Loaded) -> Result<Description, PluginFailure> {
-    let setting = Setting {
-        repo_root: Path::new("/"),
-        repo_name: "",
-        timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-    };
+    let setting = Setting::new(Path::new("/"), "", Some(chrono::Utc::now()));
     describe(loaded, &setting)
 }
 
@@ -414,27 +401,12 @@ pub fn missing_grants(wanted: &[Grant], given: &[Grant]) -> Vec<String> {
         .collect()
 }
 
-/// Which export to call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Call {
-    /// `backup`: output goes to the snapshot folder.
-    Backup,
-    /// `restore`: output goes to a staging folder, confined to `write` grants.
-    Restore,
-    /// `verify`: no output.
-    Verify,
-}
-
-/// Run `call` of `plugin`. `output` is where files go (backup: `plugins/<name>/` of the
-/// staged snapshot; restore: a staging folder); `backup_dir` is the plugin's earlier output
-/// (restore, verify).
+/// Run `call` of `plugin`.
 pub fn run(
     loaded: &Loaded,
     plugin: &WasmPlugin,
     call: Call,
-    setting: &Setting<'_>,
-    output: Option<&Path>,
-    backup_dir: Option<&Path>,
+    setting: &Setting,
 ) -> Result<Outcome, PluginFailure> {
     let dangers: Vec<String> = plugin.grants.iter().filter_map(Grant::danger).collect();
     if !dangers.is_empty() && !plugin.allow_dangerous {
@@ -445,22 +417,10 @@ pub fn run(
     }
     let abandoned = Arc::new(AtomicBool::new(false));
     let flag = abandoned.clone();
-    let (loaded, plugin, setting) = (loaded.clone(), plugin.clone(), OwnedSetting::of(setting));
-    let (output, backup_dir) = (
-        output.map(Path::to_path_buf),
-        backup_dir.map(Path::to_path_buf),
-    );
+    let (loaded, plugin, setting) = (loaded.clone(), plugin.clone(), setting.clone());
     let limit = Duration::from_secs(plugin.limits.timeout_secs);
     bounded(limit, abandoned, move || {
-        run_here(
-            &loaded,
-            &plugin,
-            call,
-            &setting.borrow(),
-            output.as_deref(),
-            backup_dir.as_deref(),
-            &flag,
-        )
+        run_here(&loaded, &plugin, call, &setting, &flag)
     })
 }
 
@@ -469,23 +429,10 @@ fn run_here(
     loaded: &Loaded,
     plugin: &WasmPlugin,
     call: Call,
-    setting: &Setting<'_>,
-    output: Option<&Path>,
-    backup_dir: Option<&Path>,
+    setting: &Setting,
     abandoned: &Arc<AtomicBool>,
 ) -> Result<Outcome, PluginFailure> {
-    let phase = match call {
-        Call::Backup => Phase::Backup {
-            out: output.map(Path::to_path_buf).unwrap_or_default(),
-        },
-        Call::Restore => Phase::Restore {
-            out: output.map(Path::to_path_buf).unwrap_or_default(),
-            backup: backup_dir.map(Path::to_path_buf).unwrap_or_default(),
-        },
-        Call::Verify => Phase::Verify {
-            backup: backup_dir.map(Path::to_path_buf).unwrap_or_default(),
-        },
-    };
+    let phase = Phase::Call(call.clone());
     // One instance serves describe and the call. Its sandbox mounts only what the config
     // grants, so describe sees nothing the call would not; a plugin that asks for more than
     // it was given is refused before the call.
@@ -503,9 +450,9 @@ fn run_here(
     };
     let api = instance.thrum_backup_exporter();
     let result = match call {
-        Call::Backup => api.call_backup(&mut store, &ctx),
-        Call::Restore => api.call_restore(&mut store, &ctx),
-        Call::Verify => api.call_verify(&mut store, &ctx),
+        Call::Backup { .. } => api.call_backup(&mut store, &ctx),
+        Call::Restore { .. } => api.call_restore(&mut store, &ctx),
+        Call::Verify { .. } => api.call_verify(&mut store, &ctx),
     };
     let answer = result.map_err(|e| trap_reason(&store, &e))?;
     let state = store.data_mut();
@@ -651,23 +598,27 @@ pub fn component_path(component: &str, repo_root: &Path) -> Result<PathBuf, Plug
 pub fn run_entry(
     plugin: &WasmPlugin,
     call: Call,
-    setting: &Setting<'_>,
-    output: Option<&Path>,
-    backup_dir: Option<&Path>,
+    setting: &Setting,
 ) -> Result<Outcome, PluginFailure> {
-    let bytes = component_bytes(plugin, setting.repo_root)?;
+    let bytes = component_bytes(plugin, &setting.repo_root)?;
     let loaded = load(&bytes)?;
-    run(&loaded, plugin, call, setting, output, backup_dir)
+    run(&loaded, plugin, call, setting)
 }
 
 /// Run a WASM plugin's backup into `out` and report, never failing the backup.
 pub fn backup_report(
     plugin: &WasmPlugin,
-    setting: &Setting<'_>,
+    setting: &Setting,
     out: &Path,
 ) -> (PluginReport, Result<Outcome, PluginFailure>) {
     let start = Instant::now();
-    let result = run_entry(plugin, Call::Backup, setting, Some(out), None);
+    let result = run_entry(
+        plugin,
+        Call::Backup {
+            out: out.to_path_buf(),
+        },
+        setting,
+    );
     let (files, bytes, error) = match &result {
         Ok(o) => (
             o.files.len() as u64,
@@ -678,11 +629,11 @@ pub fn backup_report(
     };
     let report = PluginReport {
         name: plugin.name.clone(),
-        kind: "wasm".into(),
+        kind: PluginKind::Wasm,
         status: if error.is_none() {
-            "ok".into()
+            PluginStatus::Ok
         } else {
-            "failed".into()
+            PluginStatus::Failed
         },
         files,
         bytes,

@@ -21,6 +21,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::fsx;
 use crate::journal::{self, JOURNAL, Journal};
 use crate::manifest::Manifest;
+use crate::plugin::runner::{Kinds, Runner};
 use crate::progress::{Cancel, Progress};
 use crate::retention::ArchiveName;
 use crate::snapshot::{self, Staging};
@@ -153,23 +154,12 @@ fn save_live(
     }
     let mut m = snapshot::new_manifest(&ctx.workspace.repo_name, &ctx.identity, captured);
     // What the plugins would put back is saved too, each in its own format: their backup.
-    let setting = crate::plugin::wasm::Setting {
-        repo_root: &ctx.workspace.repo_root,
-        repo_name: &ctx.workspace.repo_name,
-        timestamp: m
-            .timestamp
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-    };
-    for entry in &ctx.config.backup.plugins {
-        if let crate::config::PluginEntry::Wasm(p) = entry {
-            cancel.check()?;
-            let report = crate::create::run_wasm(p, &setting, &mut staging)?;
-            if report.status == "ok" {
-                m.counts.plugins.push(report.name.clone());
-            }
-            m.plugin_results.push(report);
-        }
-    }
+    Runner::new(
+        &ctx.workspace,
+        &ctx.config.backup.plugins,
+        Some(m.timestamp),
+    )
+    .backup_all(Kinds::Wasm, &mut staging, &mut m, progress, cancel)?;
     let time = m.timestamp;
     staging.finish(m)?;
     let archives = ctx.backup.archives();

@@ -12,10 +12,12 @@ use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
 
 use super::layout::Planned;
+use crate::config::PluginEntry;
 use crate::context::Context;
 use crate::error::Result;
 use crate::fsx;
 use crate::manifest::Manifest;
+use crate::plugin::runner::Runner;
 use crate::progress::{Cancel, Progress};
 
 /// Longest file name a restore target may have: its temporary and set-aside names
@@ -40,22 +42,18 @@ pub(crate) fn restore(
     // The live config's plugins; on a workspace that has none yet (a new machine, a lost
     // config), those of the config the snapshot holds: it is the user's, and each
     // component is still checked against its pin.
-    let wasm = |plugins: &[crate::config::PluginEntry]| -> Vec<crate::config::WasmPlugin> {
-        plugins
-            .iter()
-            .filter_map(|p| match p {
-                crate::config::PluginEntry::Wasm(w) => Some(w.clone()),
-                crate::config::PluginEntry::Shell(_) => None,
-            })
-            .collect()
-    };
-    let mut entries = wasm(&ctx.config.backup.plugins);
-    if entries.is_empty()
-        && let Ok(snapshot_config) = crate::config::ThrumConfig::load(&src.join("config"))
+    let has_wasm =
+        |plugins: &[PluginEntry]| plugins.iter().any(|p| matches!(p, PluginEntry::Wasm(_)));
+    let snapshot_config;
+    let mut entries = ctx.config.backup.plugins.as_slice();
+    if !has_wasm(entries)
+        && let Ok(config) = crate::config::ThrumConfig::load(&src.join("config"))
     {
-        entries = wasm(&snapshot_config.backup.plugins);
+        snapshot_config = config;
+        entries = &snapshot_config.backup.plugins;
     }
-    for plugin in &entries {
+    let runner = Runner::new(ws, entries, Some(manifest.timestamp));
+    for plugin in runner.wasm() {
         let folder = src.join("plugins").join(&plugin.name);
         if !folder.is_dir() {
             continue;
@@ -64,20 +62,7 @@ pub(crate) fn restore(
         progress.phase(&format!("restoring plugin {}", plugin.name), None);
         let out = work.join("plugin-restore").join(&plugin.name);
         fsx::create_dir_all(&out)?;
-        let setting = crate::plugin::wasm::Setting {
-            repo_root: &ws.repo_root,
-            repo_name: &ws.repo_name,
-            timestamp: manifest
-                .timestamp
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        };
-        let outcome = match crate::plugin::wasm::run_entry(
-            plugin,
-            crate::plugin::wasm::Call::Restore,
-            &setting,
-            Some(&out),
-            Some(&folder),
-        ) {
+        let outcome = match runner.restore(plugin, &folder, &out) {
             Ok(o) => o,
             Err(e) => {
                 notes.push(format!("plugin {} was not restored: {e}", plugin.name));

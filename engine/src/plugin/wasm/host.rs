@@ -13,17 +13,34 @@ use super::bindings::thrum::backup::{host, types};
 use super::{STDIO_CAP, Setting};
 use crate::config::{Grant, PluginLimits, WasmPlugin};
 
-/// Which call the store serves, and where its files go.
+/// Which export a call runs, and the folders it works on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    /// `backup`.
+    Backup {
+        /// The snapshot's `plugins/<name>/`, where its files go.
+        out: PathBuf,
+    },
+    /// `restore`.
+    Restore {
+        /// The private staging folder its files go to (confined to its `write` grants).
+        out: PathBuf,
+        /// Its earlier output, mounted read-only at `/backup`.
+        backup: PathBuf,
+    },
+    /// `verify`: no output.
+    Verify {
+        /// Its earlier output, mounted read-only at `/backup`.
+        backup: PathBuf,
+    },
+}
+
+/// What a store serves: `describe` alone (nothing mounted, no output), or a call (preceded by
+/// `describe` on the same instance).
 #[derive(Debug, Clone)]
 pub enum Phase {
-    /// `describe`: nothing mounted, no output.
     Describe,
-    /// `backup`: output into the snapshot's plugin folder.
-    Backup { out: PathBuf },
-    /// `restore`: the earlier output at `/backup`; output into a staging folder.
-    Restore { out: PathBuf, backup: PathBuf },
-    /// `verify`: the earlier output at `/backup`; no output.
-    Verify { backup: PathBuf },
+    Call(Call),
 }
 
 /// One memory budget for a whole plugin call: every linear memory and every table of every
@@ -208,7 +225,7 @@ impl HostState {
     pub fn new(
         phase: Phase,
         plugin: Option<&WasmPlugin>,
-        setting: &Setting<'_>,
+        setting: &Setting,
         limits: PluginLimits,
     ) -> Result<Self, String> {
         let stdio = MemoryOutputPipe::new(STDIO_CAP);
@@ -270,7 +287,9 @@ impl HostState {
             }
         }
         match &phase {
-            Phase::Restore { backup, .. } | Phase::Verify { backup } if backup.is_dir() => {
+            Phase::Call(Call::Restore { backup, .. } | Call::Verify { backup })
+                if backup.is_dir() =>
+            {
                 b.preopened_dir(backup, "/backup", FsPerms::ReadOnly)
                     .map_err(|e| format!("cannot mount {}: {e}", backup.display()))?;
             }
@@ -364,8 +383,8 @@ impl HostState {
         let rel = crate::archive::check_entry_name(rel.as_bytes())
             .map_err(|m| format!("{rel:?}: {m}"))?;
         let out = match &self.phase {
-            Phase::Backup { out } => out,
-            Phase::Restore { out, .. } => {
+            Phase::Call(Call::Backup { out }) => out,
+            Phase::Call(Call::Restore { out, .. }) => {
                 let allowed = self
                     .writes
                     .iter()
@@ -382,7 +401,7 @@ impl HostState {
                 }
                 out
             }
-            Phase::Describe | Phase::Verify { .. } => {
+            Phase::Describe | Phase::Call(Call::Verify { .. }) => {
                 return Err("no output during describe or verify".into());
             }
         };

@@ -297,12 +297,9 @@ fn verify(ctx: &thrum_backup::Context, ui: &Ui) -> Result<ExitCode> {
     })
 }
 
-fn setting(ctx: &thrum_backup::Context) -> wasm::Setting<'_> {
-    wasm::Setting {
-        repo_root: &ctx.workspace.repo_root,
-        repo_name: &ctx.workspace.repo_name,
-        timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-    }
+fn setting(ctx: &thrum_backup::Context) -> wasm::Setting {
+    let ws = &ctx.workspace;
+    wasm::Setting::new(&ws.repo_root, &ws.repo_name, Some(chrono::Utc::now()))
 }
 
 fn add(ctx: &mut thrum_backup::Context, a: PluginAddArgs, ui: &Ui) -> Result<ExitCode> {
