@@ -362,20 +362,8 @@ fn describe_instance(
             PluginFailure::Invalid(format!("describe returned an invalid grant: {m}"))
         })?);
     }
-    let name_ok = !info.name.is_empty()
-        && info.name.len() <= 64
-        && info
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && info.name != "."
-        && info.name != "..";
-    if !name_ok {
-        return Err(PluginFailure::Invalid(format!(
-            "describe returned an invalid name {:?}",
-            info.name
-        )));
-    }
+    crate::config::check_plugin_name(&info.name)
+        .map_err(|m| PluginFailure::Invalid(format!("describe returned an {m}")))?;
     Ok(Description {
         name: info.name,
         version: info.version.chars().take(64).collect(),

@@ -13,6 +13,14 @@ use serde_json::{Map, Value};
 use crate::duration;
 use crate::fsx;
 
+mod plugins;
+mod read;
+
+pub use plugins::{
+    BundleRecord, Grant, PluginEntry, PluginLimits, SHELL_EQUIVALENTS, ShellPlugin, TrustedKey,
+    WasmPlugin, check_plugin_name, is_public_key,
+};
+
 pub use crate::error::ConfigError;
 
 /// Retention tiers. `-1` keeps every period forever, `0` disables a tier.
@@ -36,277 +44,6 @@ impl Retention {
         monthly: -1,
         last: 0,
     };
-}
-
-/// A plugin entry of `backup.plugins`: thrum's shell form.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ShellPlugin {
-    /// Unique name; also the folder `plugins/<name>/` in the snapshot.
-    pub name: String,
-    /// Shell command run with `sh -c` in the repo root before collecting files.
-    pub command: String,
-    /// Glob patterns, relative to the repo root, of files to collect.
-    pub include: Vec<String>,
-}
-
-/// Programs that run other programs or code given as arguments (a shell, an interpreter, a
-/// launcher): an `exec` grant of one is a grant to run anything.
-pub const SHELL_EQUIVALENTS: &[&str] = &[
-    "sh", "bash", "dash", "zsh", "ksh", "mksh", "fish", "csh", "tcsh", "busybox", "env", "setsid",
-    "nohup", "nice", "timeout", "xargs", "sudo", "su", "doas", "chroot", "unshare", "nsenter",
-    "python", "python3", "perl", "ruby", "node", "nodejs", "deno", "bun", "php", "lua", "tclsh",
-    "awk", "gawk", "mawk", "find", "ssh", "script", "expect",
-];
-
-/// A capability granted to a WASM plugin, written `read:PATH`, `write:PATH` or `exec:PROGRAM`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Grant {
-    /// Read-only view of a repository subpath.
-    Read(String),
-    /// On restore, files may be put back under this repository subpath.
-    Write(String),
-    /// The plugin may run this host program (argv, no shell).
-    Exec(String),
-}
-
-impl std::fmt::Display for Grant {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Grant::Read(p) => write!(f, "read:{p}"),
-            Grant::Write(p) => write!(f, "write:{p}"),
-            Grant::Exec(p) => write!(f, "exec:{p}"),
-        }
-    }
-}
-
-impl serde::Serialize for Grant {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl Grant {
-    /// Why this grant amounts to running code of the plugin's choosing, or to seeing what no
-    /// plugin should see; `None` for an ordinary grant. Such grants are shown with a warning
-    /// and need `--allow-dangerous` at `plugin add` / `plugin install` (and
-    /// `"allow_dangerous": true` in the entry to run).
-    pub fn danger(&self) -> Option<String> {
-        let under = |p: &str, dir: &str| p == dir || p.starts_with(&format!("{dir}/"));
-        match self {
-            Grant::Write(p) if under(p, ".git") => Some(format!(
-                "write:{p} lets the plugin's restore change git itself (hooks run code)"
-            )),
-            Grant::Write(p) if under(p, ".thrum") => Some(format!(
-                "write:{p} lets the plugin's restore change thrum's config (its post_backup command runs code)"
-            )),
-            Grant::Read(p) if p == "." => Some(
-                "read:. shows the plugin the whole repository, .git and any backup kept in it"
-                    .into(),
-            ),
-            Grant::Read(p) if under(p, ".git") => {
-                Some(format!("read:{p} shows the plugin git's own files"))
-            }
-            Grant::Exec(p) if SHELL_EQUIVALENTS.contains(&p.as_str()) => Some(format!(
-                "exec:{p} runs a shell, an interpreter or a launcher: whatever the plugin asks"
-            )),
-            _ => None,
-        }
-    }
-
-    /// Parse `read:PATH`, `write:PATH` or `exec:PROGRAM`, checking that paths stay inside the
-    /// repository and programs are bare names. `exec:PROGRAM` trusts PROGRAM's own option
-    /// parsing (`git -c alias.x=!cmd` runs a command): grant only programs you would let the
-    /// plugin drive.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let (kind, value) = text
-            .split_once(':')
-            .ok_or_else(|| format!("{text:?}: expected read:PATH, write:PATH or exec:PROGRAM"))?;
-        match kind {
-            "read" | "write" => {
-                let p = value.trim_end_matches('/');
-                let ok = !p.is_empty()
-                    && !p.starts_with('/')
-                    && !p.contains('\\')
-                    && !p.contains('\0')
-                    && p.split('/').all(|c| !c.is_empty() && c != "..");
-                if !ok {
-                    return Err(format!(
-                        "{text:?}: the path must be relative to the repository, without `..`"
-                    ));
-                }
-                if kind == "write" && p == "." {
-                    return Err(format!(
-                        "{text:?}: a plugin cannot be given the whole repository to write: name the folder it restores (write:.beads)"
-                    ));
-                }
-                let p = p.to_owned();
-                Ok(if kind == "read" {
-                    Grant::Read(p)
-                } else {
-                    Grant::Write(p)
-                })
-            }
-            "exec" => {
-                let ok = !value.is_empty()
-                    && value
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-                if !ok {
-                    return Err(format!(
-                        "{text:?}: exec takes a bare program name (looked up on PATH)"
-                    ));
-                }
-                Ok(Grant::Exec(value.to_owned()))
-            }
-            other => Err(format!(
-                "{text:?}: unknown grant kind {other:?} (read, write, exec)"
-            )),
-        }
-    }
-}
-
-/// Limits of one WASM plugin run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct PluginLimits {
-    /// Wall-clock deadline of each call, in seconds (default 60, as thrum's shell timeout).
-    pub timeout_secs: u64,
-    /// Linear memory cap in MiB (default 256).
-    pub memory_mib: u64,
-    /// Output cap in MiB, enforced while writing (default 1024).
-    pub output_mib: u64,
-    /// Files one call may write (default 10 000, well below the 200 000 entries an archive
-    /// may hold).
-    pub max_files: u64,
-}
-
-impl Default for PluginLimits {
-    fn default() -> Self {
-        Self {
-            timeout_secs: 60,
-            memory_mib: 256,
-            output_mib: 1024,
-            max_files: 10_000,
-        }
-    }
-}
-
-/// A WebAssembly component plugin entry.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct WasmPlugin {
-    /// Unique name; the folder `plugins/<name>/` in the snapshot.
-    pub name: String,
-    /// `preset:<name>` (built into the engine) or a path inside the repository.
-    pub component: String,
-    /// sha256 pin of the component file (required for files; presets are part of the binary).
-    pub sha256: Option<String>,
-    /// Grants the user confirmed.
-    pub grants: Vec<Grant>,
-    /// Limits.
-    pub limits: PluginLimits,
-    /// Free-form config handed to the plugin (a JSON object).
-    pub config: Value,
-    /// Set when the plugin was installed from a bundle (`plugin install`).
-    pub bundle: Option<BundleRecord>,
-    /// The user confirmed its dangerous grants ([`Grant::danger`]); without it, a plugin
-    /// with one is refused.
-    pub allow_dangerous: bool,
-}
-
-/// Where an installed bundle came from: its version and who signed it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct BundleRecord {
-    /// The bundle's version (as its manifest and the component's `describe` say).
-    pub version: String,
-    /// The public key (`ed25519:<hex>`) whose signature was checked at install; `None` when
-    /// the bundle was installed unsigned (`--allow-unsigned`).
-    pub signed_by: Option<String>,
-}
-
-/// A public key whose bundle signatures `plugin install` accepts (`backup.trusted_keys`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct TrustedKey {
-    /// Who holds the key (shown at install).
-    pub name: String,
-    /// `ed25519:<64 hex digits>`.
-    pub key: String,
-}
-
-/// Whether `text` is a public key as we write them: `ed25519:` and 64 hex digits.
-pub fn is_public_key(text: &str) -> bool {
-    text.strip_prefix("ed25519:")
-        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-}
-
-/// One entry of `backup.plugins`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum PluginEntry {
-    /// thrum's shell form.
-    Shell(ShellPlugin),
-    /// A sandboxed WebAssembly component.
-    Wasm(WasmPlugin),
-}
-
-impl PluginEntry {
-    /// The plugin's name.
-    pub fn name(&self) -> &str {
-        match self {
-            PluginEntry::Shell(p) => &p.name,
-            PluginEntry::Wasm(p) => &p.name,
-        }
-    }
-
-    fn to_json(&self) -> Value {
-        let mut entry = Map::new();
-        match self {
-            PluginEntry::Shell(p) => {
-                entry.insert("name".into(), Value::String(p.name.clone()));
-                entry.insert("command".into(), Value::String(p.command.clone()));
-                entry.insert(
-                    "include".into(),
-                    Value::Array(p.include.iter().cloned().map(Value::String).collect()),
-                );
-            }
-            PluginEntry::Wasm(p) => {
-                entry.insert("name".into(), Value::String(p.name.clone()));
-                entry.insert("component".into(), Value::String(p.component.clone()));
-                if let Some(sha) = &p.sha256 {
-                    entry.insert("sha256".into(), Value::String(sha.clone()));
-                }
-                entry.insert(
-                    "grants".into(),
-                    Value::Array(
-                        p.grants
-                            .iter()
-                            .map(|g| Value::String(g.to_string()))
-                            .collect(),
-                    ),
-                );
-                if p.limits != PluginLimits::default() {
-                    entry.insert(
-                        "limits".into(),
-                        serde_json::json!({
-                            "timeout_secs": p.limits.timeout_secs,
-                            "memory_mib": p.limits.memory_mib,
-                            "output_mib": p.limits.output_mib,
-                            "max_files": p.limits.max_files,
-                        }),
-                    );
-                }
-                if p.allow_dangerous {
-                    entry.insert("allow_dangerous".into(), Value::Bool(true));
-                }
-                entry.insert("config".into(), p.config.clone());
-                if let Some(b) = &p.bundle {
-                    entry.insert(
-                        "bundle".into(),
-                        serde_json::json!({"version": b.version, "signed_by": b.signed_by}),
-                    );
-                }
-            }
-        }
-        Value::Object(entry)
-    }
 }
 
 /// The `backup` section, typed. `None` means "not set: the default applies".
@@ -426,10 +163,11 @@ impl ThrumConfig {
 
     fn from_document(path: PathBuf, doc: Map<String, Value>) -> Result<Self, ConfigError> {
         let mut warnings = Vec::new();
-        let reader = Reader { path: &path };
         let local_only = match doc.get("local_only") {
-            None | Some(Value::Null) => false,
-            Some(v) => reader.boolean("local_only", v)?,
+            None => false,
+            Some(v) => {
+                read::typed::<Option<bool>>(&path, "local_only", v, &mut warnings)?.unwrap_or(false)
+            }
         };
         // thrum's own sections are read leniently: thrum validates them, and a value we do not
         // understand must not stop a backup.
@@ -446,7 +184,7 @@ impl ThrumConfig {
             .map(str::to_owned);
         let backup = match doc.get("backup") {
             None | Some(Value::Null) => BackupConfig::default(),
-            Some(v) => reader.backup(v, &mut warnings)?,
+            Some(v) => read::backup(&path, v, &mut warnings)?,
         };
         Ok(Self {
             path,
@@ -502,7 +240,7 @@ impl ThrumConfig {
     /// Append a plugin to `backup.plugins`, then save. Fails if the name is taken, unless
     /// `replace` (then the entry of that name is replaced in place).
     pub fn add_plugin(&mut self, plugin: &PluginEntry, replace: bool) -> Result<(), ConfigError> {
-        validate_plugin_name(&self.path, "name", plugin.name())?;
+        check_plugin_name(plugin.name()).map_err(|m| self.value_error("name", m))?;
         let exists = self
             .backup
             .plugins
@@ -710,343 +448,6 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-struct Reader<'a> {
-    path: &'a Path,
-}
-
-impl Reader<'_> {
-    fn err(&self, key: &str, message: String) -> ConfigError {
-        ConfigError::Value {
-            path: self.path.to_path_buf(),
-            key: key.to_owned(),
-            message,
-        }
-    }
-
-    fn expected(&self, key: &str, what: &str, v: &Value) -> ConfigError {
-        self.err(key, format!("expected {what}, found {}", kind(v)))
-    }
-
-    fn boolean(&self, key: &str, v: &Value) -> Result<bool, ConfigError> {
-        v.as_bool()
-            .ok_or_else(|| self.expected(key, "true or false", v))
-    }
-
-    fn string(&self, key: &str, v: &Value) -> Result<String, ConfigError> {
-        v.as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| self.expected(key, "a string", v))
-    }
-
-    fn object<'v>(&self, key: &str, v: &'v Value) -> Result<&'v Map<String, Value>, ConfigError> {
-        v.as_object()
-            .ok_or_else(|| self.expected(key, "an object", v))
-    }
-
-    fn tier(&self, key: &str, v: &Value) -> Result<i64, ConfigError> {
-        let n = v
-            .as_i64()
-            .ok_or_else(|| self.expected(key, "an integer", v))?;
-        if n < -1 {
-            return Err(self.err(
-                key,
-                format!("{n} is not allowed: use a count, 0 to disable, or -1 to keep forever"),
-            ));
-        }
-        Ok(n)
-    }
-
-    fn backup(&self, v: &Value, warnings: &mut Vec<String>) -> Result<BackupConfig, ConfigError> {
-        let obj = self.object("backup", v)?;
-        let mut cfg = BackupConfig::default();
-        for (key, value) in obj {
-            let dotted = format!("backup.{key}");
-            if value.is_null() {
-                continue;
-            }
-            match key.as_str() {
-                "dir" => cfg.dir = Some(self.string(&dotted, value)?).filter(|s| !s.is_empty()),
-                "schedule" => {
-                    let s = self.string(&dotted, value)?;
-                    if !s.is_empty() && s != "off" {
-                        duration::parse(&s).map_err(|m| self.err(&dotted, m))?;
-                        cfg.schedule = Some(s);
-                    }
-                }
-                "thrum_backup_schedule" => {
-                    let s = self.string(&dotted, value)?;
-                    if !s.is_empty() && s != "off" {
-                        duration::parse(&s).map_err(|m| self.err(&dotted, m))?;
-                        cfg.own_schedule = Some(s);
-                    }
-                }
-                "secrets" => {
-                    cfg.secrets = match self.string(&dotted, value)?.as_str() {
-                        "include" => Secrets::Include,
-                        "exclude" => Secrets::Exclude,
-                        other => {
-                            return Err(self.err(
-                                &dotted,
-                                format!("{other:?} is not allowed: use \"include\" (the default) or \"exclude\""),
-                            ));
-                        }
-                    };
-                }
-                "post_backup" => {
-                    cfg.post_backup =
-                        Some(self.string(&dotted, value)?).filter(|s| !s.trim().is_empty());
-                }
-                "retention" => {
-                    for (tier, n) in self.object(&dotted, value)? {
-                        let key = format!("{dotted}.{tier}");
-                        if n.is_null() {
-                            continue;
-                        }
-                        match tier.as_str() {
-                            "daily" => cfg.daily = Some(self.tier(&key, n)?),
-                            "weekly" => cfg.weekly = Some(self.tier(&key, n)?),
-                            "monthly" => cfg.monthly = Some(self.tier(&key, n)?),
-                            "last" => cfg.last = Some(self.tier(&key, n)?),
-                            _ => warnings.push(format!("unknown key {key} (ignored, kept)")),
-                        }
-                    }
-                }
-                "trusted_keys" => {
-                    let list = value
-                        .as_array()
-                        .ok_or_else(|| self.expected(&dotted, "an array", value))?;
-                    for (i, entry) in list.iter().enumerate() {
-                        let k = format!("{dotted}[{i}]");
-                        let obj = self.object(&k, entry)?;
-                        let name = match obj.get("name") {
-                            None | Some(Value::Null) => String::new(),
-                            Some(n) => self.string(&format!("{k}.name"), n)?,
-                        };
-                        let key = match obj.get("key") {
-                            Some(v) => self.string(&format!("{k}.key"), v)?.to_ascii_lowercase(),
-                            None => return Err(self.err(&format!("{k}.key"), "missing".into())),
-                        };
-                        if !is_public_key(&key) {
-                            return Err(self.err(
-                                &format!("{k}.key"),
-                                "expected ed25519:<64 hex digits> (as `thrum-backup plugin keygen` prints)".into(),
-                            ));
-                        }
-                        cfg.trusted_keys.push(TrustedKey { name, key });
-                    }
-                }
-                "plugins" => {
-                    let list = value
-                        .as_array()
-                        .ok_or_else(|| self.expected(&dotted, "an array", value))?;
-                    for (i, entry) in list.iter().enumerate() {
-                        let plugin = self.plugin(&format!("{dotted}[{i}]"), entry, warnings)?;
-                        if cfg.plugins.iter().any(|p| p.name() == plugin.name()) {
-                            return Err(self.err(
-                                &format!("{dotted}[{i}].name"),
-                                format!("duplicate plugin name {:?}", plugin.name()),
-                            ));
-                        }
-                        cfg.plugins.push(plugin);
-                    }
-                }
-                _ => warnings.push(format!("unknown key {dotted} (ignored, kept)")),
-            }
-        }
-        Ok(cfg)
-    }
-
-    fn plugin(
-        &self,
-        key: &str,
-        v: &Value,
-        warnings: &mut Vec<String>,
-    ) -> Result<PluginEntry, ConfigError> {
-        let obj = self.object(key, v)?;
-        let name_key = format!("{key}.name");
-        let name = match obj.get("name") {
-            Some(n) => self.string(&name_key, n)?,
-            None => return Err(self.err(&name_key, "missing; every plugin needs a name".into())),
-        };
-        validate_plugin_name(self.path, &name_key, &name)?;
-        if obj.contains_key("component") {
-            return self
-                .wasm_plugin(key, name, obj, warnings)
-                .map(PluginEntry::Wasm);
-        }
-        let command = match obj.get("command") {
-            None | Some(Value::Null) => String::new(),
-            Some(c) => self.string(&format!("{key}.command"), c)?,
-        };
-        let mut include = Vec::new();
-        if let Some(list) = obj.get("include").filter(|v| !v.is_null()) {
-            let inc_key = format!("{key}.include");
-            let list = list
-                .as_array()
-                .ok_or_else(|| self.expected(&inc_key, "an array of strings", list))?;
-            for (i, p) in list.iter().enumerate() {
-                include.push(self.string(&format!("{inc_key}[{i}]"), p)?);
-            }
-        }
-        for other in obj.keys() {
-            if !matches!(other.as_str(), "name" | "command" | "include") {
-                warnings.push(format!("unknown key {key}.{other} (ignored, kept)"));
-            }
-        }
-        Ok(PluginEntry::Shell(ShellPlugin {
-            name,
-            command,
-            include,
-        }))
-    }
-
-    fn wasm_plugin(
-        &self,
-        key: &str,
-        name: String,
-        obj: &Map<String, Value>,
-        warnings: &mut Vec<String>,
-    ) -> Result<WasmPlugin, ConfigError> {
-        let comp_key = format!("{key}.component");
-        let component = self.string(&comp_key, &obj["component"])?;
-        if component.is_empty() {
-            return Err(self.err(
-                &comp_key,
-                "empty; use preset:<name> or a path inside the repository".into(),
-            ));
-        }
-        let sha256 = match obj.get("sha256").filter(|v| !v.is_null()) {
-            None => None,
-            Some(v) => {
-                let s = self
-                    .string(&format!("{key}.sha256"), v)?
-                    .to_ascii_lowercase();
-                if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return Err(self.err(&format!("{key}.sha256"), "expected 64 hex digits".into()));
-                }
-                Some(s)
-            }
-        };
-        if sha256.is_none() && !component.starts_with("preset:") {
-            return Err(self.err(
-                &format!("{key}.sha256"),
-                "missing: a component file needs its sha256 pin (`thrum-backup plugin add --wasm` writes it)".into(),
-            ));
-        }
-        let mut grants = Vec::new();
-        if let Some(list) = obj.get("grants").filter(|v| !v.is_null()) {
-            let gkey = format!("{key}.grants");
-            let list = list
-                .as_array()
-                .ok_or_else(|| self.expected(&gkey, "an array of strings", list))?;
-            for (i, g) in list.iter().enumerate() {
-                let k = format!("{gkey}[{i}]");
-                let text = self.string(&k, g)?;
-                grants.push(Grant::parse(&text).map_err(|m| self.err(&k, m))?);
-            }
-        }
-        let mut limits = PluginLimits::default();
-        if let Some(l) = obj.get("limits").filter(|v| !v.is_null()) {
-            let lkey = format!("{key}.limits");
-            for (k, v) in self.object(&lkey, l)? {
-                let full = format!("{lkey}.{k}");
-                let n = v
-                    .as_u64()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| self.expected(&full, "a positive integer", v))?;
-                match k.as_str() {
-                    "timeout_secs" => limits.timeout_secs = n,
-                    "memory_mib" => limits.memory_mib = n,
-                    "output_mib" => limits.output_mib = n,
-                    "max_files" => limits.max_files = n,
-                    _ => warnings.push(format!("unknown key {full} (ignored, kept)")),
-                }
-            }
-        }
-        let config = match obj.get("config") {
-            None | Some(Value::Null) => Value::Object(Map::new()),
-            Some(v @ Value::Object(_)) => v.clone(),
-            Some(v) => return Err(self.expected(&format!("{key}.config"), "an object", v)),
-        };
-        let bundle = match obj.get("bundle").filter(|v| !v.is_null()) {
-            None => None,
-            Some(v) => {
-                let bkey = format!("{key}.bundle");
-                let b = self.object(&bkey, v)?;
-                let version = match b.get("version") {
-                    Some(v) => self.string(&format!("{bkey}.version"), v)?,
-                    None => return Err(self.err(&format!("{bkey}.version"), "missing".into())),
-                };
-                let signed_by = match b.get("signed_by") {
-                    None | Some(Value::Null) => None,
-                    Some(v) => {
-                        let k = self.string(&format!("{bkey}.signed_by"), v)?;
-                        if !is_public_key(&k) {
-                            return Err(self.err(
-                                &format!("{bkey}.signed_by"),
-                                "expected ed25519:<64 hex digits>".into(),
-                            ));
-                        }
-                        Some(k)
-                    }
-                };
-                Some(BundleRecord { version, signed_by })
-            }
-        };
-        let allow_dangerous = match obj.get("allow_dangerous") {
-            None | Some(Value::Null) => false,
-            Some(v) => self.boolean(&format!("{key}.allow_dangerous"), v)?,
-        };
-        for other in obj.keys() {
-            if !matches!(
-                other.as_str(),
-                "name"
-                    | "component"
-                    | "sha256"
-                    | "grants"
-                    | "limits"
-                    | "config"
-                    | "bundle"
-                    | "allow_dangerous"
-            ) {
-                warnings.push(format!("unknown key {key}.{other} (ignored, kept)"));
-            }
-        }
-        Ok(WasmPlugin {
-            name,
-            component,
-            sha256,
-            grants,
-            limits,
-            config,
-            bundle,
-            allow_dangerous,
-        })
-    }
-}
-
-/// A plugin name becomes a folder name: keep it to a safe alphabet.
-fn validate_plugin_name(path: &Path, key: &str, name: &str) -> Result<(), ConfigError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name != "."
-        && name != ".."
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(ConfigError::Value {
-            path: path.to_path_buf(),
-            key: key.to_owned(),
-            message: format!(
-                "invalid plugin name {name:?}: use 1-64 letters, digits, '-', '_' or '.'"
-            ),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1167,6 +568,34 @@ mod tests {
                 r#"{"backup": {"thrum_backup_schedule": "soon"}}"#,
                 "backup.thrum_backup_schedule",
             ),
+            (
+                r#"{"backup": {"retention": [5, 4]}}"#,
+                "backup.retention: expected an object, found an array",
+            ),
+            (
+                r#"{"backup": {"plugins": [{"name": "a"}, {"name": "a"}]}}"#,
+                "backup.plugins[1].name: duplicate plugin name",
+            ),
+            (
+                r#"{"backup": {"plugins": [{"name": "x", "component": "preset:beads", "limits": {"output_mib": -1}}]}}"#,
+                "backup.plugins[0].limits.output_mib: expected a positive integer, found -1",
+            ),
+            (
+                r#"{"backup": {"plugins": [{"name": "x", "component": "preset:beads", "grants": "read:a"}]}}"#,
+                "backup.plugins[0].grants: expected an array, found a string",
+            ),
+            (
+                r#"{"backup": {"trusted_keys": [{"name": "a", "key": "ed25519:zz"}]}}"#,
+                "backup.trusted_keys[0].key: expected ed25519:<64 hex digits>",
+            ),
+            (
+                r#"{"backup": {"trusted_keys": [{"name": "a"}]}}"#,
+                "backup.trusted_keys[0].key: missing",
+            ),
+            (
+                r#"{"backup": {"plugins": [{"name": "x", "component": "preset:beads", "config": [1]}]}}"#,
+                "backup.plugins[0].config: expected an object, found an array",
+            ),
             (r#"[1]"#, "expected a JSON object at the top level"),
             (r#"{"backup": "#, "not valid JSON"),
         ];
@@ -1191,7 +620,13 @@ mod tests {
 "#;
         std::fs::write(dir.path().join("config.json"), text).unwrap();
         let mut cfg = ThrumConfig::load(dir.path()).unwrap();
-        assert_eq!(cfg.warnings.len(), 2, "{:?}", cfg.warnings);
+        assert_eq!(
+            cfg.warnings,
+            [
+                "unknown key backup.mystery (ignored, kept)",
+                "unknown key backup.retention.yearly (ignored, kept)"
+            ]
+        );
         cfg.set_schedule(Some("24h")).unwrap();
         cfg.set_schedule(None).unwrap();
         let after: Value =
@@ -1247,6 +682,25 @@ mod tests {
             n += 1;
         }
         assert!(n >= 4, "examples missing from {}", dir.display());
+    }
+
+    #[test]
+    fn unknown_keys_in_plugin_entries_are_named_by_their_dotted_key() {
+        let cfg = load_str(
+            r#"{"backup": {"plugins": [
+                 {"name": "s", "command": "true", "grants": ["read:x"], "colour": 1},
+                 {"name": "w", "component": "preset:beads", "limits": {"cpu": 2}, "include": []}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.warnings,
+            [
+                "unknown key backup.plugins[0].colour (ignored, kept)",
+                "unknown key backup.plugins[1].limits.cpu (ignored, kept)",
+                "unknown key backup.plugins[0].grants (ignored, kept)",
+                "unknown key backup.plugins[1].include (ignored, kept)",
+            ]
+        );
     }
 
     #[test]
