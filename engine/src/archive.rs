@@ -6,7 +6,8 @@
 //! paths, backslashes or NULs, no duplicates), entry types (no symlinks), compression methods,
 //! declared sizes against a cap and the free space, compression ratios, and overlapping
 //! entries. Extraction then enforces every declared size while it streams (a lying header is
-//! caught), and the CRC and the manifest's sha256 are checked on the way.
+//! caught), and the CRC and the manifest's checksum (BLAKE3; SHA-256 in the snapshots of the
+//! first versions) are checked on the way.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
@@ -163,7 +164,7 @@ pub struct Reuse {
 
 /// [`write_dir`], reusing the compressed data of `earlier` (an archive of an earlier snapshot
 /// that this engine wrote) where `src`'s manifest shows a file unchanged (copied whole) or grown
-/// by appending (the earlier stream continued). Both manifests' sha256 decide; every reused
+/// by appending (the earlier stream continued). Both manifests' checksums decide; every reused
 /// byte is inflated and checked against the earlier entry's CRC, and anything that does not
 /// check out is compressed afresh. Returns the archive's size and what was reused.
 pub fn write_dir_reusing(

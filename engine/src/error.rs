@@ -84,7 +84,8 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Attach the action and the path to an [`io::Error`].
-pub(crate) trait IoContext<T> {
+pub trait IoContext<T> {
+    /// `Error::Io` saying what was being done (`"read"`, `"create"` ...) to which path.
     fn at(self, action: &'static str, path: &Path) -> Result<T>;
 }
 

@@ -25,13 +25,11 @@
 pub mod archive;
 pub mod archiving;
 pub mod backup_dir;
-pub mod bench;
 pub mod config;
 pub mod context;
 pub mod create;
 pub mod daemon;
 pub mod database;
-pub mod demo;
 pub mod duration;
 mod error;
 pub mod fsx;
@@ -53,7 +51,6 @@ pub mod prune;
 pub mod recovery;
 pub mod restore;
 pub mod retention;
-pub mod sample;
 pub mod shrink;
 pub mod snapshot;
 pub mod sources;
@@ -66,5 +63,5 @@ mod zipout;
 mod module_graph;
 
 pub use context::Context;
-pub use error::{Error, Result};
+pub use error::{Error, IoContext, Result};
 pub use progress::{Cancel, Progress};

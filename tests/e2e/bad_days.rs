@@ -302,13 +302,13 @@ fn a_junk_file_with_an_archives_name_never_displaces_a_real_archive() {
 
 /// The sample workspace `proj` under another parent, as a second clone would be: its own
 /// thrum daemon id.
-fn second_proj(fx: &Fx) -> thrum_backup::sample::SampleWorkspace {
+fn second_proj(fx: &Fx) -> crate::sample::SampleWorkspace {
     let parent = fx.tmp.path().join("elsewhere");
     std::fs::create_dir_all(&parent).unwrap();
-    let ws = thrum_backup::sample::SampleWorkspace::generate(
+    let ws = crate::sample::SampleWorkspace::generate(
         &parent,
         "proj",
-        thrum_backup::sample::Scale {
+        crate::sample::Scale {
             agents: 2,
             messages: 30,
         },

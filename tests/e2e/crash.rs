@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use thrum_backup::sample::Scale;
+use crate::sample::Scale;
 
 use crate::harness::*;
 
@@ -165,7 +165,10 @@ fn killed_restores_are_rolled_back_or_complete() {
         } else if state == snapshot {
             outcomes[1] += 1;
         } else {
-            panic!("iteration {i}: the workspace is a mix of two snapshots");
+            panic!(
+                "iteration {i}: the workspace is a mix of two snapshots\nlive: {live:?}\nsnapshot: {snapshot:?}\nnow: {state:?}\nbackup dir: {:?}",
+                thrum_backup::fsx::walk_files(&fx.repo_dir()).unwrap_or_default()
+            );
         }
     }
     eprintln!(

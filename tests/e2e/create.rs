@@ -351,7 +351,7 @@ fn archives_reuse_unchanged_files_and_continue_appended_logs_byte_for_byte() {
 
 #[test]
 fn logs_that_only_grew_are_grown_from_the_previous_snapshot() {
-    let mut fx = Fx::with_scale(thrum_backup::sample::Scale {
+    let mut fx = Fx::with_scale(crate::sample::Scale {
         agents: 3,
         messages: 1_500,
     });
@@ -473,7 +473,7 @@ fn logs_that_only_grew_are_grown_from_the_previous_snapshot() {
 
 #[test]
 fn a_create_that_fails_after_growing_logs_cuts_them_back() {
-    let mut fx = Fx::with_scale(thrum_backup::sample::Scale {
+    let mut fx = Fx::with_scale(crate::sample::Scale {
         agents: 3,
         messages: 1_500,
     });

@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::sample::{self, SampleWorkspace, Scale};
 use assert_cmd::Command;
 use serde_json::Value;
 use tempfile::TempDir;
-use thrum_backup::sample::{self, SampleWorkspace, Scale};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_thrum-backup");
 

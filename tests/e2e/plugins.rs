@@ -175,7 +175,7 @@ fn presets_and_plugin_management() {
     let v: Value =
         serde_json::from_slice(&std::fs::read(fx.thrum().join("config.json")).unwrap()).unwrap();
     assert_eq!(v["daemon"]["sync_interval"], 60);
-    assert_eq!(v["identity"]["daemon_id"], thrum_backup::sample::DAEMON_ID);
+    assert_eq!(v["identity"]["daemon_id"], crate::sample::DAEMON_ID);
 }
 
 #[test]

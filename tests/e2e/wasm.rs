@@ -330,14 +330,11 @@ fn beads_rust_preset_copies_the_database_consistently_and_restores_it() {
     drop(conn);
 
     // Delete .beads, restore, and the database holds exactly the snapshot's rows.
-    let snapshot_rows = thrum_backup::sample::dump_database(&copy).unwrap();
+    let snapshot_rows = crate::sample::dump_database(&copy).unwrap();
     let jsonl = std::fs::read(fx.root().join(".beads/issues.jsonl")).unwrap();
     std::fs::remove_dir_all(fx.root().join(".beads")).unwrap();
     fx.cmd().args(["restore", "--yes"]).assert().success();
-    assert_eq!(
-        thrum_backup::sample::dump_database(&db).unwrap(),
-        snapshot_rows
-    );
+    assert_eq!(crate::sample::dump_database(&db).unwrap(), snapshot_rows);
     assert_eq!(
         std::fs::read(fx.root().join(".beads/issues.jsonl")).unwrap(),
         jsonl

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
+use crate::bench::{self, BenchOptions};
 use anyhow::{Context as _, Result};
-use thrum_backup::bench::{self, BenchOptions};
 
 use crate::cli::BenchArgs;
 use crate::ui::{Ui, bytes};

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
+use crate::demo;
 use anyhow::{Context as _, Result};
-use thrum_backup::demo;
 
 use crate::cli::DemoArgs;
 use crate::ui::Ui;

@@ -1,6 +1,6 @@
 //! A realistic sample thrum v0.10.6 workspace, generated deterministically.
 //!
-//! Every path of thrum's layout ([`crate::layout`]) with realistic content: a git repository
+//! Every path of thrum's layout ([`thrum_backup::layout`]) with realistic content: a git repository
 //! whose `a-sync` branch has commits and is checked out as thrum makes its sync worktree
 //! (`git worktree add -f --no-checkout`, non-cone sparse checkout, checkout); the v0.10.6 wire
 //! streams (`messages-v2/`, `receipts/`, `state/agents/`, `state/bridge-groups/`) and the
@@ -20,8 +20,8 @@ use std::process::Command;
 
 use rusqlite::{Connection, params};
 
-use crate::error::{Error, IoContext, Result};
-use crate::fsx;
+use thrum_backup::fsx;
+use thrum_backup::{Error, IoContext, Result};
 
 /// thrum v0.10.6's schema: every table and index of a fresh thrum database (version 51).
 pub const SCHEMA: &str = include_str!("sample_schema_v51.sql");
@@ -154,7 +154,7 @@ impl SampleWorkspace {
         )?;
         git(&root, &["update-ref", "refs/heads/a-sync", &commit])?;
         let sync_dir = root.join(".git/thrum-sync/a-sync");
-        crate::gitsync::add_worktree(&root, &sync_dir)?;
+        thrum_backup::gitsync::add_worktree(&root, &sync_dir)?;
 
         let thrum = root.join(".thrum");
         let agents: Vec<String> = (0..scale.agents)
@@ -543,7 +543,7 @@ fn append(path: &Path, bytes: &[u8]) -> Result<()> {
 
 fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
     move |source| {
-        crate::database::DbError::Sqlite {
+        thrum_backup::database::DbError::Sqlite {
             path: path.to_path_buf(),
             action: "write sample data",
             source,

@@ -5,15 +5,15 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::archive::Limits;
-use crate::context::Context;
-use crate::create::{self, CreateOptions};
-use crate::error::{Error, IoContext, Result};
-use crate::fsx;
-use crate::progress::{Cancel, Progress};
-use crate::restore::{self, RestoreOptions, Source};
 use crate::sample::{self, SampleWorkspace, Scale};
-use crate::{prune, verify};
+use thrum_backup::archive::Limits;
+use thrum_backup::context::Context;
+use thrum_backup::create::{self, CreateOptions};
+use thrum_backup::fsx;
+use thrum_backup::progress::{Cancel, Progress};
+use thrum_backup::restore::{self, RestoreOptions, Source};
+use thrum_backup::{Error, IoContext, Result};
+use thrum_backup::{prune, verify};
 
 /// What the demo did and found.
 #[derive(Debug, Clone, Serialize)]
@@ -170,8 +170,8 @@ fn wiped_copy(ws: &SampleWorkspace, parent: &Path) -> Result<PathBuf> {
     fsx::remove_any(&copy.join(".git/thrum-sync"))?;
     fsx::remove_any(&copy.join(".git/worktrees"))?;
     let thrum = copy.join(".thrum");
-    for item in crate::layout::captured(crate::layout::Root::Thrum) {
-        for rel in crate::layout::list(item, &thrum)?.files {
+    for item in thrum_backup::layout::captured(thrum_backup::layout::Root::Thrum) {
+        for rel in thrum_backup::layout::list(item, &thrum)?.files {
             fsx::remove_any(&thrum.join(rel))?;
         }
     }
@@ -198,7 +198,7 @@ fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
 /// captures in the thrum dir and the sync worktree, byte for byte and mode for mode, and
 /// every database row.
 fn compare_workspaces(ws: &SampleWorkspace, copy: &Context) -> Result<(usize, usize)> {
-    use crate::layout::Root;
+    use thrum_backup::layout::Root;
     let pairs = [
         (
             Root::Thrum,
@@ -213,10 +213,10 @@ fn compare_workspaces(ws: &SampleWorkspace, copy: &Context) -> Result<(usize, us
     ];
     let mut files = 0;
     for (root, a, b) in pairs {
-        for item in crate::layout::captured(root) {
+        for item in thrum_backup::layout::captured(root) {
             let (fa, fb) = (
-                crate::layout::list(item, &a)?,
-                crate::layout::list(item, &b)?,
+                thrum_backup::layout::list(item, &a)?,
+                thrum_backup::layout::list(item, &b)?,
             );
             if fa.files != fb.files {
                 return Err(Error::Invalid(format!(
@@ -240,7 +240,7 @@ fn compare_workspaces(ws: &SampleWorkspace, copy: &Context) -> Result<(usize, us
         }
     }
     if let Some(why) =
-        crate::gitsync::unhealthy(&copy.workspace.repo_root, &copy.workspace.sync_dir)
+        thrum_backup::gitsync::unhealthy(&copy.workspace.repo_root, &copy.workspace.sync_dir)
     {
         return Err(Error::Invalid(format!(
             "the restored sync worktree would be removed by thrum's daemon: {why}"
@@ -257,18 +257,19 @@ fn compare_workspaces(ws: &SampleWorkspace, copy: &Context) -> Result<(usize, us
 }
 
 fn count_rows(db: &Path, table: &str) -> Result<u64> {
-    let conn =
-        rusqlite::Connection::open(db).map_err(|source| crate::database::DbError::Sqlite {
+    let conn = rusqlite::Connection::open(db).map_err(|source| {
+        thrum_backup::database::DbError::Sqlite {
             path: db.to_path_buf(),
             action: "open",
             source,
-        })?;
+        }
+    })?;
     conn.query_row(&format!("SELECT COUNT(*) FROM \"{table}\""), [], |r| {
         r.get::<_, i64>(0)
     })
     .map(|n| n as u64)
     .map_err(|source| {
-        crate::database::DbError::Sqlite {
+        thrum_backup::database::DbError::Sqlite {
             path: db.to_path_buf(),
             action: "count rows",
             source,

@@ -12,11 +12,11 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{PluginLimits, WasmPlugin};
-use crate::error::{Error, IoContext, Result};
-use crate::fsx;
-use crate::plugin::wasm;
 use crate::sample::{SampleWorkspace, Scale};
+use thrum_backup::config::{PluginLimits, WasmPlugin};
+use thrum_backup::fsx;
+use thrum_backup::plugin::wasm;
+use thrum_backup::{Error, IoContext, Result};
 
 /// How to run the benchmark.
 #[derive(Debug, Clone)]
@@ -215,12 +215,12 @@ fn small_snapshot(dir: &Path) -> Result<PathBuf> {
     let snap = dir.join("one-snapshot");
     fsx::create_dir_all(&snap)?;
     fsx::write_atomic(&snap.join("events.jsonl"), b"{}\n")?;
-    let mut m = crate::manifest::Manifest::from_slice(
+    let mut m = thrum_backup::manifest::Manifest::from_slice(
         br#"{"version": 1, "timestamp": "2020-01-01T00:00:00Z"}"#,
     )
     .map_err(Error::Invalid)?;
-    m.engine = Some(crate::manifest::EngineInfo::current());
-    fsx::write_atomic(&snap.join(crate::manifest::FILE_NAME), &m.to_vec())?;
+    m.engine = Some(thrum_backup::manifest::EngineInfo::current());
+    fsx::write_atomic(&snap.join(thrum_backup::manifest::FILE_NAME), &m.to_vec())?;
     Ok(snap)
 }
 
@@ -533,15 +533,16 @@ pub fn run(opts: &BenchOptions, say: &mut dyn FnMut(&str)) -> Result<BenchReport
     // One small real archive (retention counts only archives with a manifest), linked under
     // 10 000 names. Without chunk indexes each is opened to read its manifest: the slow case.
     let one = dir.join("one-archive.zip");
-    crate::archive::write_dir(
+    thrum_backup::archive::write_dir(
         &small_snapshot(dir)?,
         &one,
         6,
-        &crate::progress::Silent,
+        &thrum_backup::progress::Silent,
         &Default::default(),
     )?;
     for i in 0..10_000i64 {
-        let name = crate::retention::ArchiveName::format(start + chrono::Duration::hours(i), 0);
+        let name =
+            thrum_backup::retention::ArchiveName::format(start + chrono::Duration::hours(i), 0);
         std::fs::hard_link(&one, archives.join(name)).at("link", &archives)?;
     }
     rows.push(run_n(
@@ -719,7 +720,7 @@ fn make_beads(dir: &Path, scale: f64) -> Result<()> {
 
 fn plugin_start(root: &Path, runs: usize) -> Result<Vec<Row>> {
     let setting = wasm::Setting::new(root, "bench-ws", None);
-    let bytes = crate::plugin::presets::component("beads")
+    let bytes = thrum_backup::plugin::presets::component("beads")
         .ok_or_else(|| Error::Invalid("no beads preset".into()))?;
     let cache = tempfile::tempdir().at("create", Path::new("cache"))?;
     let start_once = |dir: Option<PathBuf>| -> Result<f64> {
@@ -745,8 +746,8 @@ fn plugin_start(root: &Path, runs: usize) -> Result<Vec<Row>> {
         component: "preset:beads".into(),
         sha256: None,
         grants: vec![
-            crate::config::Grant::Read(".beads".into()),
-            crate::config::Grant::Write(".beads".into()),
+            thrum_backup::config::Grant::Read(".beads".into()),
+            thrum_backup::config::Grant::Write(".beads".into()),
         ],
         limits: PluginLimits::default(),
         config: serde_json::json!({}),
