@@ -38,11 +38,11 @@ mod jsonl;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-/// The generated bindings (`wit/backup.wit`, world `plugin`). Most plugins never need them.
+/// The generated bindings (`wit/v0.1.0/backup.wit`, world `plugin`). Most plugins never need them.
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "../wit/v0.1.0",
         world: "plugin",
         pub_export_macro: true,
         default_bindings_module: "thrum_backup_plugin_sdk::bindings",

@@ -667,7 +667,7 @@ fn python_component() -> Option<PathBuf> {
             let tool = std::env::var("THRUM_BACKUP_COMPONENTIZE_PY")
                 .unwrap_or_else(|_| "componentize-py".into());
             let out = built_dir().join("inventory.wasm");
-            let wit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit");
+            let wit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit/v0.1.0");
             let run = std::process::Command::new(&tool)
                 .args([
                     "-d",

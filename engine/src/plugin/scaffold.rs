@@ -12,7 +12,7 @@ use crate::fsx;
 const SDK_LIB: &str = include_str!("../../../plugin-sdk/src/lib.rs");
 const SDK_JSONL: &str = include_str!("../../../plugin-sdk/src/jsonl.rs");
 const SDK_TOML: &str = include_str!("../../../plugin-sdk/Cargo.toml");
-const WIT: &str = include_str!("../../../wit/backup.wit");
+const WIT: &str = include_str!("../../../wit/v0.1.0/backup.wit");
 const PY_APP: &str = include_str!("../../../plugin-sdk/templates/python/app.py");
 const JS_PLUGIN: &str = include_str!("../../../plugin-sdk/templates/js/plugin.js");
 const JS_PACKAGE: &str = include_str!("../../../plugin-sdk/templates/js/package.json");
@@ -98,7 +98,8 @@ pub fn create(dir: &Path, name: &str, lang: Lang) -> Result<Vec<String>> {
             ("sdk/Cargo.toml", SDK_TOML.into()),
             ("sdk/src/lib.rs", SDK_LIB.into()),
             ("sdk/src/jsonl.rs", SDK_JSONL.into()),
-            ("wit/backup.wit", WIT.into()),
+            // Where the SDK looks for it, as in this repository.
+            ("wit/v0.1.0/backup.wit", WIT.into()),
         ],
         Lang::Python => vec![
             ("app.py", fill(PY_APP)),

@@ -1,4 +1,5 @@
-//! The WebAssembly plugin host: runs components that implement `wit/backup.wit` in a sandbox.
+//! The WebAssembly plugin host: runs components that implement the contract
+//! `wit/v0.1.0/backup.wit` in a sandbox.
 //!
 //! Deny by default: each call gets a fresh `Store` with an empty WASI context (no env, args,
 //! network; stdout and stderr into a bounded buffer), read-only preopens for the `read` grants
@@ -29,7 +30,7 @@ use host::{HostState, Phase};
 #[allow(missing_docs)]
 mod bindings {
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "../wit/v0.1.0",
         world: "plugin",
         imports: { default: trappable },
         with: { "thrum:backup/host.output-file": super::OutputHandle },

@@ -6,7 +6,7 @@ unpacking anything. `verify` re-reads the CSV and checks every row; `restore` ha
 back (the report is for people), so it only says so.
 
 Build (from this folder, see README.md):
-    componentize-py -d ../../../wit -w plugin componentize app -o inventory.wasm
+    componentize-py -d ../../../wit/v0.1.0 -w plugin componentize app -o inventory.wasm
 """
 
 import csv
