@@ -1,0 +1,481 @@
+//! Capturing a workspace into a staging snapshot: the database lane (a consistent copy, then
+//! its flush, check, hash and local-table export side by side), thrum's files, the sync
+//! worktree's streams after the database instant, the `a-sync` bundle, and the JSON Lines
+//! check.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::grow::{self, Base, GROW_MIN, Growable, Grown, check_growable};
+use super::{BUNDLE_PATH, CaptureOptions, Captured, DB_PATH, Staging};
+use crate::database::{self, LOCAL_TABLES};
+use crate::error::Result;
+use crate::fsx::{self, FileDigest};
+use crate::locate::Workspace;
+use crate::manifest::{CaptureInfo, DatabaseInfo, LayoutInfo, Prefix, SyncInfo};
+use crate::progress::{Cancel, Progress};
+use crate::sources::{self, Source};
+
+/// Copy thrum's data from the workspace into `staging`: every path the layout table
+/// captures ([`crate::layout`]), the database (a consistent copy plus thrum's local-table
+/// JSONL) and the history of the `a-sync` branch as a git bundle. With a `base`, files that
+/// only grew since it are grown from it rather than copied.
+///
+/// The database is copied first and the sync worktree's streams after it, so that the
+/// streams are at least as new as the database (the time between is recorded).
+pub fn capture_workspace(
+    ws: &Workspace,
+    opts: &CaptureOptions,
+    staging: &mut Staging,
+    base: Option<&Base<'_>>,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<Captured> {
+    let roots = sources::Roots::of(ws);
+    let plan = sources::plan(&roots, opts.exclude_secrets)?;
+    let mut cap = describe(ws, opts, &roots, &plan)?;
+    let db_size = std::fs::metadata(&ws.db_path).map(|m| m.len()).unwrap_or(0);
+    let total: u64 = plan
+        .thrum
+        .iter()
+        .chain(&plan.sync)
+        .filter_map(|s| std::fs::metadata(&s.path).ok())
+        .map(|m| m.len())
+        .sum::<u64>()
+        + db_size;
+    progress.phase("copying the workspace", Some(total));
+    let lanes = run_lanes(ws, opts, &plan, staging.root(), base, progress, cancel);
+    let (copied, grown) = lanes.copied?;
+    cap.grown = grown;
+    cap.jsonl = lanes.jsonl?;
+    for issue in &cap.jsonl {
+        cap.notes.push(format!(
+            "{issue}: backed up as it is, and restored as it is"
+        ));
+    }
+    for (source, d, prefix) in copied {
+        let rel = &source.rel;
+        staging.record_full(rel, &d, prefix, source.mode, source.secret);
+        if rel == "events.jsonl" {
+            cap.counts.events = d.lines;
+        } else if rel.starts_with("messages/") {
+            cap.counts.message_files += 1;
+        } else if rel.starts_with("config/") {
+            cap.counts.config_files += 1;
+        }
+    }
+    if let Some(bundle) = lanes.bundle {
+        record_bundle(ws, opts, roots.sync.is_some(), bundle, staging, &mut cap)?;
+    }
+    if let Some(db) = lanes.db {
+        record_database(db?, lanes.gap, staging, &mut cap);
+    }
+    closing_notes(opts, &mut cap);
+    cancel.check()?;
+    Ok(cap)
+}
+
+/// What the plan says of the snapshot before a byte is copied: the layout, the worktrees,
+/// what the layout does not know and what it skips.
+fn describe(
+    ws: &Workspace,
+    opts: &CaptureOptions,
+    roots: &sources::Roots,
+    plan: &sources::Plan,
+) -> Result<Captured> {
+    let mut cap = Captured {
+        unknown: sources::unknown(roots, &opts.skip)?,
+        skipped: plan.skipped.clone(),
+        ..Captured::default()
+    };
+    cap.worktrees = plan
+        .worktrees
+        .iter()
+        .map(|(n, p)| (n.clone(), p.parent().unwrap_or(p).display().to_string()))
+        .collect();
+    cap.layout = Some(LayoutInfo {
+        thrum: crate::layout::THRUM_VERSION.into(),
+        covered: plan.covered.clone(),
+        secrets: if opts.exclude_secrets {
+            "excluded"
+        } else {
+            "included"
+        }
+        .into(),
+    });
+    if roots.sync.is_none() {
+        cap.notes.push(format!(
+            "no sync worktree at {}: no message streams to back up",
+            ws.sync_dir.display()
+        ));
+    }
+    Ok(cap)
+}
+
+/// What the lanes of a capture produced.
+struct Lanes<'s> {
+    copied: Result<(Vec<CopiedFile<'s>>, Grown)>,
+    jsonl: Result<Vec<crate::jsonl::Issue>>,
+    db: Option<Result<DbCapture>>,
+    bundle: Option<Result<Option<String>>>,
+    /// From the database's instant to the end of the streams' copy.
+    gap: Option<Duration>,
+}
+
+/// Run the lanes side by side: the database (its instant comes first; the streams are copied
+/// once it is taken), the `a-sync` bundle, and thrum's files then the streams, whose JSON
+/// Lines check reads what was just written while the database lane checks, hashes and
+/// exports its copy.
+fn run_lanes<'s>(
+    ws: &Workspace,
+    opts: &CaptureOptions,
+    plan: &'s sources::Plan,
+    root: &Path,
+    base: Option<&Base<'_>>,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Lanes<'s> {
+    std::thread::scope(|s| {
+        let (taken, instant) = std::sync::mpsc::channel::<std::time::Instant>();
+        let db = ws.db_path.is_file().then(|| {
+            s.spawn(move || {
+                capture_database(&ws.db_path, root, opts.db_wait, &taken, progress, cancel)
+            })
+        });
+        let bundle = ws
+            .in_git
+            .then(|| s.spawn(|| crate::gitsync::bundle(&ws.repo_root, &root.join(BUNDLE_PATH))));
+        let thrum = copy_files(&plan.thrum, root, base, progress, cancel);
+        let at = instant.recv().ok();
+        let sync = copy_files(&plan.sync, root, base, progress, cancel);
+        let gap = at.map(|t| t.elapsed());
+        let copied = thrum.and_then(|(mut a, ga)| {
+            let (b, gb) = sync?;
+            a.extend(b);
+            Ok((
+                a,
+                Grown {
+                    files: ga.files + gb.files,
+                    bytes_shared: ga.bytes_shared + gb.bytes_shared,
+                },
+            ))
+        });
+        let jsonl = match &copied {
+            Ok((files, _)) => check_jsonl(files, root, cancel),
+            Err(_) => Ok(Vec::new()),
+        };
+        let bundle = bundle.map(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(crate::Error::Invalid("the git thread panicked".into())))
+        });
+        Lanes {
+            copied,
+            jsonl,
+            db: db.map(join_db),
+            bundle,
+            gap,
+        }
+    })
+}
+
+/// Record the `a-sync` bundle (its tip), or say why the history could not be saved.
+fn record_bundle(
+    ws: &Workspace,
+    opts: &CaptureOptions,
+    has_sync: bool,
+    bundle: Result<Option<String>>,
+    staging: &mut Staging,
+    cap: &mut Captured,
+) -> Result<()> {
+    match bundle {
+        Ok(Some(tip)) => {
+            fsx::set_mode(&staging.root().join(BUNDLE_PATH), 0o600)?;
+            staging.adopt(BUNDLE_PATH)?;
+            cap.sync = Some(SyncInfo {
+                tip,
+                bundle: Some(BUNDLE_PATH.into()),
+                local_only: opts.sync_local_only,
+                worktree: has_sync
+                    && crate::gitsync::unhealthy(&ws.repo_root, &ws.sync_dir).is_none(),
+            });
+        }
+        Ok(None) => {}
+        Err(e) => {
+            let _ = fsx::remove_any(&staging.root().join("git"));
+            cap.notes.push(format!(
+                "the history of the a-sync branch could not be saved: {e}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Record the database copy, its local tables and the order of the capture.
+fn record_database(
+    db: DbCapture,
+    gap: Option<Duration>,
+    staging: &mut Staging,
+    cap: &mut Captured,
+) {
+    staging.record(DB_PATH, &db.digest);
+    for (table, rows, digest) in db.local {
+        staging.record(&format!("local/{table}.jsonl"), &digest);
+        cap.local_tables.insert(table.to_owned(), rows);
+    }
+    cap.notes.extend(db.notes);
+    cap.counts.local_tables = cap.local_tables.len() as u64;
+    cap.database = Some(DatabaseInfo {
+        path: DB_PATH.into(),
+        tables: db.tables,
+    });
+    if let Some(gap) = gap {
+        cap.capture = Some(CaptureInfo {
+            order: "database-then-streams".into(),
+            gap_ms: gap.as_millis() as u64,
+        });
+    }
+}
+
+/// What was skipped, unknown or left out, said once.
+fn closing_notes(opts: &CaptureOptions, cap: &mut Captured) {
+    for what in &cap.skipped {
+        cap.notes
+            .push(format!("not a regular file, not backed up: {what}"));
+    }
+    if !cap.unknown.is_empty() {
+        let shown: Vec<&str> = cap.unknown.iter().take(10).map(String::as_str).collect();
+        let more = cap.unknown.len().saturating_sub(shown.len());
+        cap.notes.push(format!(
+            "{} file(s) that thrum {} does not write, not backed up (a newer thrum?): {}{}",
+            cap.unknown.len(),
+            crate::layout::THRUM_VERSION,
+            shown.join(", "),
+            if more > 0 {
+                format!(" and {more} more (the manifest lists them all)")
+            } else {
+                String::new()
+            }
+        ));
+    }
+    if opts.exclude_secrets {
+        cap.notes.push(
+            "thrum's secrets were left out of this snapshot (backup.secrets: exclude)".into(),
+        );
+    }
+}
+
+/// Check every JSON Lines file of the snapshot, several at a time (each is read from the page
+/// cache, just written).
+fn check_jsonl(
+    copied: &[CopiedFile<'_>],
+    root: &Path,
+    cancel: &Cancel,
+) -> Result<Vec<crate::jsonl::Issue>> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let files: Vec<&str> = copied
+        .iter()
+        .map(|(s, _, _)| s.rel.as_str())
+        .filter(|rel| crate::jsonl::is_jsonl(rel))
+        .collect();
+    let next = AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(4);
+    let found = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads.min(files.len()))
+            .map(|_| {
+                s.spawn(|| -> Result<()> {
+                    while let Some(rel) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        cancel.check()?;
+                        if let Some(issue) = crate::jsonl::check_file(&root.join(rel), 0, 1, rel)? {
+                            found.lock().unwrap_or_else(|p| p.into_inner()).push(issue);
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .try_for_each(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+    })?;
+    let mut found = found.into_inner().unwrap_or_else(|p| p.into_inner());
+    found.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(found)
+}
+
+/// A file of the new snapshot: where it came from, its digest, and what it is known to begin
+/// with.
+type CopiedFile<'s> = (&'s Source, FileDigest, Option<Prefix>);
+
+/// An earlier snapshot's copy of a file, and its size and digest.
+type Earlier<'b> = (PathBuf, &'b Prefix);
+
+/// Copy (or grow, see [`Base`]) the workspace files `sources` into `root`.
+fn copy_files<'s>(
+    sources: &'s [Source],
+    root: &Path,
+    base: Option<&Base<'_>>,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<(Vec<CopiedFile<'s>>, Grown)> {
+    /// Growable files waiting for the gate hold an open handle each: at most this many.
+    const MAX_WAITING: usize = 256;
+    let mut copied = Vec::with_capacity(sources.len());
+    let mut waiting = Vec::new();
+    let mut grown = Grown::default();
+    let mut finish = |source: &'s Source, growable: Option<(Growable, Earlier<'_>)>| {
+        let src = &source.path;
+        let dst = root.join(&source.rel);
+        let (d, prefix) = match growable {
+            Some((g, (old, prefix))) => {
+                let shared = g.hashed.size();
+                match grow::grow(g, &old, &dst)? {
+                    Some(d) => {
+                        grown.files += 1;
+                        grown.bytes_shared += shared;
+                        (d, Some(prefix.clone()))
+                    }
+                    None => (fsx::copy_new(src, &dst)?, None),
+                }
+            }
+            None => (fsx::copy_new(src, &dst)?, None),
+        };
+        progress.advance(d.size);
+        copied.push((source, d, prefix));
+        Ok::<_, crate::Error>(())
+    };
+    for source in sources {
+        let (src, rel) = (&source.path, &source.rel);
+        cancel.check()?;
+        let earlier = base.and_then(|b| {
+            let whole = b.files.get(rel)?;
+            (whole.size >= GROW_MIN).then(|| (b, b.dir.join(rel), whole))
+        });
+        let Some((b, old, whole)) = earlier else {
+            finish(source, None)?;
+            continue;
+        };
+        let Some(g) = check_growable(src, &old, whole.size)? else {
+            finish(source, None)?;
+            continue;
+        };
+        // The earlier copy may grow only once its archive is written.
+        let open = match b.gate.decided() {
+            None if waiting.len() < MAX_WAITING => {
+                waiting.push((source, (old, whole), g));
+                continue;
+            }
+            None => b.gate.wait(cancel),
+            Some(open) => open,
+        };
+        for (source, old, g) in waiting.drain(..) {
+            finish(source, open.then_some((g, old)))?;
+        }
+        finish(source, open.then_some((g, (old, whole))))?;
+    }
+    if !waiting.is_empty() {
+        let open = base.is_some_and(|b| b.gate.wait(cancel));
+        for (source, old, g) in waiting {
+            cancel.check()?;
+            finish(source, open.then_some((g, old)))?;
+        }
+    }
+    Ok((copied, grown))
+}
+
+/// The database part of a snapshot: the copy's digest, its row counts and the local tables
+/// exported as JSONL.
+struct DbCapture {
+    digest: FileDigest,
+    tables: BTreeMap<String, u64>,
+    local: Vec<(&'static str, u64, FileDigest)>,
+    notes: Vec<String>,
+}
+
+fn join_db(h: std::thread::ScopedJoinHandle<'_, Result<DbCapture>>) -> Result<DbCapture> {
+    h.join()
+        .unwrap_or_else(|_| Err(crate::Error::Invalid("the database thread panicked".into())))
+}
+
+/// Copy the database into `root` as one consistent snapshot, then flush it to disk, check it,
+/// hash it and export thrum's local tables side by side: all four only read the copy, and the
+/// flush mostly waits for the disk while the others use the CPU.
+fn capture_database(
+    db_path: &Path,
+    root: &Path,
+    db_wait: Duration,
+    taken: &std::sync::mpsc::Sender<std::time::Instant>,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<DbCapture> {
+    let dst = root.join(DB_PATH);
+    fsx::create_dir_all(dst.parent().unwrap_or(root))?;
+    let size = std::fs::metadata(db_path).map(|m| m.len()).unwrap_or(0);
+    database::copy_unchecked(db_path, &dst, db_wait)?;
+    let _ = taken.send(std::time::Instant::now());
+    // Every file of a snapshot is private; SQLite made this one with the default mode.
+    fsx::set_mode(&dst, 0o600)?;
+    progress.advance(size);
+    cancel.check()?;
+    let present = database::table_names(&dst)?;
+    std::thread::scope(|s| {
+        let synced = s.spawn(|| database::sync_copy(&dst));
+        let checked = s.spawn(|| database::check_copy(&dst, db_path));
+        let digest = s.spawn(|| fsx::digest_file(&dst));
+        let mut local = Vec::new();
+        let mut notes = Vec::new();
+        let mut exported = Ok(());
+        for table in LOCAL_TABLES {
+            if let Err(e) = cancel.check() {
+                exported = Err(e);
+                break;
+            }
+            if !present.iter().any(|t| t == table) {
+                notes.push(format!("messages.db has no table {table}: not exported"));
+                continue;
+            }
+            match export_local(&dst, root, table) {
+                Ok((rows, d)) => local.push((table, rows, d)),
+                Err(e) => {
+                    exported = Err(e);
+                    break;
+                }
+            }
+        }
+        let panicked = || crate::Error::Invalid("a database thread panicked".into());
+        // The integrity check's verdict comes first: a corrupt database is the real news.
+        let tables = checked.join().map_err(|_| panicked())??;
+        let digest = digest.join().map_err(|_| panicked())??;
+        exported?;
+        synced.join().map_err(|_| panicked())??;
+        Ok(DbCapture {
+            digest,
+            tables,
+            local,
+            notes,
+        })
+    })
+}
+
+/// Export `table` of the database copy `db` to `local/<table>.jsonl` below `root`.
+fn export_local(db: &Path, root: &Path, table: &str) -> Result<(u64, FileDigest)> {
+    let mut rows = 0;
+    let mut failure = None;
+    let path = root.join(format!("local/{table}.jsonl"));
+    let digest = fsx::write_new_with(&path, |w| match database::export_table(db, table, w) {
+        Ok(n) => {
+            rows = n;
+            Ok(())
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            failure = Some(e);
+            Err(std::io::Error::other(msg))
+        }
+    })
+    .map_err(|e| failure.take().map_or(e, Into::into))?;
+    Ok((rows, digest))
+}

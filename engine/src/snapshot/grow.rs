@@ -1,0 +1,192 @@
+//! Growing a snapshot from the one before it: thrum's logs only grow, so a file that still
+//! begins with exactly the earlier copy's bytes is hard-linked and only its tail appended,
+//! once the earlier snapshot is archived; a failed or killed create cuts the earlier copies
+//! back to their recorded sizes.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::{IoContext, Result};
+use crate::fsx::{self, FileDigest};
+use crate::manifest::{self, Manifest, Prefix};
+use crate::progress::Cancel;
+
+/// Files of a new snapshot grown from the earlier one (see [`Base`]).
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct Grown {
+    /// Files hard-linked from the earlier snapshot and appended to.
+    pub files: u64,
+    /// Bytes those files shared with the earlier snapshot (not written again).
+    pub bytes_shared: u64,
+}
+
+/// Files smaller than this are always copied: growing them saves too little to matter.
+pub(super) const GROW_MIN: u64 = 64 * 1024;
+
+/// The earlier snapshot a new one may grow from, instead of copying every byte again.
+///
+/// thrum's logs only grow. When a workspace file still begins with exactly the bytes of the
+/// earlier snapshot's copy, the new snapshot hard-links that copy and appends only the new
+/// tail, so the earlier copy grows too: after it has been archived (the [`Gate`] says when),
+/// it is needed again only if this create fails, and then it is cut back to the size its
+/// manifest records ([`cut_back_grown`], run by the failure path and by every recovery).
+#[derive(Debug)]
+pub struct Base<'a> {
+    pub(super) dir: PathBuf,
+    pub(super) files: BTreeMap<String, Prefix>,
+    pub(super) gate: &'a Gate,
+}
+
+impl<'a> Base<'a> {
+    /// The complete snapshot in `dir` (`current/`), usable once `gate` opens.
+    pub fn new(dir: PathBuf, manifest: &Manifest, gate: &'a Gate) -> Self {
+        let files = manifest
+            .files
+            .iter()
+            .map(|f| {
+                let whole = Prefix {
+                    size: f.size,
+                    checksum: f.checksum.clone(),
+                };
+                (f.path.clone(), whole)
+            })
+            .collect();
+        Self { dir, files, gate }
+    }
+}
+
+/// A one-shot signal between threads: closed until [`Gate::open`] says yes or no.
+#[derive(Debug, Default)]
+pub struct Gate {
+    state: std::sync::Mutex<Option<bool>>,
+    changed: std::sync::Condvar,
+}
+
+impl Gate {
+    /// Decide the gate (the first decision stands).
+    pub fn open(&self, ok: bool) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if s.is_none() {
+            *s = Some(ok);
+            self.changed.notify_all();
+        }
+    }
+
+    /// A guard that decides "no" when dropped undecided (a thread that panics).
+    pub fn no_on_drop(&self) -> impl Drop + '_ {
+        struct Guard<'g>(&'g Gate);
+        impl Drop for Guard<'_> {
+            fn drop(&mut self) {
+                self.0.open(false);
+            }
+        }
+        Guard(self)
+    }
+
+    /// The decision, if made.
+    pub(super) fn decided(&self) -> Option<bool> {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wait for the decision; a cancellation ends the wait with "no".
+    pub(super) fn wait(&self, cancel: &Cancel) -> bool {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(ok) = *s {
+                return ok;
+            }
+            if cancel.check().is_err() {
+                return false;
+            }
+            s = self
+                .changed
+                .wait_timeout(s, Duration::from_millis(50))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+}
+
+/// A workspace file whose first `len` bytes are the earlier snapshot's whole copy.
+pub(super) struct Growable {
+    src: std::fs::File,
+    pub(super) hashed: fsx::HashingWriter<std::io::Sink>,
+}
+
+/// Compare `src` with the earlier copy `old` of `len` bytes. `Some` when `src` begins with
+/// exactly those bytes; the workspace file is then positioned after them, already hashed.
+pub(super) fn check_growable(src: &Path, old: &Path, len: u64) -> Result<Option<Growable>> {
+    use std::io::Read;
+    let mut a = std::fs::File::open(src).at("open", src)?;
+    let Ok(mut b) = std::fs::File::open(old) else {
+        return Ok(None);
+    };
+    let (Ok(ma), Ok(mb)) = (a.metadata(), b.metadata()) else {
+        return Ok(None);
+    };
+    // A copy linked from elsewhere too (`cp -al` of the backup dir, say) would grow there as
+    // well: only a copy that is `current/`'s alone may grow.
+    if mb.len() != len || ma.len() < len || std::os::unix::fs::MetadataExt::nlink(&mb) != 1 {
+        return Ok(None);
+    }
+    let mut hashed = fsx::HashingWriter::new(std::io::sink());
+    let mut left = len;
+    let (mut x, mut y) = (vec![0u8; 256 * 1024], vec![0u8; 256 * 1024]);
+    while left > 0 {
+        let n = left.min(x.len() as u64) as usize;
+        a.read_exact(&mut x[..n]).at("read", src)?;
+        if b.read_exact(&mut y[..n]).is_err() || x[..n] != y[..n] {
+            return Ok(None);
+        }
+        hashed.write_all(&x[..n]).at("read", src)?;
+        left -= n as u64;
+    }
+    Ok(Some(Growable { src: a, hashed }))
+}
+
+/// Link the earlier copy `old` as `dst` and append the rest of the workspace file to it.
+/// `None` when the filesystem cannot link (the caller copies instead).
+pub(super) fn grow(g: Growable, old: &Path, dst: &Path) -> Result<Option<FileDigest>> {
+    let Growable { mut src, hashed } = g;
+    if let Some(parent) = dst.parent() {
+        fsx::create_dir_all(parent)?;
+    }
+    if std::fs::hard_link(old, dst).is_err() {
+        return Ok(None);
+    }
+    let file = std::fs::File::options()
+        .append(true)
+        .open(dst)
+        .at("open", dst)?;
+    let mut w = fsx::buffered(hashed.redirect(file));
+    std::io::copy(&mut src, &mut w).at("write", dst)?;
+    fsx::finish_synced(w, dst).map(Some)
+}
+
+/// Cut every file of the snapshot in `dir` that is longer than its manifest records back to
+/// that size: what a failed or killed create appended to the files it grew (see [`Base`]).
+/// Returns the files cut.
+pub fn cut_back_grown(dir: &Path) -> Result<Vec<String>> {
+    let Ok(Some(manifest)) = manifest::read_dir(dir) else {
+        return Ok(Vec::new());
+    };
+    let mut cut = Vec::new();
+    for f in &manifest.files {
+        let path = dir.join(&f.path);
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.is_file() && m.len() > f.size => {
+                let file = std::fs::File::options()
+                    .write(true)
+                    .open(&path)
+                    .at("open", &path)?;
+                file.set_len(f.size).at("truncate", &path)?;
+                file.sync_all().at("sync", &path)?;
+                cut.push(f.path.clone());
+            }
+            _ => {}
+        }
+    }
+    Ok(cut)
+}

@@ -1,0 +1,227 @@
+//! Building a snapshot in a staging directory: every file is written once, hashed and
+//! counted while it is written, and the manifest goes in last. A staging directory without
+//! `manifest.json` is unfinished by definition.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::Utc;
+
+use crate::error::{IoContext, Result};
+use crate::fsx::{self, FileDigest};
+use crate::manifest::{
+    self, CaptureInfo, Counts, DatabaseInfo, EngineInfo, FileEntry, LayoutInfo, Manifest, Prefix,
+    SyncInfo,
+};
+
+mod capture;
+mod grow;
+
+pub use capture::capture_workspace;
+pub use grow::{Base, Gate, Grown, cut_back_grown};
+
+/// Path of the database copy inside a snapshot.
+pub const DB_PATH: &str = "db/messages.db";
+
+/// A snapshot being written.
+#[derive(Debug)]
+pub struct Staging {
+    root: PathBuf,
+    files: BTreeMap<String, FileEntry>,
+}
+
+impl Staging {
+    /// Start writing into the empty directory `root`.
+    pub fn new(root: PathBuf) -> Self {
+        Self {
+            root,
+            files: BTreeMap::new(),
+        }
+    }
+
+    /// The staging directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn record(&mut self, rel: &str, d: &FileDigest) {
+        self.record_full(rel, d, None, None, false);
+    }
+
+    fn record_full(
+        &mut self,
+        rel: &str,
+        d: &FileDigest,
+        prefix: Option<Prefix>,
+        mode: Option<u32>,
+        secret: bool,
+    ) {
+        self.files.insert(
+            rel.to_owned(),
+            FileEntry {
+                path: rel.to_owned(),
+                size: d.size,
+                checksum: d.checksum.clone(),
+                prefix,
+                mode,
+                secret,
+                crc32: Some(d.crc32),
+            },
+        );
+    }
+
+    /// Copy `src` to `rel` in the snapshot.
+    pub fn copy_in(&mut self, src: &Path, rel: &str) -> Result<FileDigest> {
+        let d = fsx::copy_new(src, &self.root.join(rel))?;
+        self.record(rel, &d);
+        Ok(d)
+    }
+
+    /// Write `rel` from a closure.
+    pub fn write(
+        &mut self,
+        rel: &str,
+        fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    ) -> Result<FileDigest> {
+        let d = fsx::write_new_with(&self.root.join(rel), fill)?;
+        self.record(rel, &d);
+        Ok(d)
+    }
+
+    /// Record a file something else wrote at `rel` (the database copy).
+    pub fn adopt(&mut self, rel: &str) -> Result<FileDigest> {
+        let d = fsx::digest_file(&self.root.join(rel))?;
+        self.record(rel, &d);
+        Ok(d)
+    }
+
+    /// Drop everything under `prefix/` (a failed plugin's partial output).
+    pub fn discard(&mut self, prefix: &str) -> Result<()> {
+        fsx::remove_any(&self.root.join(prefix))?;
+        let p = format!("{prefix}/");
+        self.files.retain(|k, _| !k.starts_with(&p));
+        Ok(())
+    }
+
+    /// Files and bytes recorded under `prefix/`.
+    pub fn totals_under(&self, prefix: &str) -> (u64, u64) {
+        let p = format!("{prefix}/");
+        self.files
+            .values()
+            .filter(|f| f.path.starts_with(&p))
+            .fold((0, 0), |(n, b), f| (n + 1, b + f.size))
+    }
+
+    /// The files recorded so far, sorted by path.
+    pub fn entries(&self) -> Vec<FileEntry> {
+        self.files.values().cloned().collect()
+    }
+
+    /// Write the manifest (with the file list) and flush the directory. The snapshot is
+    /// complete once this returns.
+    pub fn finish(self, mut manifest: Manifest) -> Result<Manifest> {
+        manifest.files = self.files.into_values().collect();
+        let path = self.root.join(manifest::FILE_NAME);
+        fsx::write_atomic(&path, &manifest.to_vec())?;
+        Ok(manifest)
+    }
+}
+
+/// What [`capture_workspace`] collected.
+#[derive(Debug, Default)]
+pub struct Captured {
+    /// thrum's counts (plugins filled in later).
+    pub counts: Counts,
+    /// The database copy.
+    pub database: Option<DatabaseInfo>,
+    /// Local-table rows.
+    pub local_tables: BTreeMap<String, u64>,
+    /// Things worth telling the user.
+    pub notes: Vec<String>,
+    /// Files grown from the earlier snapshot instead of copied.
+    pub grown: Grown,
+    /// What of thrum's layout was captured.
+    pub layout: Option<LayoutInfo>,
+    /// The `a-sync` branch.
+    pub sync: Option<SyncInfo>,
+    /// Other worktrees captured: name → path.
+    pub worktrees: BTreeMap<String, String>,
+    /// Files the layout does not name.
+    pub unknown: Vec<String>,
+    /// Entries the layout names that were not regular files.
+    pub skipped: Vec<String>,
+    /// The order of the database and the streams.
+    pub capture: Option<CaptureInfo>,
+    /// JSON Lines files that are not all JSON lines.
+    pub jsonl: Vec<crate::jsonl::Issue>,
+}
+
+/// How to capture a workspace.
+#[derive(Debug, Clone, Default)]
+pub struct CaptureOptions {
+    /// Leave thrum's secrets out.
+    pub exclude_secrets: bool,
+    /// `daemon.local_only`: the `a-sync` history exists only here.
+    pub sync_local_only: bool,
+    /// Folders the unknown-file report passes over (the backup directory).
+    pub skip: Vec<PathBuf>,
+    /// How long to wait for a locked database.
+    pub db_wait: Duration,
+}
+
+/// Where a snapshot keeps the history of the `a-sync` branch.
+pub const BUNDLE_PATH: &str = "git/a-sync.bundle";
+
+/// A manifest for a snapshot of the workspace `repo_name` (identified by `workspace`) taken
+/// now.
+pub fn new_manifest(
+    repo_name: &str,
+    workspace: &crate::identity::WorkspaceId,
+    captured: Captured,
+) -> Manifest {
+    let id: u128 = rand::random();
+    Manifest {
+        version: 1,
+        timestamp: Utc::now(),
+        thrum_version: format!("thrum-backup {}", env!("CARGO_PKG_VERSION")),
+        repo_name: repo_name.to_owned(),
+        counts: captured.counts,
+        engine: Some(EngineInfo::current()),
+        snapshot_id: Some(format!("{id:032x}")),
+        local_only: false,
+        workspace: Some(workspace.clone()),
+        layout: captured.layout,
+        sync: captured.sync,
+        worktrees: captured.worktrees,
+        unknown: captured.unknown,
+        skipped: captured.skipped,
+        jsonl: captured.jsonl,
+        shrink: Vec::new(),
+        capture: captured.capture,
+        files: Vec::new(),
+        database: captured.database,
+        local_tables: captured.local_tables,
+        plugin_results: Vec::new(),
+    }
+}
+
+/// Names of the regular files in `dir` ending in `suffix`, sorted; none if `dir` is absent.
+pub fn list_files(dir: &Path, suffix: &str) -> Result<Vec<String>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).at("read directory", dir),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.at("read directory", dir)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(suffix) && entry.file_type().at("inspect", &entry.path())?.is_file() {
+            out.push(name);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
