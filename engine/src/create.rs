@@ -104,25 +104,86 @@ pub fn create(
     ctx.workspace.require_thrum_dir()?;
     let dir = &ctx.backup;
     let (lock, recovery) = crate::recovery::open(dir, opts.lock_timeout, true)?;
-    let recovered = recovery.actions;
     let stage_dir = dir.new_work_dir("stage")?;
-    // Archiving the previous snapshot and staging the next one are independent until they
-    // are published: they run side by side. The archive gets its name only once the new
-    // snapshot is complete, so a failure of either leaves the backup as it was. Logs that
-    // only grew are grown from the previous snapshot once its archive is written (the gate);
-    // a failure cuts them back.
-    let gate = Gate::default();
     let previous = dir.current_manifest().ok().flatten();
     if let Some(prev) = &previous
         && !opts.force
     {
         ctx.check_same_workspace(prev, &dir.current().display().to_string())?;
     }
-    let base = previous
-        .as_ref()
-        .map(|m| snapshot::Base::new(dir.current(), m, &gate));
+    let done = stage_and_archive(ctx, opts, &stage_dir, previous.as_ref(), progress, cancel)?;
+    let manifest = done.manifest;
+    // The shrink guard: the newest sound archive from before the shrink is kept until the
+    // user accepts it, so a damaged workspace cannot rotate its own last good copy away.
+    let kept_before_shrink = match (&previous, manifest.shrink.is_empty()) {
+        (Some(prev), false) => keep_before_shrink(
+            ctx,
+            done.archived.as_deref(),
+            prev.timestamp,
+            &manifest.shrink,
+        )?,
+        _ => None,
+    };
+    progress.phase("publishing the snapshot", None);
+    if let Err(e) = dir.publish(&stage_dir) {
+        let _ = snapshot::cut_back_grown(&dir.current());
+        return Err(e);
+    }
+    let prune = if opts.prune {
+        Some(prune::prune_locked(ctx, false)?)
+    } else {
+        None
+    };
+    drop(lock);
+    // The hook runs unlocked: it may well call thrum-backup itself.
+    let hook = run_hook(ctx, opts, progress);
+    let mut notes = done.notes;
+    notes.extend(ctx.config.warnings.iter().map(|w| format!("config: {w}")));
+    notes.extend(ctx.set_note.clone());
+    progress.finish();
+    Ok(CreateReport {
+        shrink: manifest.shrink.clone(),
+        manifest,
+        current: dir.current(),
+        archived: done.archived,
+        archive_reuse: done.archive_reuse,
+        grown: done.grown,
+        prune,
+        hook,
+        recovered: recovery.actions,
+        kept_before_shrink,
+        previous_damaged: done.previous_damaged,
+        notes,
+    })
+}
+
+/// A staged snapshot, and the previous one archived.
+struct Staged {
+    manifest: Manifest,
+    notes: Vec<String>,
+    grown: snapshot::Grown,
+    archived: Option<PathBuf>,
+    archive_reuse: Option<archive::Reuse>,
+    previous_damaged: Vec<String>,
+}
+
+/// Stage the next snapshot in `stage_dir` and archive the previous one, side by side: they
+/// are independent until published. The archive gets its name only once the new snapshot is
+/// complete, so a failure of either leaves the backup as it was. Logs that only grew are
+/// grown from the previous snapshot once its archive is written (the gate); a failure cuts
+/// them back.
+fn stage_and_archive(
+    ctx: &Context,
+    opts: &CreateOptions,
+    stage_dir: &std::path::Path,
+    previous: Option<&Manifest>,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<Staged> {
+    let dir = &ctx.backup;
+    let gate = Gate::default();
+    let base = previous.map(|m| snapshot::Base::new(dir.current(), m, &gate));
     let (staged, prepared) = std::thread::scope(|s| {
-        let previous = previous.as_ref();
         let archiver = s.spawn(|| {
             let _undecided_means_no = gate.no_on_drop();
             let prepared = archiving::prepare(dir, opts.level, &crate::progress::Silent, cancel);
@@ -132,7 +193,7 @@ pub fn create(
         let staged = stage(
             ctx,
             opts,
-            stage_dir.clone(),
+            stage_dir.to_path_buf(),
             base.as_ref(),
             previous,
             progress,
@@ -148,93 +209,61 @@ pub fn create(
         });
         (staged, prepared)
     });
-    let discard = |prepared: Result<Option<PreparedArchive>>| {
-        if let Ok(Some(p)) = prepared {
+    let discard = |prepared: Option<PreparedArchive>| {
+        if let Some(p) = prepared {
             p.discard();
         }
         // Should this fail, the next command's recovery cuts them back.
         let _ = snapshot::cut_back_grown(&dir.current());
-        let _ = crate::fsx::remove_any(&stage_dir);
+        let _ = crate::fsx::remove_any(stage_dir);
     };
-    let (manifest, mut notes, grown) = match staged {
+    let (manifest, notes, grown) = match staged {
         Ok(m) => m,
         Err(e) => {
-            discard(prepared);
+            discard(prepared.ok().flatten());
             return Err(e);
         }
     };
-    let prepared = match prepared {
-        Ok(p) => p,
-        Err(e) => {
-            discard(Ok(None));
-            return Err(e);
-        }
-    };
+    let prepared = prepared.inspect_err(|_| discard(None))?;
     if let Err(e) = cancel.check() {
-        discard(Ok(prepared));
+        discard(prepared);
         return Err(e);
     }
+    let published = prepared.map(|p| archiving::publish(dir, p)).transpose();
     let (archived, archive_reuse, previous_damaged) =
-        match prepared.map(|p| archiving::publish(dir, p)).transpose() {
-            Ok(Some((path, reuse, damage))) => (Some(path), Some(reuse), damage),
-            Ok(None) => (None, None, Vec::new()),
-            Err(e) => {
-                discard(Ok(None));
-                return Err(e);
-            }
+        match published.inspect_err(|_| discard(None))? {
+            Some((path, reuse, damage)) => (Some(path), Some(reuse), damage),
+            None => (None, None, Vec::new()),
         };
-    // The shrink guard: the newest sound archive from before the shrink is kept until the
-    // user accepts it, so a damaged workspace cannot rotate its own last good copy away.
-    let kept_before_shrink = match (&previous, manifest.shrink.is_empty()) {
-        (Some(prev), false) => {
-            keep_before_shrink(ctx, archived.as_deref(), prev.timestamp, &manifest.shrink)?
-        }
-        _ => None,
-    };
-    progress.phase("publishing the snapshot", None);
-    if let Err(e) = dir.publish(&stage_dir) {
-        let _ = snapshot::cut_back_grown(&dir.current());
-        return Err(e);
-    }
-    let prune = if opts.prune {
-        Some(prune::prune_locked(ctx, false)?)
-    } else {
-        None
-    };
-    drop(lock);
-    // The hook runs unlocked: it may well call thrum-backup itself.
-    let hook = match (&ctx.config.backup.post_backup, opts.hook) {
-        (Some(cmd), true) => {
-            progress.phase("running the post-backup hook", None);
-            let base = dir.root().parent().unwrap_or(dir.root());
-            Some(hook::run(
-                cmd,
-                &ctx.workspace.repo_root,
-                base,
-                &ctx.workspace.repo_name,
-                &dir.current(),
-                opts.hook_timeout,
-            ))
-        }
-        _ => None,
-    };
-    notes.extend(ctx.config.warnings.iter().map(|w| format!("config: {w}")));
-    notes.extend(ctx.set_note.clone());
-    progress.finish();
-    Ok(CreateReport {
-        shrink: manifest.shrink.clone(),
+    Ok(Staged {
         manifest,
-        current: dir.current(),
+        notes,
+        grown,
         archived,
         archive_reuse,
-        grown,
-        prune,
-        hook,
-        recovered,
-        kept_before_shrink,
         previous_damaged,
-        notes,
     })
+}
+
+/// Run the post-backup hook, when there is one and it is wanted.
+fn run_hook(ctx: &Context, opts: &CreateOptions, progress: &dyn Progress) -> Option<HookReport> {
+    let cmd = ctx
+        .config
+        .backup
+        .post_backup
+        .as_ref()
+        .filter(|_| opts.hook)?;
+    progress.phase("running the post-backup hook", None);
+    let dir = &ctx.backup;
+    let base = dir.root().parent().unwrap_or(dir.root());
+    Some(hook::run(
+        cmd,
+        &ctx.workspace.repo_root,
+        base,
+        &ctx.workspace.repo_name,
+        &dir.current(),
+        opts.hook_timeout,
+    ))
 }
 
 /// Protect the last good archive before a shrink: the archive this create just made of the
