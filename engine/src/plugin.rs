@@ -5,6 +5,7 @@
 //! is dropped and its error reported.
 
 pub mod bundle;
+pub mod manage;
 pub mod presets;
 pub mod runner;
 pub mod scaffold;

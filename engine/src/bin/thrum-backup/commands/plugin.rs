@@ -4,8 +4,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use serde_json::Value;
-use thrum_backup::config::{Grant, PluginEntry, PluginLimits, ShellPlugin, WasmPlugin};
-use thrum_backup::plugin::{bundle, presets, scaffold, wasm};
+use thrum_backup::config::{Grant, PluginEntry};
+use thrum_backup::plugin::{bundle, manage, scaffold, wasm};
 
 use super::context;
 use crate::cli::{
@@ -297,11 +297,6 @@ fn verify(ctx: &thrum_backup::Context, ui: &Ui) -> Result<ExitCode> {
     })
 }
 
-fn setting(ctx: &thrum_backup::Context) -> wasm::Setting {
-    let ws = &ctx.workspace;
-    wasm::Setting::new(&ws.repo_root, &ws.repo_name, Some(chrono::Utc::now()))
-}
-
 fn add(ctx: &mut thrum_backup::Context, a: PluginAddArgs, ui: &Ui) -> Result<ExitCode> {
     let extra: Vec<Grant> = a
         .grant
@@ -316,63 +311,38 @@ fn add(ctx: &mut thrum_backup::Context, a: PluginAddArgs, ui: &Ui) -> Result<Exi
             Err(e) => bail!("--config is not JSON: {e}"),
         },
     };
-    let entry = if let Some(preset) = &a.preset {
-        let bytes = presets::component(preset).ok_or_else(|| anyhow!("unknown preset {preset}"))?;
-        let loaded = wasm::load(bytes)?;
-        let d = wasm::describe(&loaded, &setting(ctx))?;
-        let mut grants = d.grants.clone();
-        grants.extend(extra);
-        grants.dedup();
-        let allow_dangerous = confirm(ui, &d, &grants, a.yes, a.allow_dangerous)?;
-        PluginEntry::Wasm(WasmPlugin {
-            name: a.name.clone().unwrap_or(d.name),
-            component: format!("preset:{preset}"),
-            sha256: None,
-            grants,
-            limits: PluginLimits::default(),
-            config,
-            bundle: None,
-            allow_dangerous,
-        })
-    } else if let Some(file) = &a.wasm {
-        let bytes =
-            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-        let loaded =
-            wasm::load(&bytes).with_context(|| format!("{} was refused", file.display()))?;
-        let d = wasm::describe(&loaded, &setting(ctx))
-            .with_context(|| format!("{} was refused", file.display()))?;
-        let name = a.name.clone().unwrap_or_else(|| d.name.clone());
-        let mut grants = d.grants.clone();
-        grants.extend(extra);
-        grants.dedup();
-        let allow_dangerous = confirm(ui, &d, &grants, a.yes, a.allow_dangerous)?;
-        let sha = thrum_backup::fsx::sha256_hex(&bytes);
-        let component = place_component(ctx, file, &name, &bytes)?;
-        PluginEntry::Wasm(WasmPlugin {
-            name,
-            component,
-            sha256: Some(sha),
-            grants,
-            limits: PluginLimits::default(),
-            config,
-            bundle: None,
-            allow_dangerous,
-        })
-    } else {
-        let name = a
-            .name
-            .clone()
-            .ok_or_else(|| anyhow!("--name is required without --preset or --wasm"))?;
-        if a.command.trim().is_empty() && a.include.is_empty() {
-            bail!("a shell plugin needs --command, --include, or both");
-        }
-        PluginEntry::Shell(ShellPlugin {
-            name,
-            command: a.command.clone(),
-            include: a.include.clone(),
-        })
+    let component = match (&a.preset, &a.wasm) {
+        (Some(preset), _) => Some(manage::Component::Preset(preset.clone())),
+        (None, Some(file)) => Some(manage::Component::File(file.clone())),
+        (None, None) => None,
     };
-    ctx.config.add_plugin(&entry, a.replace)?;
+    let entry = match component {
+        Some(component) => {
+            let candidate =
+                manage::Candidate::new(&ctx.workspace, component, a.name.clone(), extra)?;
+            let allow_dangerous = confirm(
+                ui,
+                &candidate.description,
+                &candidate.grants,
+                a.yes,
+                a.allow_dangerous,
+            )?;
+            candidate.add(
+                &ctx.workspace,
+                &mut ctx.config,
+                config,
+                allow_dangerous,
+                a.replace,
+            )?
+        }
+        None => {
+            let name = a
+                .name
+                .as_deref()
+                .ok_or_else(|| anyhow!("--name is required without --preset or --wasm"))?;
+            manage::add_shell(&mut ctx.config, name, &a.command, &a.include, a.replace)?
+        }
+    };
     if !ui.emit(&entry) {
         match &entry {
             PluginEntry::Shell(p) => ui.line(format!(
@@ -469,74 +439,12 @@ fn confirm(
     Ok(!dangers.is_empty())
 }
 
-/// Keep the component inside the repository (so it is committed and shared): a file outside
-/// goes to `.thrum/plugins/<name>/plugin.wasm`. Returns the repo-relative path.
-fn place_component(
-    ctx: &thrum_backup::Context,
-    file: &Path,
-    name: &str,
-    bytes: &[u8],
-) -> Result<String> {
-    let root = ctx.workspace.repo_root.canonicalize()?;
-    let real = file.canonicalize()?;
-    if let Ok(rel) = real.strip_prefix(&root) {
-        return Ok(rel.to_string_lossy().into_owned());
-    }
-    let dest = ctx
-        .workspace
-        .thrum_dir
-        .join("plugins")
-        .join(name)
-        .join("plugin.wasm");
-    thrum_backup::fsx::write_atomic(&dest, bytes)?;
-    let dest = dest.canonicalize()?;
-    Ok(dest
-        .strip_prefix(&root)
-        .map(|r| r.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| dest.display().to_string()))
-}
-
 fn list(ctx: &thrum_backup::Context, ui: &Ui) -> Result<ExitCode> {
-    let mut rows = Vec::new();
-    for p in &ctx.config.backup.plugins {
-        let row = match p {
-            PluginEntry::Shell(s) => serde_json::json!({
-                "name": s.name, "kind": "shell", "command": s.command, "include": s.include,
-            }),
-            PluginEntry::Wasm(w) => {
-                let described = wasm::component_bytes(w, &ctx.workspace.repo_root)
-                    .and_then(|b| wasm::load(&b))
-                    .and_then(|l| wasm::describe(&l, &setting(ctx)));
-                let (version, status) = match &described {
-                    Ok(d) => {
-                        let missing = wasm::missing_grants(&d.grants, &w.grants);
-                        (
-                            d.version.clone(),
-                            if missing.is_empty() {
-                                "ok".to_owned()
-                            } else {
-                                format!("needs {}", missing.join(", "))
-                            },
-                        )
-                    }
-                    Err(e) => (String::new(), format!("refused: {e}")),
-                };
-                let bundle = w.bundle.as_ref().map(|b| {
-                    let signer = b.signed_by.as_deref().map(|k| {
-                        ctx.config
-                            .trusted(k)
-                            .map_or_else(|| bundle::short_key(k), |t| t.name.clone())
-                    });
-                    serde_json::json!({"version": b.version, "signed_by": b.signed_by, "signer": signer})
-                });
-                serde_json::json!({
-                    "name": w.name, "kind": "wasm", "component": w.component, "version": version,
-                    "grants": w.grants, "sha256": w.sha256, "status": status, "bundle": bundle,
-                })
-            }
-        };
-        rows.push(row);
-    }
+    let listed = manage::list(&ctx.workspace, &ctx.config);
+    let rows: Vec<Value> = listed
+        .iter()
+        .map(|l| serde_json::to_value(l).unwrap_or(Value::Null))
+        .collect();
     if ui.emit(&rows) {
         return Ok(ExitCode::SUCCESS);
     }
@@ -577,21 +485,8 @@ fn list(ctx: &thrum_backup::Context, ui: &Ui) -> Result<ExitCode> {
 }
 
 fn remove(ctx: &mut thrum_backup::Context, name: &str, ui: &Ui) -> Result<ExitCode> {
-    let entry = ctx
-        .config
-        .backup
-        .plugins
-        .iter()
-        .find(|p| p.name() == name)
-        .cloned();
-    if !ctx.config.remove_plugin(name)? {
+    if !manage::remove(&ctx.workspace, &mut ctx.config, name)? {
         bail!("no plugin named {name:?} (see `thrum-backup plugin list`)");
-    }
-    if let Some(PluginEntry::Wasm(w)) = entry {
-        let own = Path::new(".thrum/plugins").join(name);
-        if Path::new(&w.component).starts_with(&own) {
-            thrum_backup::fsx::remove_any(&ctx.workspace.repo_root.join(&own))?;
-        }
     }
     if !ui.emit(&serde_json::json!({"removed": name})) {
         ui.line(format!("Removed plugin {name}."));
