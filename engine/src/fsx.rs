@@ -246,6 +246,11 @@ pub fn digest_files(
 }
 
 /// A temporary sibling name for `path`: same directory, so a rename is atomic.
+///
+/// A name, not a file (tempfile makes the file and its name at once): a restore writes the
+/// names of its temporary files into its journal before they exist, so that the recovery
+/// after a kill finds and removes them; archives are written under such a name and published
+/// later, by another step.
 pub fn temp_sibling(path: &Path, tag: &str) -> PathBuf {
     let name = path
         .file_name()
@@ -310,25 +315,29 @@ pub fn write_atomic_with(
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     create_dir_all(parent)?;
-    let tmp = temp_sibling(path, "tmp");
-    // A file that is replaced keeps its mode (thrum keeps config.json 0600).
-    let mode = mode_of(path);
-    let result = (|| -> Result<FileDigest> {
-        let file = File::create(&tmp).at("create", &tmp)?;
-        if let Some(mode) = mode {
-            set_mode(&tmp, mode)?;
-        }
-        let mut writer = hashed_file(file, Algorithm::Blake3);
-        fill(&mut writer).at("write", &tmp)?;
-        let (file, digest) = finish_hashed(writer).at("write", &tmp)?;
-        file.sync_all().at("sync", &tmp)?;
-        fs::rename(&tmp, path).at("rename into place", path)?;
-        Ok(digest)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    // tempfile makes the temporary sibling (removed if anything fails) and renames it in;
+    // the flushes before and after the rename are ours. A new file gets the mode `File::create`
+    // would give it; a file that is replaced keeps its mode (thrum keeps config.json 0600).
+    let mode = mode_of(path).unwrap_or(0o666);
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))
+        .tempfile_in(parent)
+        .at("create a temporary file in", parent)?;
+    if mode != 0o666 {
+        // Exactly that mode, whatever the umask.
+        set_mode(tmp.path(), mode)?;
     }
-    let digest = result?;
+    let file = tmp.as_file().try_clone().at("write", tmp.path())?;
+    let mut writer = hashed_file(file, Algorithm::Blake3);
+    fill(&mut writer).at("write", tmp.path())?;
+    let (file, digest) = finish_hashed(writer).at("write", tmp.path())?;
+    file.sync_all().at("sync", tmp.path())?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .at("rename into place", path)?;
     sync_dir(parent)?;
     Ok(digest)
 }
@@ -444,16 +453,27 @@ pub fn finish_synced(writer: io::BufWriter<HashingWriter<File>>, dst: &Path) -> 
 /// Returns `Ok(false)` (and leaves `tmp` alone) when `dst` exists. A hard link is atomic and
 /// never replaces an existing name, unlike `rename`.
 pub fn publish_no_clobber(tmp: &Path, dst: &Path) -> Result<bool> {
-    match fs::hard_link(tmp, dst) {
+    // tempfile's no-clobber rename (`renameat2(RENAME_NOREPLACE)`, or a hard link and an
+    // unlink where the filesystem lacks it); the flush of the folder is ours.
+    let tmp = tempfile::TempPath::try_from_path(tmp).at("publish", tmp)?;
+    match tmp.persist_noclobber(dst) {
         Ok(()) => {
-            fs::remove_file(tmp).at("remove", tmp)?;
             if let Some(parent) = dst.parent() {
                 sync_dir(parent)?;
             }
             Ok(true)
         }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(e).at("link", dst),
+        Err(e) => {
+            // The temporary file stays where it is: the caller tries another name.
+            let kind = e.error.kind();
+            let error = e.error;
+            let _ = e.path.keep();
+            if kind == io::ErrorKind::AlreadyExists {
+                Ok(false)
+            } else {
+                Err(error).at("publish", dst)
+            }
+        }
     }
 }
 
@@ -492,40 +512,47 @@ pub struct Walked {
 /// if `root` is absent.
 pub fn walk_all(root: &Path) -> Result<Vec<Walked>> {
     let mut out = Vec::new();
-    walk_into(root, String::new(), &mut out)?;
+    for entry in walkdir::WalkDir::new(root).min_depth(1) {
+        let entry = match entry {
+            Ok(entry) => entry,
+            // Absent (or gone while walking): nothing there.
+            Err(e)
+                if e.io_error()
+                    .is_some_and(|io| io.kind() == io::ErrorKind::NotFound) =>
+            {
+                continue;
+            }
+            Err(e) => {
+                let path = e.path().unwrap_or(root).to_path_buf();
+                let source = e
+                    .into_io_error()
+                    .unwrap_or_else(|| io::Error::other("a folder loop"));
+                return Err(source).at("read directory", &path);
+            }
+        };
+        let kind = entry.file_type();
+        if kind.is_dir() {
+            continue;
+        }
+        let rel = entry
+            .path()
+            .strip_prefix(root)
+            .unwrap_or(entry.path())
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/");
+        let odd = if kind.is_file() {
+            None
+        } else if kind.is_symlink() {
+            Some("a symbolic link")
+        } else {
+            Some("not a regular file")
+        };
+        out.push(Walked { rel, odd });
+    }
     out.sort_by(|a, b| a.rel.cmp(&b.rel));
     Ok(out)
-}
-
-fn walk_into(dir: &Path, prefix: String, out: &mut Vec<Walked>) -> Result<()> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e).at("read directory", dir),
-    };
-    for entry in entries {
-        let entry = entry.at("read directory", dir)?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let kind = entry.file_type().at("inspect", &entry.path())?;
-        let rel = if prefix.is_empty() {
-            name
-        } else {
-            format!("{prefix}/{name}")
-        };
-        if kind.is_dir() {
-            walk_into(&entry.path(), rel, out)?;
-        } else {
-            let odd = if kind.is_file() {
-                None
-            } else if kind.is_symlink() {
-                Some("a symbolic link")
-            } else {
-                Some("not a regular file")
-            };
-            out.push(Walked { rel, odd });
-        }
-    }
-    Ok(())
 }
 
 /// Free bytes available to this user on the filesystem holding `path`.
@@ -592,6 +619,50 @@ mod tests {
         write_atomic(&path, b"two\nlines\n").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"two\nlines\n");
         assert_eq!(walk_files(dir.path()).unwrap(), vec!["a.txt"]);
+    }
+
+    #[test]
+    fn atomic_write_keeps_the_mode_and_a_failed_fill_changes_nothing() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        fs::write(&path, b"old").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        write_atomic(&path, b"new").unwrap();
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let failed = write_atomic_with(&path, |w| {
+            w.write_all(b"half")?;
+            Err(io::Error::other("disk full"))
+        });
+        assert!(failed.unwrap_err().to_string().contains("disk full"));
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        assert_eq!(walk_files(dir.path()).unwrap(), vec!["config.json"]);
+    }
+
+    #[test]
+    fn the_walk_lists_nested_files_flags_links_and_takes_an_absent_root_as_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        fs::write(dir.path().join("a/b/c.txt"), b"c").unwrap();
+        fs::write(dir.path().join("a.txt"), b"a").unwrap();
+        std::os::unix::fs::symlink("a.txt", dir.path().join("link")).unwrap();
+        let walked: Vec<(String, Option<&str>)> = walk_all(dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|w| (w.rel, w.odd))
+            .collect();
+        assert_eq!(
+            walked,
+            [
+                ("a.txt".to_owned(), None),
+                ("a/b/c.txt".to_owned(), None),
+                ("link".to_owned(), Some("a symbolic link")),
+            ]
+        );
+        assert!(walk_all(&dir.path().join("absent")).unwrap().is_empty());
     }
 
     #[test]

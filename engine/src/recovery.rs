@@ -29,12 +29,25 @@ pub struct Recovery {
 /// Take `dir`'s lock (waiting up to `timeout`), check that this user may write there when the
 /// command will (`writing`), and recover. The lock is held until the returned guard drops.
 pub fn open(dir: &BackupDir, timeout: Duration, writing: bool) -> Result<(DirLock, Recovery)> {
+    let (lock, (), recovery) = open_holding(dir, timeout, writing, || Ok(()))?;
+    Ok((lock, recovery))
+}
+
+/// [`open`], taking another guard (`hold`) between the lock and the recovery: restore holds
+/// thrum's daemon lock there, as recovery may roll an interrupted restore back.
+pub fn open_holding<G>(
+    dir: &BackupDir,
+    timeout: Duration,
+    writing: bool,
+    hold: impl FnOnce() -> Result<G>,
+) -> Result<(DirLock, G, Recovery)> {
     let lock = dir.lock(timeout)?;
+    let held = hold()?;
     if writing {
         dir.check_writable()?;
     }
     let recovery = recover(dir)?;
-    Ok((lock, recovery))
+    Ok((lock, held, recovery))
 }
 
 /// Finish or roll back whatever an interrupted command left behind in `dir`.

@@ -130,14 +130,15 @@ pub fn restore(
             dir.root().display()
         )));
     }
-    // The opening step of every command ([`crate::recovery::open`]), with thrum's daemon lock
-    // taken between the backup directory's lock and the recovery: thrum's daemon would undo a
-    // restore under it, or wipe the sync worktree, and recovery may roll an interrupted
-    // restore back. Held until the restore is done, it keeps a daemon from starting midway.
-    let _lock = dir.lock(opts.lock_timeout)?;
-    let _daemon = crate::thrumd::hold_lock(&ctx.workspace.thrum_dir)?;
-    dir.check_writable()?;
-    let recovered = crate::recovery::recover(dir)?.actions;
+    // The opening step of every command, with thrum's daemon lock taken between the backup
+    // directory's lock and the recovery: thrum's daemon would undo a restore under it, or
+    // wipe the sync worktree, and recovery may roll an interrupted restore back. Held until
+    // the restore is done, it keeps a daemon from starting midway.
+    let (_lock, _daemon, recovery) =
+        crate::recovery::open_holding(dir, opts.lock_timeout, true, || {
+            crate::thrumd::hold_lock(&ctx.workspace.thrum_dir)
+        })?;
+    let recovered = recovery.actions;
     let work = dir.new_work_dir("restore")?;
     let result = restore_locked(ctx, opts, &work, progress, cancel);
     let _ = fsx::remove_any(&work);
