@@ -115,44 +115,14 @@ impl CheckedArchive {
                 entry: raw_name.clone(),
                 reason,
             };
-            let name = check_entry_name(f.name_raw()).map_err(bad)?;
-            if f.is_symlink() {
-                return Err(bad("symbolic links are not allowed".into()).into());
-            }
-            if f.encrypted() {
-                return Err(bad("encrypted entries are not supported".into()).into());
-            }
-            if !seen.insert(name.clone()) {
+            let checked = check_entry(&f, archive_len, limits).map_err(bad)?;
+            if !seen.insert(checked.name.clone()) {
                 return Err(bad("duplicate entry".into()).into());
             }
-            let start = f.header_start();
-            let data_start = f.data_start().unwrap_or(start);
-            let end = data_start.saturating_add(f.compressed_size());
-            if end > archive_len {
-                return Err(bad("entry data extends past the end of the file".into()).into());
-            }
-            ranges.push((start, end, raw_name.clone()));
-            if f.is_dir() {
+            ranges.push((checked.range.0, checked.range.1, raw_name.clone()));
+            let Some(size) = checked.size else {
                 continue;
-            }
-            if !f.is_file() {
-                return Err(bad("not a regular file".into()).into());
-            }
-            match f.compression() {
-                CompressionMethod::Stored | CompressionMethod::Deflated => {}
-                other => {
-                    return Err(bad(format!("unsupported compression method {other:?}")).into());
-                }
-            }
-            let size = f.size();
-            let ratio = size / f.compressed_size().max(1);
-            if size > (1 << 20) && ratio > limits.max_ratio {
-                return Err(bad(format!(
-                    "compression ratio {ratio}:1 is above {}:1 (a zip bomb?)",
-                    limits.max_ratio
-                ))
-                .into());
-            }
+            };
             total = total.saturating_add(size);
             if total > limits.max_total {
                 return Err(refused(format!(
@@ -163,21 +133,11 @@ impl CheckedArchive {
             }
             entries.push(Entry {
                 index,
-                path: name,
+                path: checked.name,
                 size,
             });
         }
-        ranges.sort();
-        for pair in ranges.windows(2) {
-            if pair[1].0 < pair[0].1 {
-                return Err(ArchiveError::Entry {
-                    path: path.to_path_buf(),
-                    entry: pair[1].2.clone(),
-                    reason: format!("overlaps entry {:?} (a zip bomb?)", pair[0].2),
-                }
-                .into());
-            }
-        }
+        check_overlaps(path, ranges)?;
         Ok(Self {
             path: path.to_path_buf(),
             zip,
@@ -369,4 +329,79 @@ impl CheckedArchive {
         }
         Ok(out)
     }
+}
+
+/// What the checks of one entry found.
+struct EntryChecks {
+    /// Its normalized name.
+    name: String,
+    /// The bytes it spans in the archive, header included.
+    range: (u64, u64),
+    /// Its declared size, for a file (`None`: a folder).
+    size: Option<u64>,
+}
+
+/// The checks of one entry on its own: its name, no link, no encryption, its data inside the
+/// archive, a regular file or a folder, a known compression method, a believable ratio.
+fn check_entry<R: Read>(
+    f: &zip::read::ZipFile<'_, R>,
+    archive_len: u64,
+    limits: &Limits,
+) -> std::result::Result<EntryChecks, String> {
+    let name = check_entry_name(f.name_raw())?;
+    if f.is_symlink() {
+        return Err("symbolic links are not allowed".into());
+    }
+    if f.encrypted() {
+        return Err("encrypted entries are not supported".into());
+    }
+    let start = f.header_start();
+    let data_start = f.data_start().unwrap_or(start);
+    let end = data_start.saturating_add(f.compressed_size());
+    if end > archive_len {
+        return Err("entry data extends past the end of the file".into());
+    }
+    if f.is_dir() {
+        return Ok(EntryChecks {
+            name,
+            range: (start, end),
+            size: None,
+        });
+    }
+    if !f.is_file() {
+        return Err("not a regular file".into());
+    }
+    match f.compression() {
+        CompressionMethod::Stored | CompressionMethod::Deflated => {}
+        other => return Err(format!("unsupported compression method {other:?}")),
+    }
+    let size = f.size();
+    let ratio = size / f.compressed_size().max(1);
+    if size > (1 << 20) && ratio > limits.max_ratio {
+        return Err(format!(
+            "compression ratio {ratio}:1 is above {}:1 (a zip bomb?)",
+            limits.max_ratio
+        ));
+    }
+    Ok(EntryChecks {
+        name,
+        range: (start, end),
+        size: Some(size),
+    })
+}
+
+/// No two entries may share bytes (`ranges`: start, end, name).
+fn check_overlaps(path: &Path, mut ranges: Vec<(u64, u64, String)>) -> Result<()> {
+    ranges.sort();
+    for pair in ranges.windows(2) {
+        if pair[1].0 < pair[0].1 {
+            return Err(ArchiveError::Entry {
+                path: path.to_path_buf(),
+                entry: pair[1].2.clone(),
+                reason: format!("overlaps entry {:?} (a zip bomb?)", pair[0].2),
+            }
+            .into());
+        }
+    }
+    Ok(())
 }

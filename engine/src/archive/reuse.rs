@@ -306,6 +306,30 @@ impl EarlierArchive {
         })
     }
 
+    /// How `rel` (`size` bytes now) can reuse the earlier archive, if it can: copied whole
+    /// (unchanged), continued (the earlier content is exactly its beginning: known when the
+    /// snapshot grew the file from that content, or else read and hashed here), or rechunked
+    /// (changed, with a chunk index to copy unchanged chunks by).
+    fn how(&self, rel: &str, file: &File, size: u64) -> Option<How> {
+        let (old, new) = (self.earlier.get(rel)?, self.now.get(rel)?);
+        if new.size != size {
+            return None;
+        }
+        if old.size == new.size && old.checksum == new.checksum {
+            return Some(How::Copy);
+        }
+        let appended = old.size > 0
+            && old.size < new.size
+            && match &new.prefix {
+                Some(p) if p.size == old.size && p.checksum == old.checksum => true,
+                _ => begins_with(file, old, self.chunks.get(rel)),
+            };
+        if appended {
+            return Some(How::Continue(old.size));
+        }
+        self.chunks.contains_key(rel).then_some(How::Rechunk)
+    }
+
     /// Add `rel` from the earlier archive if its content allows; `Ok(None)`: compress it.
     #[allow(clippy::too_many_arguments)]
     fn reuse(
@@ -320,30 +344,14 @@ impl EarlierArchive {
         refused: &mut Vec<String>,
     ) -> Result<Option<Reused>> {
         use crate::zipout::{Earlier, ReuseError};
-        use std::os::unix::fs::FileExt as _;
-        let (Some(old), Some(new)) = (self.earlier.get(rel), self.now.get(rel)) else {
-            return Ok(None);
-        };
-        let (old_size, new_size) = (old.size, new.size);
-        if new_size != size {
-            return Ok(None);
-        }
         let Some(index) = self.zip.index_for_name(rel) else {
             return Ok(None);
         };
-        let unchanged = old_size == new_size && old.checksum == new.checksum;
-        // The earlier content must be exactly this file's beginning: known when the snapshot
-        // grew the file from that content, or else read and hashed here.
-        let appended = old_size > 0
-            && old_size < new_size
-            && match &new.prefix {
-                Some(p) if p.size == old.size && p.checksum == old.checksum => true,
-                _ => begins_with(file, old, self.chunks.get(rel)),
-            };
-        let rechunk = !unchanged && !appended && self.chunks.contains_key(rel);
-        if !unchanged && !appended && !rechunk {
+        let Some(how) = self.how(rel, file, size) else {
             return Ok(None);
-        }
+        };
+        let old_size = self.earlier.get(rel).map_or(0, |e| e.size);
+        let chunk_index = self.chunks.get(rel).cloned();
         let Ok(mut raw) = self.zip.by_index_raw(index) else {
             return Ok(None);
         };
@@ -359,63 +367,44 @@ impl EarlierArchive {
             return Ok(None);
         }
         // The earlier entry's chunk index, if it describes exactly that entry.
-        let chunks = self.chunks.get(rel).filter(|c| {
+        let chunks = chunk_index.filter(|c| {
             c.iter().map(|c| u64::from(c.len)).sum::<u64>() == earlier.size
                 && c.iter().map(|c| u64::from(c.packed)).sum::<u64>() + 2 == earlier.compressed
         });
+        let advance = &mut |n| progress.advance(n);
+        let check = &mut || cancel.check().map_err(|_| io::Error::other("cancelled"));
         let start = zip.position();
-        let result = if unchanged {
-            zip.add_copied(rel, &mut raw, earlier, chunks.cloned(), modified)
-                .map(|()| Reused::Copied)
-        } else if rechunk {
-            let Some(chunks) = chunks else {
-                return Ok(None);
-            };
-            let mut data = BufReader::with_capacity(256 * 1024, file);
-            io::Seek::seek(&mut data, io::SeekFrom::Start(0)).at("read", Path::new(rel))?;
-            zip.add_rechunked(
-                rel,
-                &mut data,
-                size,
-                modified,
-                &mut raw,
-                chunks,
-                &mut |n| progress.advance(n),
-                &mut || cancel.check().map_err(|_| io::Error::other("cancelled")),
-            )
-            .map(Reused::Rechunked)
-        } else {
-            let keep = old_size.min(32 * 1024);
-            let mut dict = vec![0u8; keep as usize];
-            if file.read_exact_at(&mut dict, old_size - keep).is_err() {
-                return Ok(None);
+        let result = match how {
+            How::Copy => zip
+                .add_copied(rel, &mut raw, earlier, chunks, modified)
+                .map(|()| {
+                    progress.advance(size);
+                    Reused::Copied
+                }),
+            How::Rechunk => {
+                let Some(chunks) = chunks else {
+                    return Ok(None);
+                };
+                let mut data = BufReader::with_capacity(256 * 1024, file);
+                io::Seek::seek(&mut data, io::SeekFrom::Start(0)).at("read", Path::new(rel))?;
+                zip.add_rechunked(
+                    rel, &mut data, size, modified, &mut raw, &chunks, advance, check,
+                )
+                .map(Reused::Rechunked)
             }
-            let mut tail = BufReader::with_capacity(256 * 1024, file);
-            if io::Seek::seek(&mut tail, io::SeekFrom::Start(old_size)).is_err() {
-                return Ok(None);
+            How::Continue(from) => {
+                let Some((dict, mut tail)) = dictionary_and_tail(file, from) else {
+                    return Ok(None);
+                };
+                progress.advance(from);
+                zip.add_continued(
+                    rel, &mut raw, earlier, chunks, &mut tail, dict, size, modified, advance, check,
+                )
+                .map(|()| Reused::Continued(from))
             }
-            progress.advance(old_size);
-            zip.add_continued(
-                rel,
-                &mut raw,
-                earlier,
-                chunks.cloned(),
-                &mut tail,
-                dict,
-                size,
-                modified,
-                &mut |n| progress.advance(n),
-                &mut || cancel.check().map_err(|_| io::Error::other("cancelled")),
-            )
-            .map(|()| Reused::Continued(old_size))
         };
         match result {
-            Ok(done) => {
-                if matches!(done, Reused::Copied) {
-                    progress.advance(size);
-                }
-                Ok(Some(done))
-            }
+            Ok(done) => Ok(Some(done)),
             Err(ReuseError::Refused(why)) => {
                 drop(raw);
                 refused.push(format!("{rel}: {why}"));
@@ -428,4 +417,24 @@ impl EarlierArchive {
             }
         }
     }
+}
+
+/// How a file reuses the earlier archive ([`EarlierArchive::how`]).
+enum How {
+    Copy,
+    /// The earlier content is the first N bytes.
+    Continue(u64),
+    Rechunk,
+}
+
+/// The 32 KiB before byte `from` of `file` (the dictionary the continued stream is primed
+/// with), and a reader of the rest.
+fn dictionary_and_tail(file: &File, from: u64) -> Option<(Vec<u8>, BufReader<&File>)> {
+    use std::os::unix::fs::FileExt as _;
+    let keep = from.min(32 * 1024);
+    let mut dict = vec![0u8; keep as usize];
+    file.read_exact_at(&mut dict, from - keep).ok()?;
+    let mut tail = BufReader::with_capacity(256 * 1024, file);
+    io::Seek::seek(&mut tail, io::SeekFrom::Start(from)).ok()?;
+    Some((dict, tail))
 }
