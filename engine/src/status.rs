@@ -80,40 +80,11 @@ pub fn status(ctx: &Context, lock_timeout: Duration) -> Result<StatusReport> {
     if ctx.backup.exists() {
         let (_lock, recovery) = crate::recovery::open(&ctx.backup, lock_timeout, false)?;
         recovered = recovery.actions;
-        if let Some(m) = ctx.backup.current_manifest()? {
-            // thrum's manifests list no files: count what is there.
-            let (files, bytes) = if m.has_checksums() {
-                (m.files.len() as u64, m.files.iter().map(|f| f.size).sum())
-            } else {
-                let current = ctx.backup.current();
-                crate::fsx::walk_files(&current)?
-                    .iter()
-                    .filter(|f| *f != crate::manifest::FILE_NAME)
-                    .fold((0, 0), |(n, b), f| {
-                        let size = std::fs::metadata(current.join(f)).map_or(0, |m| m.len());
-                        (n + 1, b + size)
-                    })
-            };
-            last_backup = Some(LastBackup {
-                timestamp: m.timestamp,
-                files,
-                bytes,
-                made_by: if m.engine.is_some() {
-                    "thrum-backup".into()
-                } else {
-                    "thrum".into()
-                },
-                secrets: m.layout.as_ref().map(|l| l.secrets.clone()),
-                unknown_files: m.unknown.len() as u64,
-                failed_plugins: m
-                    .plugin_results
-                    .iter()
-                    .filter(|p| !p.status.is_ok())
-                    .map(|p| p.name.clone())
-                    .collect(),
-                counts: m.counts,
-            });
-        }
+        last_backup = ctx
+            .backup
+            .current_manifest()?
+            .map(|m| last_backup_of(ctx, m))
+            .transpose()?;
         let list = ctx.backup.list_archives()?;
         for a in list.iter().filter(|a| a.kind == ArchiveKind::Snapshot) {
             if let Some(why) = crate::health::of(&ctx.backup, a).unsound {
@@ -123,6 +94,34 @@ pub fn status(ctx: &Context, lock_timeout: Duration) -> Result<StatusReport> {
         archives = stats(&list);
         kept_before_shrink = crate::health::protections(&ctx.backup)?;
     }
+    let b = &ctx.config.backup;
+    let warnings = warnings(
+        ctx,
+        &kept_before_shrink,
+        &unsound_archives,
+        last_backup.as_ref(),
+    );
+    Ok(StatusReport {
+        backup_dir: ctx.backup.root().to_path_buf(),
+        last_backup,
+        archives,
+        schedule: b.own_schedule.clone().or_else(|| b.schedule.clone()),
+        thrum_schedule: b.schedule.clone(),
+        unsound_archives,
+        kept_before_shrink,
+        warnings,
+        recovered,
+    })
+}
+
+/// What `status` warns about: thrum's own schedule beside ours, archives kept before a shrink,
+/// unsound archives, files the last snapshot did not know.
+fn warnings(
+    ctx: &Context,
+    kept_before_shrink: &[crate::health::Protection],
+    unsound_archives: &[String],
+    last_backup: Option<&LastBackup>,
+) -> Vec<String> {
     let b = &ctx.config.backup;
     let mut warnings: Vec<String> = ctx.set_note.iter().cloned().collect();
     if let Some(thrum) = &b.schedule
@@ -137,7 +136,7 @@ pub fn status(ctx: &Context, lock_timeout: Duration) -> Result<StatusReport> {
             }
         ));
     }
-    for p in &kept_before_shrink {
+    for p in kept_before_shrink {
         warnings.push(format!(
             "{} is kept as the last good backup from before the workspace shrank ({}): restore it, or run `thrum-backup prune --accept-shrink` once the shrink was meant",
             p.archive,
@@ -151,7 +150,7 @@ pub fn status(ctx: &Context, lock_timeout: Duration) -> Result<StatusReport> {
             unsound_archives.join("; ")
         ));
     }
-    if let Some(l) = &last_backup
+    if let Some(l) = last_backup
         && l.unknown_files > 0
     {
         warnings.push(format!(
@@ -160,16 +159,42 @@ pub fn status(ctx: &Context, lock_timeout: Duration) -> Result<StatusReport> {
             crate::layout::THRUM_VERSION
         ));
     }
-    Ok(StatusReport {
-        backup_dir: ctx.backup.root().to_path_buf(),
-        last_backup,
-        archives,
-        schedule: b.own_schedule.clone().or_else(|| b.schedule.clone()),
-        thrum_schedule: b.schedule.clone(),
-        unsound_archives,
-        kept_before_shrink,
-        warnings,
-        recovered,
+    warnings
+}
+
+/// The last backup, as `status` tells it.
+fn last_backup_of(ctx: &Context, m: crate::manifest::Manifest) -> Result<LastBackup> {
+    // thrum's manifests list no files: count what is there.
+    let (files, bytes) = if m.has_checksums() {
+        (m.files.len() as u64, m.files.iter().map(|f| f.size).sum())
+    } else {
+        let current = ctx.backup.current();
+        crate::fsx::walk_files(&current)?
+            .iter()
+            .filter(|f| *f != crate::manifest::FILE_NAME)
+            .fold((0, 0), |(n, b), f| {
+                let size = std::fs::metadata(current.join(f)).map_or(0, |m| m.len());
+                (n + 1, b + size)
+            })
+    };
+    Ok(LastBackup {
+        timestamp: m.timestamp,
+        files,
+        bytes,
+        made_by: if m.engine.is_some() {
+            "thrum-backup".into()
+        } else {
+            "thrum".into()
+        },
+        secrets: m.layout.as_ref().map(|l| l.secrets.clone()),
+        unknown_files: m.unknown.len() as u64,
+        failed_plugins: m
+            .plugin_results
+            .iter()
+            .filter(|p| !p.status.is_ok())
+            .map(|p| p.name.clone())
+            .collect(),
+        counts: m.counts,
     })
 }
 

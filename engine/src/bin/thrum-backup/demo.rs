@@ -49,8 +49,30 @@ pub fn run(
         Scale::SMALL.messages
     ));
     let ctx = Context::open(&ws.root, Some(&backups))?;
+    let (first, archived) = back_up_twice(&ctx, &mut ws, progress, &cancel, &mut say)?;
+    prune_and_verify(&ctx, &archived, progress, &mut say)?;
+    let (files, rows) = restore_both(
+        root, &ws, &backups, &first, &archived, progress, &cancel, &mut say,
+    )?;
+    Ok(DemoReport {
+        root: root.to_path_buf(),
+        steps,
+        files_compared: files,
+        rows_compared: rows,
+    })
+}
+
+/// Two creates, 60 messages apart: the first snapshot is archived by the second. Returns the
+/// first create's report and the archive's path.
+fn back_up_twice(
+    ctx: &Context,
+    ws: &mut SampleWorkspace,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+    say: &mut dyn FnMut(String),
+) -> Result<(create::CreateReport, PathBuf)> {
     let opts = CreateOptions::default();
-    let first = create::create(&ctx, &opts, progress, &cancel)?;
+    let first = create::create(ctx, &opts, progress, cancel)?;
     say(format!(
         "create #1: {} events, {} message files, {} local tables, database copied ({} files)",
         first.manifest.counts.events,
@@ -59,7 +81,7 @@ pub fn run(
         first.manifest.files.len()
     ));
     ws.add_messages(60)?;
-    let second = create::create(&ctx, &opts, progress, &cancel)?;
+    let second = create::create(ctx, &opts, progress, cancel)?;
     let archived = second.archived.clone().ok_or_else(|| {
         Error::Invalid("the second create did not archive the first snapshot".into())
     })?;
@@ -68,7 +90,18 @@ pub fn run(
         second.manifest.counts.events,
         archived.file_name().unwrap_or_default().to_string_lossy()
     ));
-    let dry = prune::prune(&ctx, true, false, opts.lock_timeout)?;
+    Ok((first, archived))
+}
+
+/// Prune (a dry run first), then verify `current/` and the archive.
+fn prune_and_verify(
+    ctx: &Context,
+    archived: &Path,
+    progress: &dyn Progress,
+    say: &mut dyn FnMut(String),
+) -> Result<()> {
+    let opts = CreateOptions::default();
+    let dry = prune::prune(ctx, true, false, opts.lock_timeout)?;
     let keep = dry.decisions.iter().filter(|d| d.keep()).count();
     say(format!(
         "prune --dry-run: {} archive(s), {} kept by the policy (daily {}, weekly {}, monthly {})",
@@ -78,11 +111,11 @@ pub fn run(
         dry.policy.weekly,
         dry.policy.monthly
     ));
-    prune::prune(&ctx, false, false, opts.lock_timeout)?;
-    let v = verify::verify(&ctx, None, &Limits::default(), opts.lock_timeout, progress)?;
+    prune::prune(ctx, false, false, opts.lock_timeout)?;
+    let v = verify::verify(ctx, None, &Limits::default(), opts.lock_timeout, progress)?;
     let va = verify::verify(
-        &ctx,
-        Some(&archived),
+        ctx,
+        Some(archived),
         &Limits::default(),
         opts.lock_timeout,
         progress,
@@ -98,9 +131,26 @@ pub fn run(
         v.files, va.files
     ));
 
-    // Restore the latest snapshot into a wiped copy and compare it with the original.
-    let copy = wiped_copy(&ws, &root.join("restored"))?;
-    let copy_ctx = Context::open(&copy, Some(&backups))?;
+    Ok(())
+}
+
+/// Restore the latest snapshot into a wiped copy and compare it with the original; then the
+/// archived first snapshot into the same copy: the earlier state comes back. Returns the files
+/// and rows compared.
+#[allow(clippy::too_many_arguments)]
+fn restore_both(
+    root: &Path,
+    ws: &SampleWorkspace,
+    backups: &Path,
+    first: &create::CreateReport,
+    archived: &Path,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+    say: &mut dyn FnMut(String),
+) -> Result<(usize, usize)> {
+    let opts = CreateOptions::default();
+    let copy = wiped_copy(ws, &root.join("restored"))?;
+    let copy_ctx = Context::open(&copy, Some(backups))?;
     let restore_opts = RestoreOptions {
         source: Source::Current,
         limits: Limits::default(),
@@ -109,8 +159,8 @@ pub fn run(
         raise_sequence: None,
         force: false,
     };
-    let r = restore::restore(&copy_ctx, &restore_opts, progress, &cancel)?;
-    let (files, rows) = compare_workspaces(&ws, &copy_ctx)?;
+    let r = restore::restore(&copy_ctx, &restore_opts, progress, cancel)?;
+    let (files, rows) = compare_workspaces(ws, &copy_ctx)?;
     let used = |k: &str| r.snapshot_files.get(k).copied().unwrap_or(0);
     say(format!(
         "restore into a wiped copy ({}): of the snapshot's {} files, {} put back as files, {} into messages.db, {} the a-sync history, {} left in the backup (the other worktree is not in the copy)",
@@ -127,10 +177,10 @@ pub fn run(
 
     // Restore the archived snapshot #1 into the same copy: the earlier state comes back.
     let restore_opts = RestoreOptions {
-        source: Source::Archive(archived.clone()),
+        source: Source::Archive(archived.to_path_buf()),
         ..restore_opts
     };
-    let r1 = restore::restore(&copy_ctx, &restore_opts, progress, &cancel)?;
+    let r1 = restore::restore(&copy_ctx, &restore_opts, progress, cancel)?;
     let rows_then = first
         .manifest
         .database
@@ -151,12 +201,7 @@ pub fn run(
             .unwrap_or_default()
             .to_string_lossy()
     ));
-    Ok(DemoReport {
-        root: root.to_path_buf(),
-        steps,
-        files_compared: files,
-        rows_compared: rows,
-    })
+    Ok((files, rows))
 }
 
 /// Copy the whole workspace (including `.git`), then delete all of thrum's data in the copy.

@@ -252,27 +252,7 @@ impl Parts {
             .read_entry(MANIFEST, MAX_SMALL_FILE)
             .map_err(|e| refused(strip(e)))?
             .ok_or_else(|| refused("no manifest.json: not a plugin bundle".into()))?;
-        let manifest: BundleManifest = serde_json::from_slice(&manifest_bytes)
-            .map_err(|e| refused(format!("manifest.json: {e}")))?;
-        if manifest.format != FORMAT {
-            return Err(refused(format!(
-                "manifest.json: format {:?} is not {FORMAT:?} (made by a newer thrum-backup?)",
-                manifest.format
-            )));
-        }
-        let listed: BTreeSet<String> = manifest.files.keys().cloned().collect();
-        let expected: BTreeSet<String> = present
-            .iter()
-            .filter(|n| *n != MANIFEST && *n != SIGNATURE)
-            .cloned()
-            .collect();
-        if listed != expected {
-            return Err(refused(format!(
-                "manifest.json lists {} but the bundle holds {}",
-                list_or_none(listed.iter()),
-                list_or_none(expected.iter())
-            )));
-        }
+        let manifest = check_manifest(&manifest_bytes, &present).map_err(refused)?;
         let component = zip
             .read_entry(COMPONENT, MAX_COMPONENT_BYTES)
             .map_err(|e| refused(strip(e)))?
@@ -290,27 +270,11 @@ impl Parts {
                 }
             }
         }
-        let signature = match zip
+        let signature = zip
             .read_entry(SIGNATURE, MAX_SMALL_FILE)
             .map_err(|e| refused(strip(e)))?
-        {
-            None => None,
-            Some(bytes) => {
-                let sig: SignatureFile = serde_json::from_slice(&bytes)
-                    .map_err(|e| refused(format!("signature.json: {e}")))?;
-                if sig.algorithm != "ed25519" {
-                    return Err(refused(format!(
-                        "signature.json: unknown algorithm {:?}",
-                        sig.algorithm
-                    )));
-                }
-                let key = PublicKey::parse(&sig.public_key)
-                    .map_err(|e| refused(format!("signature.json: {e}")))?;
-                key.verify(&manifest_bytes, &sig.signature)
-                    .map_err(|m| refused(format!("signature.json: {m}")))?;
-                Some((sig, bytes))
-            }
-        };
+            .map(|bytes| check_signature(bytes, &manifest_bytes).map_err(refused))
+            .transpose()?;
         Ok(Self {
             manifest,
             manifest_bytes,
@@ -319,6 +283,52 @@ impl Parts {
             signature,
         })
     }
+}
+
+/// The manifest's checks: its format, and the files it lists are those the bundle holds
+/// (`present`) but itself and the signature.
+fn check_manifest(bytes: &[u8], present: &BTreeSet<String>) -> Result<BundleManifest, String> {
+    let manifest: BundleManifest =
+        serde_json::from_slice(bytes).map_err(|e| format!("manifest.json: {e}"))?;
+    if manifest.format != FORMAT {
+        return Err(format!(
+            "manifest.json: format {:?} is not {FORMAT:?} (made by a newer thrum-backup?)",
+            manifest.format
+        ));
+    }
+    let listed: BTreeSet<String> = manifest.files.keys().cloned().collect();
+    let expected: BTreeSet<String> = present
+        .iter()
+        .filter(|n| *n != MANIFEST && *n != SIGNATURE)
+        .cloned()
+        .collect();
+    if listed != expected {
+        return Err(format!(
+            "manifest.json lists {} but the bundle holds {}",
+            list_or_none(listed.iter()),
+            list_or_none(expected.iter())
+        ));
+    }
+    Ok(manifest)
+}
+
+/// `signature.json`: an ed25519 signature of the manifest's bytes by the key it names.
+fn check_signature(
+    bytes: Vec<u8>,
+    manifest_bytes: &[u8],
+) -> Result<(SignatureFile, Vec<u8>), String> {
+    let sig: SignatureFile =
+        serde_json::from_slice(&bytes).map_err(|e| format!("signature.json: {e}"))?;
+    if sig.algorithm != "ed25519" {
+        return Err(format!(
+            "signature.json: unknown algorithm {:?}",
+            sig.algorithm
+        ));
+    }
+    let key = PublicKey::parse(&sig.public_key).map_err(|e| format!("signature.json: {e}"))?;
+    key.verify(manifest_bytes, &sig.signature)
+        .map_err(|m| format!("signature.json: {m}"))?;
+    Ok((sig, bytes))
 }
 
 impl Bundle {

@@ -10,11 +10,23 @@ use crate::ui::Ui;
 pub fn run(g: &Global, ui: &Ui) -> Result<ExitCode> {
     let ctx = context(g)?;
     let b = &ctx.config.backup;
-    let r = b.retention();
     for w in &ctx.config.warnings {
         ui.warn(format!("{}: {w}", ctx.config.path().display()));
     }
-    let value = json!({
+    let value = as_json(&ctx);
+    if ui.emit(&value) {
+        return Ok(ExitCode::SUCCESS);
+    }
+    print_paths(ui, &ctx);
+    print_settings(ui, b);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The settings in force and where each came from, as `--json` gives them.
+fn as_json(ctx: &thrum_backup::Context) -> serde_json::Value {
+    let b = &ctx.config.backup;
+    let r = b.retention();
+    json!({
         "config_file": ctx.config.path(),
         "repo_root": ctx.workspace.repo_root,
         "repo_name": ctx.workspace.repo_name,
@@ -34,16 +46,11 @@ pub fn run(g: &Global, ui: &Ui) -> Result<ExitCode> {
         "plugins": b.plugins,
         "post_backup": b.post_backup,
         "warnings": ctx.config.warnings,
-    });
-    if ui.emit(&value) {
-        return Ok(ExitCode::SUCCESS);
-    }
-    let mark = |is_default: bool| if is_default { "  (default)" } else { "" };
-    let tier = |n: i64| match n {
-        -1 => "forever".to_owned(),
-        0 => "off".to_owned(),
-        n => n.to_string(),
-    };
+    })
+}
+
+/// Where the workspace's parts and the backups are.
+fn print_paths(ui: &Ui, ctx: &thrum_backup::Context) {
     ui.line(format!("Config file:  {}", ctx.config.path().display()));
     ui.line(format!(
         "Repository:   {} ({})",
@@ -83,6 +90,17 @@ pub fn run(g: &Global, ui: &Ui) -> Result<ExitCode> {
             _ => "",
         }
     ));
+}
+
+/// The `backup` settings, defaults marked.
+fn print_settings(ui: &Ui, b: &thrum_backup::config::BackupConfig) {
+    let r = b.retention();
+    let mark = |is_default: bool| if is_default { "  (default)" } else { "" };
+    let tier = |n: i64| match n {
+        -1 => "forever".to_owned(),
+        0 => "off".to_owned(),
+        n => n.to_string(),
+    };
     ui.line(format!(
         "schedule:     {}{}",
         b.schedule.as_deref().unwrap_or("off"),
@@ -136,5 +154,4 @@ pub fn run(g: &Global, ui: &Ui) -> Result<ExitCode> {
         "post_backup:  {}",
         b.post_backup.as_deref().unwrap_or("none")
     ));
-    Ok(ExitCode::SUCCESS)
 }

@@ -26,6 +26,21 @@ pub fn run(g: &Global, a: CreateArgs, ui: &Ui) -> Result<ExitCode> {
     let report = create::create(&ctx, &opts, &progress, &cancel)?;
     progress.finish();
     print_recovered(ui, &report.recovered);
+    warn(ui, &report);
+    let code = if report.shrink.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_SHRANK)
+    };
+    if ui.emit(&report) {
+        return Ok(code);
+    }
+    print_summary(ui, &ctx.workspace.repo_name, &report);
+    Ok(code)
+}
+
+/// What the user must hear even with `--json`: notes, a damaged previous snapshot, a shrink.
+fn warn(ui: &Ui, report: &create::CreateReport) {
     for n in &report.notes {
         ui.warn(n);
     }
@@ -46,19 +61,15 @@ pub fn run(g: &Global, a: CreateArgs, ui: &Ui) -> Result<ExitCode> {
             None => ui.warn("there is no sound archive from before it to keep"),
         }
     }
-    let code = if report.shrink.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_SHRANK)
-    };
-    if ui.emit(&report) {
-        return Ok(code);
-    }
+}
+
+/// The human summary of a create.
+fn print_summary(ui: &Ui, repo_name: &str, report: &create::CreateReport) {
     let m = &report.manifest;
     let total: u64 = m.files.iter().map(|f| f.size).sum();
     ui.line(format!(
         "Backed up {} to {}",
-        ctx.workspace.repo_name,
+        repo_name,
         report.current.display()
     ));
     ui.line(format!(
@@ -143,5 +154,4 @@ pub fn run(g: &Global, a: CreateArgs, ui: &Ui) -> Result<ExitCode> {
             Some(e) => ui.line(format!("  post-backup hook: FAILED ({e})")),
         }
     }
-    Ok(code)
 }

@@ -210,45 +210,7 @@ fn install(ctx: &mut thrum_backup::Context, a: PluginInstallArgs, ui: &Ui) -> Re
             }
             bundle::Signer::Unsigned => writeln!(err, "  UNSIGNED (--allow-unsigned)")?,
         }
-        match &previous {
-            Some(PluginEntry::Wasm(old)) => {
-                let old_version = old
-                    .bundle
-                    .as_ref()
-                    .map_or("(not from a bundle)", |r| r.version.as_str());
-                writeln!(
-                    err,
-                    "  replaces the installed {} {old_version} with {}",
-                    old.name, b.manifest.version
-                )?;
-                let added: Vec<String> = grants
-                    .iter()
-                    .filter(|g| !old.grants.contains(g))
-                    .map(ToString::to_string)
-                    .collect();
-                let dropped: Vec<String> = old
-                    .grants
-                    .iter()
-                    .filter(|g| !grants.contains(g))
-                    .map(ToString::to_string)
-                    .collect();
-                if added.is_empty() && dropped.is_empty() {
-                    writeln!(err, "  grants unchanged")?;
-                } else {
-                    if !added.is_empty() {
-                        writeln!(err, "  NEW grants it asks for: {}", added.join(", "))?;
-                    }
-                    if !dropped.is_empty() {
-                        writeln!(err, "  grants it no longer needs: {}", dropped.join(", "))?;
-                    }
-                }
-            }
-            Some(PluginEntry::Shell(_)) => bail!(
-                "a shell plugin named {:?} exists; remove it first (`thrum-backup plugin remove {0}`)",
-                b.manifest.name
-            ),
-            None => {}
-        }
+        show_replacement(&mut err, previous.as_ref(), &b.manifest, &grants)?;
     }
     drop(err);
     let allow_dangerous = confirm(ui, &b.description, &grants, a.yes, a.allow_dangerous)?;
@@ -531,4 +493,54 @@ fn new(a: PluginNewArgs, ui: &Ui) -> Result<ExitCode> {
         ));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What installing `new` changes of the plugin of the same name, `previous`: its version and
+/// its grants. A shell plugin of that name is in the way.
+fn show_replacement(
+    err: &mut impl Write,
+    previous: Option<&PluginEntry>,
+    new: &bundle::BundleManifest,
+    grants: &[Grant],
+) -> Result<()> {
+    match previous {
+        Some(PluginEntry::Wasm(old)) => {
+            let old_version = old
+                .bundle
+                .as_ref()
+                .map_or("(not from a bundle)", |r| r.version.as_str());
+            writeln!(
+                err,
+                "  replaces the installed {} {old_version} with {}",
+                old.name, new.version
+            )?;
+            let added: Vec<String> = grants
+                .iter()
+                .filter(|g| !old.grants.contains(g))
+                .map(ToString::to_string)
+                .collect();
+            let dropped: Vec<String> = old
+                .grants
+                .iter()
+                .filter(|g| !grants.contains(g))
+                .map(ToString::to_string)
+                .collect();
+            if added.is_empty() && dropped.is_empty() {
+                writeln!(err, "  grants unchanged")?;
+            } else {
+                if !added.is_empty() {
+                    writeln!(err, "  NEW grants it asks for: {}", added.join(", "))?;
+                }
+                if !dropped.is_empty() {
+                    writeln!(err, "  grants it no longer needs: {}", dropped.join(", "))?;
+                }
+            }
+        }
+        Some(PluginEntry::Shell(_)) => bail!(
+            "a shell plugin named {:?} exists; remove it first (`thrum-backup plugin remove {0}`)",
+            new.name
+        ),
+        None => {}
+    }
+    Ok(())
 }

@@ -18,33 +18,7 @@ pub fn run(g: &Global, a: RestoreArgs, ui: &Ui) -> Result<ExitCode> {
     };
     let manifest = restore::peek(&ctx, &source)?;
     if !a.yes {
-        let what = a
-            .archive
-            .as_ref()
-            .map_or_else(|| "current/".to_owned(), |p| p.display().to_string());
-        if !std::io::stdin().is_terminal() {
-            bail!(
-                "restore replaces the workspace's data and needs confirmation: pass --yes \
-                 (the replaced data is saved as archives/pre-restore-<time>.zip)"
-            );
-        }
-        let mut err = std::io::stderr().lock();
-        write!(
-            err,
-            "Restore {} from {what} (snapshot of {}, {} events)?\n\
-             The live data it replaces is saved first as archives/pre-restore-<time>.zip.\n\
-             thrum's daemon must be stopped (`thrum daemon stop`). Continue? [y/N] ",
-            ctx.workspace.repo_root.display(),
-            manifest.timestamp.format("%Y-%m-%d %H:%M:%S UTC"),
-            manifest.counts.events
-        )?;
-        err.flush()?;
-        drop(err);
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES") {
-            bail!("restore cancelled; nothing was changed");
-        }
+        confirm(&ctx, a.archive.as_deref(), &manifest)?;
     }
     // From here on a signal rolls the restore back before it exits (a Ctrl-C at the
     // question above just ends the program).
@@ -71,9 +45,48 @@ pub fn run(g: &Global, a: RestoreArgs, ui: &Ui) -> Result<ExitCode> {
     if ui.emit(&report) {
         return Ok(ExitCode::SUCCESS);
     }
+    print_summary(ui, &ctx.workspace.repo_name, &report);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ask before replacing the workspace's data (only at a terminal; elsewhere `--yes` is needed).
+fn confirm(
+    ctx: &thrum_backup::Context,
+    archive: Option<&std::path::Path>,
+    manifest: &thrum_backup::manifest::Manifest,
+) -> Result<()> {
+    let what = archive.map_or_else(|| "current/".to_owned(), |p| p.display().to_string());
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "restore replaces the workspace's data and needs confirmation: pass --yes \
+             (the replaced data is saved as archives/pre-restore-<time>.zip)"
+        );
+    }
+    let mut err = std::io::stderr().lock();
+    write!(
+        err,
+        "Restore {} from {what} (snapshot of {}, {} events)?\n\
+         The live data it replaces is saved first as archives/pre-restore-<time>.zip.\n\
+         thrum's daemon must be stopped (`thrum daemon stop`). Continue? [y/N] ",
+        ctx.workspace.repo_root.display(),
+        manifest.timestamp.format("%Y-%m-%d %H:%M:%S UTC"),
+        manifest.counts.events
+    )?;
+    err.flush()?;
+    drop(err);
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES") {
+        bail!("restore cancelled; nothing was changed");
+    }
+    Ok(())
+}
+
+/// The human summary of a restore.
+fn print_summary(ui: &Ui, repo_name: &str, report: &restore::RestoreReport) {
     ui.line(format!(
         "Restored {} from {} (snapshot of {})",
-        ctx.workspace.repo_name,
+        repo_name,
         report.source,
         report.snapshot_time.format("%Y-%m-%d %H:%M:%S UTC")
     ));
@@ -116,5 +129,4 @@ pub fn run(g: &Global, a: RestoreArgs, ui: &Ui) -> Result<ExitCode> {
         Some(p) => ui.line(format!("  previous data saved as {}", p.display())),
         None => ui.line("  the workspace had no data to save first"),
     }
-    Ok(ExitCode::SUCCESS)
 }
