@@ -64,7 +64,7 @@ impl Context {
     }
 
     /// How `create` (and a restore's safety snapshot) capture this workspace.
-    pub fn capture_options(
+    pub(crate) fn capture_options(
         &self,
         exclude_secrets: bool,
         db_wait: std::time::Duration,

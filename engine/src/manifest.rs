@@ -8,6 +8,9 @@
 
 use std::collections::BTreeMap;
 
+/// A JSON Lines file whose lines are not all JSON ([`Manifest::jsonl`]).
+pub use crate::jsonl::Issue as JsonlIssue;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -71,7 +74,7 @@ pub struct Manifest {
     /// JSON Lines files whose bytes are not all JSON lines (a torn last line, say): backed up
     /// and restored exactly as they were, reported.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub jsonl: Vec<crate::jsonl::Issue>,
+    pub jsonl: Vec<JsonlIssue>,
     /// How the database and the wire streams were captured relative to each other.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capture: Option<CaptureInfo>,

@@ -7,7 +7,7 @@
 pub mod bundle;
 pub mod manage;
 pub mod presets;
-pub mod runner;
+pub(crate) mod runner;
 pub mod scaffold;
 pub mod shell;
 pub mod wasm;

@@ -25,6 +25,8 @@ mod plan;
 mod plugins;
 mod source;
 
+pub use source::check_jsonl_tree;
+
 pub use crate::journal::JOURNAL;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -17,7 +17,7 @@ use chrono::{DateTime, Datelike, Timelike, Utc};
 use crate::error::Result;
 use crate::manifest::Manifest;
 use crate::progress::{Cancel, Progress};
-use crate::zipout::ChunkInfo;
+pub use crate::zipout::{ChunkChecks, ChunkInfo};
 
 /// Deflate level thrum's archives use (Go's default).
 pub const DEFAULT_LEVEL: i64 = 6;
@@ -122,7 +122,6 @@ mod tests {
     use super::*;
     use crate::fsx;
     use crate::progress::Silent;
-    use crate::zipout::ChunkChecks;
 
     fn zip_with(entries: &[(&str, &[u8])]) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();

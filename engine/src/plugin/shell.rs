@@ -17,7 +17,7 @@ pub const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Run one shell plugin into `plugins/<name>/` of `staging`. Never fails the backup: the
 /// report says what happened, and a failed plugin leaves nothing in the snapshot.
-pub fn run(
+pub(crate) fn run(
     plugin: &ShellPlugin,
     repo_root: &Path,
     staging: &mut Staging,

@@ -119,11 +119,7 @@ fn extract_archive(
 /// checksum vouches for (checked before this) goes back exactly as it was captured, torn last
 /// line included, with a warning naming the file and line; a file without a checksum to trust
 /// (thrum's own archives) must hold one JSON value per line, or the restore is refused.
-pub(crate) fn check_jsonl_tree(
-    root: &Path,
-    manifest: &Manifest,
-    label: &str,
-) -> Result<Vec<String>> {
+pub fn check_jsonl_tree(root: &Path, manifest: &Manifest, label: &str) -> Result<Vec<String>> {
     let vouched: std::collections::BTreeSet<&str> =
         manifest.files.iter().map(|f| f.path.as_str()).collect();
     let mut notes = Vec::new();

@@ -3,7 +3,6 @@
 //! `manifest.json` is unfinished by definition.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -75,17 +74,6 @@ impl Staging {
     /// Copy `src` to `rel` in the snapshot.
     pub fn copy_in(&mut self, src: &Path, rel: &str) -> Result<FileDigest> {
         let d = fsx::copy_new(src, &self.root.join(rel))?;
-        self.record(rel, &d);
-        Ok(d)
-    }
-
-    /// Write `rel` from a closure.
-    pub fn write(
-        &mut self,
-        rel: &str,
-        fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
-    ) -> Result<FileDigest> {
-        let d = fsx::write_new_with(&self.root.join(rel), fill)?;
         self.record(rel, &d);
         Ok(d)
     }
