@@ -128,3 +128,80 @@ pub fn recover(dir: &BackupDir) -> Result<Recovery> {
     }
     Ok(rec)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::Manifest;
+    use crate::snapshot::Staging;
+    use std::path::Path;
+
+    /// A complete snapshot in `dir` of one file, `log`, holding `content`, taken at `time`.
+    fn snapshot(dir: &Path, content: &[u8], time: &str) {
+        fsx::create_dir_all(dir).unwrap();
+        let source = dir.with_extension("source");
+        fs::write(&source, content).unwrap();
+        let mut staging = Staging::new(dir.to_path_buf());
+        staging.copy_in(&source, "log").unwrap();
+        let m =
+            Manifest::from_slice(format!(r#"{{"version": 1, "timestamp": "{time}"}}"#).as_bytes())
+                .unwrap();
+        staging.finish(m).unwrap();
+        fs::remove_file(&source).unwrap();
+    }
+
+    #[test]
+    fn what_a_killed_create_left_is_undone_and_current_verifies() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = BackupDir::new(root.path().join("set"));
+        snapshot(&dir.current(), b"0123456789", "2026-11-30T10:00:00Z");
+        // The create had grown current/'s log, staged part of a snapshot, begun an archive.
+        let mut log = fs::OpenOptions::new()
+            .append(true)
+            .open(dir.current().join("log"))
+            .unwrap();
+        std::io::Write::write_all(&mut log, b"appended").unwrap();
+        let stage = dir.new_work_dir("stage").unwrap();
+        fs::write(stage.join("log"), b"half").unwrap();
+        fsx::create_dir_all(&dir.archives()).unwrap();
+        fs::write(dir.archives().join(".next.zip.tmp-0000abcd"), b"PK").unwrap();
+
+        let rec = recover(&dir).unwrap();
+        assert_eq!(fs::read(dir.current().join("log")).unwrap(), b"0123456789");
+        assert!(
+            crate::verify::verify_dir(&dir.current(), &crate::progress::Silent)
+                .unwrap()
+                .ok()
+        );
+        assert!(!stage.exists());
+        assert!(fs::read_dir(dir.archives()).unwrap().next().is_none());
+        let said = rec.actions.join("\n");
+        for what in [
+            "cut current/log back",
+            "removed an unfinished snapshot",
+            "removed an unfinished archive",
+        ] {
+            assert!(said.contains(what), "{said}");
+        }
+        // Nothing left to do the second time.
+        assert!(recover(&dir).unwrap().actions.is_empty());
+    }
+
+    #[test]
+    fn a_swap_killed_between_its_renames_finishes_with_the_newest_complete_snapshot() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = BackupDir::new(root.path().join("set"));
+        let retired = dir.new_work_dir("retired").unwrap();
+        snapshot(&retired, b"old", "2026-11-30T10:00:00Z");
+        let stage = dir.new_work_dir("stage").unwrap();
+        snapshot(&stage, b"new", "2026-11-30T11:00:00Z");
+        // An unfinished stage (no manifest) is never put in place.
+        let unfinished = dir.new_work_dir("stage").unwrap();
+        fs::write(unfinished.join("log"), b"half").unwrap();
+
+        let rec = recover(&dir).unwrap();
+        assert_eq!(fs::read(dir.current().join("log")).unwrap(), b"new");
+        assert!(rec.actions[0].starts_with("put back the interrupted snapshot swap"));
+        assert!(!retired.exists() && !unfinished.exists());
+    }
+}
