@@ -641,7 +641,7 @@ fn hostile_bundles_are_refused_and_nothing_is_installed() {
 
 // ---- Plugins in other languages, built from source by their own toolchains -------------------
 
-const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../plugins/examples");
+const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../plugins/examples");
 
 /// Whether a missing toolchain fails the test (CI sets this) or skips the language.
 fn required() -> bool {
@@ -667,7 +667,7 @@ fn python_component() -> Option<PathBuf> {
             let tool = std::env::var("THRUM_BACKUP_COMPONENTIZE_PY")
                 .unwrap_or_else(|_| "componentize-py".into());
             let out = built_dir().join("inventory.wasm");
-            let wit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit/v0.1.0");
+            let wit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../wit/v0.1.0");
             let run = std::process::Command::new(&tool)
                 .args([
                     "-d",

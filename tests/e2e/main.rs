@@ -5,7 +5,7 @@ mod harness;
 // The sample workspaces are the binary's (its demo and benchmark run on them): the suite
 // compiles the same file, so the library ships no test code.
 #[allow(dead_code, reason = "the suite uses only part of the generator")]
-#[path = "../../engine/src/bin/thrum-backup/sample.rs"]
+#[path = "../../engine/cli/src/sample.rs"]
 mod sample;
 
 mod bad_days;

@@ -11,12 +11,12 @@ use crate::harness::*;
 
 /// A component built from `plugins/` (see engine/build.rs).
 pub fn component(name: &str) -> PathBuf {
-    Path::new(env!("THRUM_BACKUP_COMPONENTS")).join(format!("{name}.wasm"))
+    Path::new(thrum_backup::plugin::presets::COMPONENTS_DIR).join(format!("{name}.wasm"))
 }
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/fixtures/beads-backup"
+    "/../../../shared/fixtures/beads-backup"
 );
 
 fn fixture_dir() -> Option<PathBuf> {
@@ -565,7 +565,7 @@ fn unknown_contracts_and_non_components_are_refused_at_add() {
 /// Build a crate made by `plugin new` with the one command its README gives (the target dir
 /// is shared between runs); returns the folder holding the built components.
 pub fn build_rust_scaffold(dir: &Path) -> PathBuf {
-    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/scaffold-test");
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/scaffold-test");
     let mut build =
         std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     build

@@ -3,6 +3,10 @@
 
 use crate::config::{PluginEntry, PluginLimits, WasmPlugin};
 
+/// Where this build compiled the components of `plugins/`: the presets embedded here, and the
+/// examples and hostile components the end-to-end suite runs.
+pub const COMPONENTS_DIR: &str = env!("THRUM_BACKUP_COMPONENTS");
+
 /// Names of the presets, for `--help` and errors.
 pub const NAMES: [&str; 2] = ["beads", "beads-rust"];
 
