@@ -16,11 +16,11 @@
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use rusqlite::{Connection, params};
 
 use thrum_backup::fsx;
+use thrum_backup::gitsync::git;
 use thrum_backup::{Error, IoContext, Result};
 
 /// thrum v0.10.6's schema: every table and index of a fresh thrum database (version 51).
@@ -344,24 +344,6 @@ fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
         }
         .into()
     }
-}
-
-fn git(dir: &Path, args: &[&str]) -> Result<String> {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| Error::Invalid(format!("cannot run git (is it installed?): {e}")))?;
-    if !out.status.success() {
-        return Err(Error::Invalid(format!(
-            "git {} failed in {}: {}",
-            args.join(" "),
-            dir.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 /// Every table's rows as sorted text lines: equal dumps mean equal data.
