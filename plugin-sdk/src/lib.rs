@@ -287,6 +287,10 @@ pub fn exec(
 }
 
 /// Every regular file below `dir`, sorted; empty if `dir` does not exist.
+///
+/// Our own twenty lines rather than `walkdir`: every crate the SDK depends on is compiled into
+/// every plugin's component (and vendored by `plugin new`), and a guest sees only its
+/// read-only grants, where links and loops `walkdir` guards against do not reach it.
 pub fn walk(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>, PluginError> {
     let mut out = Vec::new();
     let mut stack = vec![dir.as_ref().to_path_buf()];
