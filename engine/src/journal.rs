@@ -161,10 +161,22 @@ pub(crate) fn rollback(steps: &[Step]) -> bool {
             }
         }
         if let Some(t) = &s.temp {
-            let _ = fs::remove_file(t);
+            remove_temp(t);
         }
     }
     steps.iter().all(|s| !exists(&s.aside))
+}
+
+/// Remove a temporary file and what SQLite may have left beside it: the prepared database is
+/// opened (to import the local tables), and a kill while it is open leaves its `-wal`, `-shm`
+/// or `-journal` behind, which nothing else would ever remove from the workspace.
+fn remove_temp(t: &Path) {
+    let _ = fs::remove_file(t);
+    for side in ["-wal", "-shm", "-journal"] {
+        let mut name = t.as_os_str().to_owned();
+        name.push(side);
+        let _ = fs::remove_file(PathBuf::from(name));
+    }
 }
 
 /// Drop what a committed restore kept to undo itself.
@@ -172,7 +184,7 @@ pub(crate) fn finish(steps: &[Step]) {
     for s in steps {
         let _ = fsx::remove_any(&s.aside);
         if let Some(t) = &s.temp {
-            let _ = fs::remove_file(t);
+            remove_temp(t);
         }
     }
 }
@@ -316,6 +328,32 @@ mod tests {
         let action = recover(dir.path()).unwrap().expect("a journal to recover");
         assert!(action.starts_with("finished"), "{action}");
         assert_eq!(tree(dir.path()), after());
+    }
+
+    #[test]
+    fn recovery_removes_what_sqlite_left_beside_a_prepared_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("messages.db");
+        fs::write(&db, "old db").unwrap();
+        let temp = dir.path().join(".messages.db.restore-tmp-1");
+        fs::write(&temp, "new db").unwrap();
+        // Killed while the prepared copy was open: SQLite's files beside it.
+        for side in ["-wal", "-shm", "-journal"] {
+            fs::write(
+                dir.path().join(format!(".messages.db.restore-tmp-1{side}")),
+                "x",
+            )
+            .unwrap();
+        }
+        let journal = Journal {
+            committed: false,
+            steps: vec![Step::file(&db, Some(temp))],
+        };
+        write(&dir.path().join(JOURNAL), &journal).unwrap();
+        recover(dir.path()).unwrap();
+        let left: Vec<String> = tree(dir.path()).into_keys().collect();
+        assert_eq!(left, ["messages.db"]);
+        assert_eq!(fs::read(&db).unwrap(), b"old db");
     }
 
     #[test]
