@@ -260,6 +260,13 @@ pub fn temp_sibling(path: &Path, tag: &str) -> PathBuf {
     path.with_file_name(format!(".{name}.{tag}-{nonce:08x}"))
 }
 
+/// `path` with `suffix` appended to its name: a SQLite database's `-wal`, `-shm`, `-journal`.
+pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
 /// Create `dir` and its parents.
 pub fn create_dir_all(dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).at("create directory", dir)

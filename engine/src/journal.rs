@@ -173,9 +173,7 @@ pub(crate) fn rollback(steps: &[Step]) -> bool {
 fn remove_temp(t: &Path) {
     let _ = fs::remove_file(t);
     for side in ["-wal", "-shm", "-journal"] {
-        let mut name = t.as_os_str().to_owned();
-        name.push(side);
-        let _ = fs::remove_file(PathBuf::from(name));
+        let _ = fs::remove_file(fsx::with_suffix(t, side));
     }
 }
 

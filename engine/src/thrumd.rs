@@ -60,11 +60,7 @@ where
 {
     let sides: Vec<PathBuf> = ["-wal", "-shm"]
         .iter()
-        .map(|s| {
-            let mut p = db.as_os_str().to_owned();
-            p.push(s);
-            PathBuf::from(p)
-        })
+        .map(|s| crate::fsx::with_suffix(db, s))
         .filter(|p| !p.exists())
         .collect();
     let value = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)

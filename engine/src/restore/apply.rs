@@ -57,10 +57,8 @@ pub(crate) fn apply(
     journal::write(&journal_path, &journal)?;
     let mut applied = Applied::default();
     let undo = |e: Error| -> Error {
+        // Every temporary file goes with it, the prepared database and SQLite's files beside it.
         let complete = journal::rollback(&journal.steps);
-        if let Some(d) = &plan.database {
-            db::cleanup(&d.temp);
-        }
         if complete {
             let _ = fs::remove_file(&journal_path);
         }

@@ -84,17 +84,9 @@ pub(crate) fn prepare(plan: &DbPlan, db_wait: Duration) -> Result<BTreeMap<Strin
         .map_err(sql_err("set WAL mode"))?;
     conn.close().map_err(|(_, e)| sql_err("close")(e))?;
     for side in ["-wal", "-shm"] {
-        let _ = fs::remove_file(path_with_suffix(temp, side));
+        let _ = fs::remove_file(fsx::with_suffix(temp, side));
     }
     Ok(rows)
-}
-
-/// Remove a prepared database and whatever SQLite left beside it.
-pub(crate) fn cleanup(temp: &Path) {
-    let _ = fs::remove_file(temp);
-    for side in ["-wal", "-shm", "-journal"] {
-        let _ = fs::remove_file(path_with_suffix(temp, side));
-    }
 }
 
 /// Compare the restored database's newest event with what the live database had reached,
@@ -142,12 +134,6 @@ pub(crate) fn check_sequence(
         None => {}
     }
     Ok(report)
-}
-
-pub(crate) fn path_with_suffix(p: &Path, suffix: &str) -> PathBuf {
-    let mut s = p.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
 }
 
 pub(crate) fn is_sqlite(path: &Path) -> bool {

@@ -141,7 +141,7 @@ fn steps(
     if let Some(temp) = db_temp {
         steps.push((Step::file(&ws.db_path, Some(temp.to_path_buf())), None));
         for side in ["-wal", "-shm"] {
-            let t = db::path_with_suffix(&ws.db_path, side);
+            let t = fsx::with_suffix(&ws.db_path, side);
             if t.exists() {
                 steps.push((Step::file(&t, None), None));
             }
@@ -227,7 +227,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ws = workspace(dir.path());
         fs::create_dir_all(ws.db_path.parent().unwrap()).unwrap();
-        fs::write(db::path_with_suffix(&ws.db_path, "-wal"), "").unwrap();
+        fs::write(fsx::with_suffix(&ws.db_path, "-wal"), "").unwrap();
         let files = [
             file(
                 ws.thrum_dir.join("config.json"),
@@ -244,7 +244,7 @@ mod tests {
             [
                 ws.thrum_dir.join("config.json").as_path(),
                 ws.db_path.as_path(),
-                db::path_with_suffix(&ws.db_path, "-wal").as_path(),
+                fsx::with_suffix(&ws.db_path, "-wal").as_path(),
                 ws.sync_dir.join("events.jsonl").as_path(),
                 ws.thrum_dir.join("identities/old.json").as_path(),
             ]

@@ -87,7 +87,7 @@ pub(crate) fn restore(
             });
             if super::db::is_sqlite(&out.join(rel)) {
                 for side in ["-wal", "-shm"] {
-                    let t = super::db::path_with_suffix(&target, side);
+                    let t = fsx::with_suffix(&target, side);
                     if t.exists() {
                         planned.push(Planned {
                             target: t,

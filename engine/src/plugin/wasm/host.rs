@@ -462,11 +462,7 @@ impl host::Host for HostState {
             .min(Duration::from_secs(30));
         let sides: Vec<PathBuf> = ["-wal", "-shm"]
             .iter()
-            .map(|side| {
-                let mut p = src.as_os_str().to_owned();
-                p.push(side);
-                PathBuf::from(p)
-            })
+            .map(|side| crate::fsx::with_suffix(&src, side))
             .filter(|p| !p.exists())
             .collect();
         let result = crate::database::copy_consistent(&src, &tmp, wait);
