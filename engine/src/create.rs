@@ -44,6 +44,8 @@ pub struct CreateOptions {
     pub exclude_secrets: bool,
     /// Archive `current/` even when it is a snapshot of another workspace.
     pub force: bool,
+    /// Push the new snapshot to the replicas of `backup.replicas`.
+    pub replicas: bool,
 }
 
 impl Default for CreateOptions {
@@ -59,6 +61,7 @@ impl Default for CreateOptions {
             hook_timeout: hook::TIMEOUT,
             exclude_secrets: false,
             force: false,
+            replicas: true,
         }
     }
 }
@@ -78,6 +81,9 @@ pub struct CreateReport {
     pub grown: snapshot::Grown,
     /// Retention applied afterwards.
     pub prune: Option<PruneReport>,
+    /// What pushing the snapshot to each replica did (a failed replica never fails the
+    /// local backup).
+    pub replicas: Vec<crate::replica::PushOutcome>,
     /// The post-backup hook.
     pub hook: Option<HookReport>,
     /// What recovery finished or rolled back first.
@@ -134,6 +140,22 @@ pub fn create(
     } else {
         None
     };
+    // Replicas after the local snapshot is published and rotated (still under the lock, so
+    // that `current/` cannot change while it is read): each failure is reported, never an
+    // error of the backup.
+    let replicas = if opts.replicas && !ctx.config.backup.replicas.is_empty() {
+        progress.phase("pushing to replicas", None);
+        let policy = ctx.config.backup.retention();
+        crate::replica::push_all(
+            &ctx.config.backup.replicas,
+            &ctx.workspace.thrum_dir,
+            dir,
+            &manifest,
+            opts.prune.then_some(&policy),
+        )
+    } else {
+        Vec::new()
+    };
     drop(lock);
     // The hook runs unlocked: it may well call thrum-backup itself.
     let hook = run_hook(ctx, opts, progress);
@@ -149,6 +171,7 @@ pub fn create(
         archive_reuse: done.archive_reuse,
         grown: done.grown,
         prune,
+        replicas,
         hook,
         recovered: recovery.actions,
         kept_before_shrink,

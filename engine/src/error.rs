@@ -52,6 +52,14 @@ pub enum Error {
     /// A backup does not match its manifest, or is missing pieces.
     #[error("{0}")]
     Invalid(String),
+    /// An off-site replica failed (unreachable, refused, wrong password, damaged).
+    #[error("replica {name}: {message}")]
+    Replica {
+        /// The replica's name.
+        name: String,
+        /// What went wrong, on one line.
+        message: String,
+    },
     /// Nothing to work on: no backup yet, an unknown archive name, ...
     #[error("{0}")]
     NotFound(String),

@@ -49,6 +49,7 @@ pub(crate) mod process;
 pub mod progress;
 pub mod prune;
 pub(crate) mod recovery;
+pub mod replica;
 pub mod restore;
 pub mod retention;
 pub(crate) mod shrink;

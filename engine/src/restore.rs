@@ -50,6 +50,15 @@ pub enum Source {
     Current,
     /// An archive: a path, or a name in `archives/`.
     Archive(PathBuf),
+    /// A snapshot of an off-site replica (`None`: its newest), fetched into private space and
+    /// checked against its own manifest first.
+    Replica {
+        /// The replica (a configured entry, or an address with the password from the
+        /// environment).
+        entry: crate::config::ReplicaEntry,
+        /// The replica's snapshot id (or a prefix, or our snapshot id).
+        snapshot: Option<String>,
+    },
 }
 
 /// How to restore.
@@ -126,6 +135,11 @@ pub fn restore(
     cancel: &Cancel,
 ) -> Result<RestoreReport> {
     let dir = &ctx.backup;
+    if matches!(opts.source, Source::Replica { .. }) {
+        // The disaster case: no backups on this machine at all. The backup directory holds
+        // the lock, the journal and the safety archive of whatever the workspace has now.
+        fsx::create_dir_all(dir.root())?;
+    }
     if !dir.exists() {
         return Err(Error::NotFound(format!(
             "no backups in {} (run `thrum-backup create` first, or pass --dir)",
@@ -258,19 +272,23 @@ fn file_use(
     out
 }
 
-/// The manifest of a source without restoring it (for the confirmation prompt).
-pub fn peek(ctx: &Context, source: &Source) -> Result<Manifest> {
+/// The manifest of a source without restoring it (for the confirmation prompt). A replica's
+/// snapshot has to be fetched to be known: `None`.
+pub fn peek(ctx: &Context, source: &Source) -> Result<Option<Manifest>> {
     match source {
-        Source::Current => source::current_manifest(ctx),
+        Source::Replica { .. } => Ok(None),
+        Source::Current => source::current_manifest(ctx).map(Some),
         Source::Archive(a) => {
             let path = ctx.backup.resolve_archive(a)?;
-            crate::archive::read_manifest(&path)?.ok_or_else(|| {
-                Error::Invalid(format!(
-                    "{}: no {} in the archive",
-                    path.display(),
-                    manifest::FILE_NAME
-                ))
-            })
+            crate::archive::read_manifest(&path)?
+                .ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "{}: no {} in the archive",
+                        path.display(),
+                        manifest::FILE_NAME
+                    ))
+                })
+                .map(Some)
         }
     }
 }

@@ -28,10 +28,25 @@ pub struct StatusReport {
     pub unsound_archives: Vec<String>,
     /// Archives kept as the last good copy before a shrink, until `prune --accept-shrink`.
     pub kept_before_shrink: Vec<crate::health::Protection>,
+    /// Each replica of `backup.replicas`, with its last success and last error (from this
+    /// machine's record; `replica list` asks the repositories themselves).
+    pub replicas: Vec<ReplicaStatus>,
     /// Things the user should act on.
     pub warnings: Vec<String>,
     /// What recovery finished or rolled back first.
     pub recovered: Vec<String>,
+}
+
+/// A replica in `status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplicaStatus {
+    /// Its name.
+    pub name: String,
+    /// Its repository.
+    pub repository: String,
+    /// What it last did.
+    #[serde(flatten)]
+    pub state: crate::replica::ReplicaState,
 }
 
 /// The snapshot in `current/`.
@@ -95,13 +110,32 @@ pub fn status(ctx: &Context, lock_timeout: Duration) -> Result<StatusReport> {
         kept_before_shrink = crate::health::protections(&ctx.backup)?;
     }
     let b = &ctx.config.backup;
-    let warnings = warnings(
+    let mut warnings = warnings(
         ctx,
         &kept_before_shrink,
         &unsound_archives,
         last_backup.as_ref(),
     );
+    let states = crate::replica::state::load(ctx.backup.root());
+    let replicas: Vec<ReplicaStatus> = b
+        .replicas
+        .iter()
+        .map(|r| ReplicaStatus {
+            name: r.name.clone(),
+            repository: r.repository.clone(),
+            state: states.get(&r.name).cloned().unwrap_or_default(),
+        })
+        .collect();
+    for r in &replicas {
+        if let Some((_, e)) = &r.state.last_error {
+            warnings.push(format!(
+                "replica {} failed last time: {e} (`thrum-backup replica sync {}` pushes what it lacks)",
+                r.name, r.name
+            ));
+        }
+    }
     Ok(StatusReport {
+        replicas,
         backup_dir: ctx.backup.root().to_path_buf(),
         last_backup,
         archives,

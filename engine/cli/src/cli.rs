@@ -13,7 +13,9 @@ use clap::{Args, Parser, Subcommand};
 /// Snapshots are readable by thrum (manifest version 1).
 ///
 /// Exit codes: 0 success, 1 failure, 2 usage error, 3 verification found problems,
-/// 4 the backup directory is locked by another command.
+/// 4 the backup directory is locked by another command, 5 the workspace shrank since the
+/// previous backup (create kept the last good archive), 6 a replica failed (create: the local
+/// backup succeeded; replica commands: the repository could not be reached or used).
 #[derive(Debug, Parser)]
 #[command(
     name = "thrum-backup",
@@ -112,6 +114,18 @@ pub enum Command {
     /// Manage plugins (extra data backed up into plugins/<name>/).
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Off-site replicas: every snapshot, deduplicated and encrypted, in a restic repository.
+    ///
+    /// A replica is a restic-format repository (restic and rustic read it) on a local path,
+    /// SFTP (sftp:user@host:/path), a REST server (rest:http://host:8000/path), S3
+    /// (s3:https://host/bucket/path) or whatever rustic can open (rclone:REMOTE:PATH,
+    /// opendal:SERVICE with --option). `create` pushes each new snapshot to every replica
+    /// after publishing it locally; a replica that fails never fails the local backup (exit
+    /// code 6). The password comes from the entry's --password-file or --password-command, or
+    /// from THRUM_BACKUP_PASSWORD(_FILE) / RESTIC_PASSWORD(_FILE); it is never written into
+    /// config.json. S3 credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+    #[command(subcommand)]
+    Replica(ReplicaCommand),
     /// Build a sample workspace in a temp dir and run the whole backup cycle on it.
     ///
     /// Creates a git repository with a sync worktree, a WAL messages.db with thrum's tables
@@ -161,9 +175,13 @@ pub struct CreateArgs {
     /// Do not run the post-backup hook.
     #[arg(long)]
     pub no_hook: bool,
-    /// Do not apply retention afterwards.
+    /// Do not apply retention afterwards (locally, nor on the replicas).
     #[arg(long)]
     pub no_prune: bool,
+    /// Do not push the snapshot to the replicas of backup.replicas (`replica sync` pushes it
+    /// later).
+    #[arg(long)]
+    pub no_replicas: bool,
     /// Deflate level (0-9) for the archive of the previous snapshot.
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(i64).range(0..=9))]
     pub level: i64,
@@ -181,8 +199,16 @@ pub struct CreateArgs {
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
-    /// An archive: a file name in archives/ or a path. Default: current/.
+    /// An archive: a file name in archives/ or a path. Default: current/. With
+    /// --from-replica: a snapshot of the replica (its id or a prefix, as `replica snapshots`
+    /// shows it); default: its newest.
     pub archive: Option<PathBuf>,
+    /// Restore from a replica: a replica's name, or a repository address (on a machine with
+    /// no backups and no config: the password then comes from THRUM_BACKUP_PASSWORD(_FILE) or
+    /// RESTIC_PASSWORD(_FILE)). The snapshot is fetched into private space and checked
+    /// against its own manifest before anything in the workspace changes.
+    #[arg(long, value_name = "NAME|REPOSITORY")]
+    pub from_replica: Option<String>,
     /// Do not ask for confirmation.
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -214,6 +240,10 @@ pub struct PruneArgs {
     /// before it, kept until now, is then pruned like any other.
     #[arg(long)]
     pub accept_shrink: bool,
+    /// Leave the replicas alone (by default their retention is applied too: rustic's forget
+    /// and prune with the same policy, or the replica's own).
+    #[arg(long)]
+    pub no_replicas: bool,
 }
 
 #[derive(Debug, Args)]
@@ -243,6 +273,66 @@ pub struct DaemonArgs {
     /// Override the configured interval (a Go duration).
     #[arg(long, value_name = "DURATION")]
     pub interval: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReplicaCommand {
+    /// Add a replica: checks that the repository opens (or, with --init, creates it) before
+    /// saving the entry in backup.replicas.
+    Add(ReplicaAddArgs),
+    /// List the replicas: last push, last error, snapshot count, repository size.
+    List,
+    /// Remove a replica's entry from config.json. Never deletes anything in the repository.
+    Remove {
+        /// The replica's name.
+        name: String,
+    },
+    /// List the snapshots this tool pushed to a replica (as `restic snapshots` shows them).
+    Snapshots {
+        /// The replica's name.
+        name: String,
+    },
+    /// Check a replica's repository (rustic's check); exit code 3 when it finds damage.
+    Check {
+        /// The replica's name.
+        name: String,
+        /// Also read every pack and verify its data (downloads the whole repository).
+        #[arg(long)]
+        read_data: bool,
+    },
+    /// Push every local snapshot a replica lacks (archives oldest first, then current/), each
+    /// with its own time. Run twice, the second pushes nothing; interrupted, the next run
+    /// completes it.
+    Sync {
+        /// The replica's name (default: every replica).
+        name: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ReplicaAddArgs {
+    /// A name for the replica (letters, digits, '.', '-', '_').
+    pub name: String,
+    /// The repository: a path, sftp:[user@]host:/path, sftp://[user@]host:port//path,
+    /// rest:http://host:port/path, s3:http(s)://host[:port]/bucket/path, rclone:REMOTE:PATH,
+    /// opendal:SERVICE.
+    pub repository: String,
+    /// Create the repository if there is none yet (restic format version 2, compressed).
+    #[arg(long)]
+    pub init: bool,
+    /// A file whose first line is the password (its path is saved, never the password).
+    #[arg(long, value_name = "FILE", conflicts_with = "password_command")]
+    pub password_file: Option<PathBuf>,
+    /// A command printing the password (saved as given; run each time it is needed).
+    #[arg(long, value_name = "CMD")]
+    pub password_command: Option<String>,
+    /// A backend option, KEY=VALUE (e.g. region=eu-west-1 for S3, key=~/.ssh/id for SFTP,
+    /// connections=4); repeatable.
+    #[arg(long = "option", short = 'o', value_name = "KEY=VALUE")]
+    pub options: Vec<String>,
+    /// Seconds the repository has to answer before a command gives up on it (default 60).
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -8,6 +8,7 @@ mod daemon;
 mod demo;
 mod plugin;
 mod prune;
+mod replica;
 mod restore;
 mod schedule;
 mod status;
@@ -35,6 +36,7 @@ pub fn run(args: Cli, ui: &Ui) -> Result<ExitCode> {
         Command::Schedule(a) => schedule::run(g, a, ui),
         Command::Daemon(a) => daemon::run(g, a, ui),
         Command::Plugin(c) => plugin::run(g, c, ui),
+        Command::Replica(c) => replica::run(g, c, ui),
         Command::Demo(a) => demo::run(a, ui),
         Command::Bench(a) => bench::run(a, ui),
         Command::Measure { cmd } => bench::measure(&cmd, ui),

@@ -17,6 +17,9 @@ pub const EXIT_LOCKED: u8 = 4;
 /// `create` backed up, but the workspace lost data since the previous snapshot (the shrink
 /// guard): the last good archive from before it is kept until `prune --accept-shrink`.
 pub const EXIT_SHRANK: u8 = 5;
+/// A replica failed: `create` backed up locally, but at least one replica did not take the
+/// snapshot; a replica command could not reach or use its repository.
+pub const EXIT_REPLICA: u8 = 6;
 /// Interrupted by SIGINT, SIGTERM or SIGHUP; what the command had done was undone.
 pub const EXIT_INTERRUPTED: u8 = 130;
 
@@ -89,6 +92,7 @@ impl Ui {
             }
             // Interrupted by a signal, and undone: the shell's convention for SIGINT.
             Some(thrum_backup::Error::Cancelled) => EXIT_INTERRUPTED,
+            Some(thrum_backup::Error::Replica { .. }) => EXIT_REPLICA,
             _ => 1,
         };
         if is_broken_pipe(e) {

@@ -15,10 +15,15 @@ use crate::fsx;
 
 mod plugins;
 mod read;
+mod replicas;
 
 pub use plugins::{
     BundleRecord, Grant, PluginEntry, PluginLimits, SHELL_EQUIVALENTS, ShellPlugin, TrustedKey,
     WasmPlugin, check_plugin_name, is_public_key,
+};
+pub use replicas::{
+    DEFAULT_TIMEOUT_SECS, PASSWORD_ENV, PasswordFrom, ReplicaEntry, check_replica_name,
+    is_repository_address,
 };
 
 pub use crate::error::ConfigError;
@@ -63,6 +68,8 @@ pub struct BackupConfig {
     pub last: Option<i64>,
     /// `backup.plugins`.
     pub plugins: Vec<PluginEntry>,
+    /// `backup.replicas`: off-site copies, pushed after every backup.
+    pub replicas: Vec<ReplicaEntry>,
     /// `backup.post_backup`.
     pub post_backup: Option<String>,
     /// `backup.trusted_keys`: keys whose signed bundles `plugin install` accepts.
@@ -341,6 +348,49 @@ impl ThrumConfig {
     /// The trusted key `key`, if it is trusted.
     pub fn trusted(&self, key: &str) -> Option<&TrustedKey> {
         self.backup.trusted_keys.iter().find(|k| k.key == key)
+    }
+
+    /// The replica named `name`.
+    pub fn replica(&self, name: &str) -> Option<&ReplicaEntry> {
+        self.backup.replicas.iter().find(|r| r.name == name)
+    }
+
+    /// Append a replica to `backup.replicas`, then save. Fails if the name is taken.
+    pub fn add_replica(&mut self, replica: &ReplicaEntry) -> Result<(), ConfigError> {
+        check_replica_name(&replica.name).map_err(|m| self.value_error("name", m))?;
+        if self.replica(&replica.name).is_some() {
+            return Err(self.value_error(
+                "backup.replicas",
+                format!("a replica named {:?} already exists", replica.name),
+            ));
+        }
+        let backup = self.backup_object()?;
+        let list = backup
+            .entry("replicas")
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if list.is_null() {
+            *list = Value::Array(Vec::new());
+        }
+        let Some(list) = list.as_array_mut() else {
+            return Err(self.value_error("backup.replicas", "expected an array".into()));
+        };
+        list.push(replica.to_json());
+        self.save()
+    }
+
+    /// Remove the replica `name` from `backup.replicas`, then save. `Ok(false)` if absent.
+    pub fn remove_replica(&mut self, name: &str) -> Result<bool, ConfigError> {
+        let backup = self.backup_object()?;
+        let Some(list) = backup.get_mut("replicas").and_then(Value::as_array_mut) else {
+            return Ok(false);
+        };
+        let before = list.len();
+        list.retain(|p| p.get("name").and_then(Value::as_str) != Some(name));
+        if list.len() == before {
+            return Ok(false);
+        }
+        self.save()?;
+        Ok(true)
     }
 
     /// Remove the plugin `name` from `backup.plugins`, then save. `Ok(false)` if absent.

@@ -12,8 +12,8 @@ use serde::de::{self, DeserializeOwned, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::{
-    BackupConfig, BundleRecord, ConfigError, Grant, PluginEntry, PluginLimits, Secrets,
-    ShellPlugin, TrustedKey, WasmPlugin, is_public_key,
+    BackupConfig, BundleRecord, ConfigError, Grant, PluginEntry, PluginLimits, ReplicaEntry,
+    Retention, Secrets, ShellPlugin, TrustedKey, WasmPlugin, is_public_key,
 };
 use crate::duration;
 
@@ -73,7 +73,37 @@ pub(super) fn backup(
             })
             .collect(),
         plugins: Vec::new(),
+        replicas: Vec::new(),
     };
+    for (i, r) in raw.replicas.unwrap_or_default().into_iter().enumerate() {
+        let r = r.0;
+        let _ = r.password;
+        if cfg.replicas.iter().any(|x| x.name == r.name.0) {
+            return Err(ConfigError::Value {
+                path: path.to_path_buf(),
+                key: format!("backup.replicas[{i}].name"),
+                message: format!("duplicate replica name {:?}", r.name.0),
+            });
+        }
+        cfg.replicas.push(ReplicaEntry {
+            name: r.name.0,
+            repository: r.repository.0,
+            password_file: r.password_file,
+            password_command: r.password_command,
+            options: r.options.unwrap_or_default(),
+            retention: r.retention.map(|t| {
+                let t = t.0;
+                let d = Retention::DEFAULT;
+                Retention {
+                    daily: t.daily.map_or(d.daily, |x| x.0),
+                    weekly: t.weekly.map_or(d.weekly, |x| x.0),
+                    monthly: t.monthly.map_or(d.monthly, |x| x.0),
+                    last: t.last.map_or(d.last, |x| x.0),
+                }
+            }),
+            timeout_secs: r.timeout_secs.map(|t| t.0),
+        });
+    }
     for (i, plugin) in raw.plugins.unwrap_or_default().into_iter().enumerate() {
         let key = format!("backup.plugins[{i}]");
         let plugin = plugin.0.entry(path, &key, warnings)?;
@@ -99,6 +129,58 @@ struct RawBackup {
     retention: Option<Obj<RawRetention>>,
     trusted_keys: Option<Vec<Obj<RawKey>>>,
     plugins: Option<Vec<Obj<RawPlugin>>>,
+    replicas: Option<Vec<Obj<RawReplica>>>,
+}
+
+/// An entry of `backup.replicas`. No `password` key: config.json is not a secret store.
+#[derive(Deserialize)]
+struct RawReplica {
+    name: ReplicaName,
+    password: Option<NoPassword>,
+    repository: Repository,
+    password_file: Option<String>,
+    password_command: Option<String>,
+    options: Option<std::collections::BTreeMap<String, String>>,
+    retention: Option<Obj<RawRetention>>,
+    timeout_secs: Option<Positive>,
+}
+
+/// A `password` key in a replica entry: refused, whatever it holds.
+struct NoPassword;
+
+impl<'de> Deserialize<'de> for NoPassword {
+    fn deserialize<D: de::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Err(de::Error::custom(
+            "a password is never read from config.json: use password_file, password_command, \
+             or the THRUM_BACKUP_PASSWORD or RESTIC_PASSWORD environment variable",
+        ))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(try_from = "String")]
+struct ReplicaName(String);
+
+impl TryFrom<String> for ReplicaName {
+    type Error = String;
+    fn try_from(name: String) -> Result<Self, String> {
+        super::check_replica_name(&name).map(|()| Self(name))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(try_from = "String")]
+struct Repository(String);
+
+impl TryFrom<String> for Repository {
+    type Error = &'static str;
+    fn try_from(s: String) -> Result<Self, &'static str> {
+        if s.trim().is_empty() {
+            Err("expected a repository (a path, sftp:…, rest:…, s3:…)")
+        } else {
+            Ok(Self(s))
+        }
+    }
 }
 
 #[derive(Deserialize, Default)]

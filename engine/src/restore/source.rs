@@ -44,6 +44,9 @@ pub(crate) fn open(
             let (dir, manifest) = extract_archive(&path, opts, work, progress, cancel)?;
             (dir, manifest, path.display().to_string())
         }
+        Source::Replica { entry, snapshot } => {
+            fetch_replica(ctx, entry, snapshot.as_deref(), work, progress)?
+        }
     };
     if !opts.force {
         ctx.check_same_workspace(&manifest, &label)?;
@@ -81,6 +84,37 @@ fn open_current(ctx: &Context, progress: &dyn Progress) -> Result<(PathBuf, Mani
         )));
     }
     Ok((current, m, "current".to_owned()))
+}
+
+/// Fetch a replica's snapshot into `work/source` and check every file against the manifest
+/// it carries (sizes and checksums): what a replica gives back is trusted no more than an
+/// archive.
+fn fetch_replica(
+    ctx: &Context,
+    entry: &crate::config::ReplicaEntry,
+    snapshot: Option<&str>,
+    work: &Path,
+    progress: &dyn Progress,
+) -> Result<(PathBuf, Manifest, String)> {
+    progress.phase(&format!("fetching from replica {}", entry.name), None);
+    let dest = work.join("source");
+    fsx::create_dir_all(&dest)?;
+    let mut replica = crate::replica::Replica::open(entry, &ctx.workspace.thrum_dir, false)?;
+    let snap = replica.fetch(snapshot, &dest)?;
+    let label = format!("replica {} snapshot {}", entry.name, snap.id);
+    let m = manifest::read_dir(&dest)?.ok_or_else(|| {
+        Error::Invalid(format!(
+            "{label}: no manifest.json: not a thrum-backup snapshot"
+        ))
+    })?;
+    let report = crate::verify::verify_dir(&dest, progress)?;
+    if !report.ok() {
+        return Err(Error::Invalid(format!(
+            "{label} does not match its manifest: {}",
+            report.problems.join("; ")
+        )));
+    }
+    Ok((dest, m, label))
 }
 
 fn extract_archive(

@@ -6,7 +6,7 @@ use thrum_backup::create::{self, CreateOptions};
 
 use super::{context, db_wait, lock_timeout, print_recovered};
 use crate::cli::{CreateArgs, Global};
-use crate::ui::{EXIT_SHRANK, Ui, bytes};
+use crate::ui::{EXIT_REPLICA, EXIT_SHRANK, Ui, bytes};
 
 pub fn run(g: &Global, a: CreateArgs, ui: &Ui) -> Result<ExitCode> {
     let cancel = super::interruptible()?;
@@ -20,6 +20,7 @@ pub fn run(g: &Global, a: CreateArgs, ui: &Ui) -> Result<ExitCode> {
         prune: !a.no_prune,
         exclude_secrets: a.exclude_secrets,
         force: a.force,
+        replicas: !a.no_replicas,
         ..CreateOptions::default()
     };
     let progress = ui.progress();
@@ -27,10 +28,12 @@ pub fn run(g: &Global, a: CreateArgs, ui: &Ui) -> Result<ExitCode> {
     progress.finish();
     print_recovered(ui, &report.recovered);
     warn(ui, &report);
-    let code = if report.shrink.is_empty() {
-        ExitCode::SUCCESS
-    } else {
+    let code = if !report.shrink.is_empty() {
         ExitCode::from(EXIT_SHRANK)
+    } else if report.replicas.iter().any(|r| r.error.is_some()) {
+        ExitCode::from(EXIT_REPLICA)
+    } else {
+        ExitCode::SUCCESS
     };
     if ui.emit(&report) {
         return Ok(code);
@@ -48,6 +51,14 @@ fn warn(ui: &Ui, report: &create::CreateReport) {
         ui.warn(format!(
             "the previous snapshot did not match its manifest ({d}): it was archived anyway, marked damaged, and retention never counts it"
         ));
+    }
+    for r in &report.replicas {
+        if let Some(e) = &r.error {
+            ui.warn(format!(
+                "the snapshot is safe locally, but replica {} did not take it: {e} (`thrum-backup replica sync {}` pushes what it lacks)",
+                r.name, r.name
+            ));
+        }
     }
     if !report.shrink.is_empty() {
         ui.warn(format!(
@@ -147,6 +158,23 @@ fn print_summary(ui: &Ui, repo_name: &str, report: &create::CreateReport) {
         && !p.removed.is_empty()
     {
         ui.line(format!("  retention removed: {}", p.removed.join(", ")));
+    }
+    for r in &report.replicas {
+        if let Some(p) = &r.pushed {
+            ui.line(format!(
+                "  replica {}: snapshot {} ({} files, {} changed, {} added){}",
+                r.name,
+                p.id,
+                p.files,
+                p.files_changed,
+                bytes(p.bytes_added),
+                if r.forgotten > 0 {
+                    format!("; retention removed {} old snapshots", r.forgotten)
+                } else {
+                    String::new()
+                }
+            ));
+        }
     }
     if let Some(h) = &report.hook {
         match &h.error {

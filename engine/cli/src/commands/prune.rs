@@ -5,13 +5,37 @@ use thrum_backup::prune;
 
 use super::{context, lock_timeout};
 use crate::cli::{Global, PruneArgs};
-use crate::ui::Ui;
+use crate::ui::{EXIT_REPLICA, Ui};
 
 pub fn run(g: &Global, a: PruneArgs, ui: &Ui) -> Result<ExitCode> {
     let ctx = context(g)?;
     let report = prune::prune(&ctx, a.dry_run, a.accept_shrink, lock_timeout(g))?;
-    if ui.emit(&report) {
-        return Ok(ExitCode::SUCCESS);
+    let replicas = if a.no_replicas {
+        Vec::new()
+    } else {
+        thrum_backup::replica::retention_all(
+            &ctx.config.backup.replicas,
+            &ctx.workspace.thrum_dir,
+            &ctx.config.backup.retention(),
+            a.dry_run,
+        )
+    };
+    let code = if replicas.iter().any(|r| r.error.is_some()) {
+        ExitCode::from(EXIT_REPLICA)
+    } else {
+        ExitCode::SUCCESS
+    };
+    #[derive(serde::Serialize)]
+    struct Out<'a> {
+        #[serde(flatten)]
+        local: &'a prune::PruneReport,
+        replicas: &'a [thrum_backup::replica::RetentionOutcome],
+    }
+    if ui.emit(&Out {
+        local: &report,
+        replicas: &replicas,
+    }) {
+        return Ok(code);
     }
     let p = report.policy;
     ui.line(format!(
@@ -81,5 +105,42 @@ pub fn run(g: &Global, a: PruneArgs, ui: &Ui) -> Result<ExitCode> {
     } else {
         ui.line(format!("Removed {} archive(s).", report.removed.len()));
     }
-    Ok(ExitCode::SUCCESS)
+    for r in &replicas {
+        print_replica(ui, r, report.dry_run);
+    }
+    Ok(code)
+}
+
+/// A replica's keep/remove list, as the local one.
+fn print_replica(ui: &Ui, r: &thrum_backup::replica::RetentionOutcome, dry_run: bool) {
+    if let Some(e) = &r.error {
+        ui.warn(format!("replica {}: retention not applied: {e}", r.name));
+        return;
+    }
+    ui.line(format!("Replica {}:", r.name));
+    for d in &r.decisions {
+        ui.line(format!(
+            "  {} {} {} {:<11} {}",
+            if d.keep { "keep  " } else { "remove" },
+            d.snapshot.id,
+            d.snapshot.time.format("%Y-%m-%d %H:%M:%S"),
+            d.snapshot.kind.as_deref().unwrap_or("-"),
+            if d.reasons.is_empty() {
+                "no rule keeps it".to_owned()
+            } else {
+                d.reasons.join(", ")
+            }
+        ));
+    }
+    let n = r.decisions.iter().filter(|d| !d.keep).count();
+    if dry_run {
+        ui.line(format!(
+            "  Dry run: {n} snapshot(s) would be forgotten and pruned."
+        ));
+    } else {
+        ui.line(format!(
+            "  Forgot {} snapshot(s) and pruned their data.",
+            r.removed
+        ));
+    }
 }

@@ -12,13 +12,26 @@ use crate::ui::Ui;
 
 pub fn run(g: &Global, a: RestoreArgs, ui: &Ui) -> Result<ExitCode> {
     let ctx = context(g)?;
-    let source = match &a.archive {
-        Some(p) => Source::Archive(p.clone()),
-        None => Source::Current,
+    let source = match (&a.from_replica, &a.archive) {
+        (Some(r), snapshot) => Source::Replica {
+            entry: thrum_backup::replica::resolve(&ctx.config.backup.replicas, r)?,
+            snapshot: snapshot.as_ref().map(|s| s.display().to_string()),
+        },
+        (None, Some(p)) => Source::Archive(p.clone()),
+        (None, None) => Source::Current,
     };
     let manifest = restore::peek(&ctx, &source)?;
     if !a.yes {
-        confirm(&ctx, a.archive.as_deref(), &manifest)?;
+        let what = match (&a.from_replica, &a.archive) {
+            (Some(r), s) => format!(
+                "replica {r} (snapshot {})",
+                s.as_ref()
+                    .map_or_else(|| "newest".to_owned(), |s| s.display().to_string())
+            ),
+            (None, Some(p)) => p.display().to_string(),
+            (None, None) => "current/".to_owned(),
+        };
+        confirm(&ctx, &what, manifest.as_ref())?;
     }
     // From here on a signal rolls the restore back before it exits (a Ctrl-C at the
     // question above just ends the program).
@@ -42,6 +55,17 @@ pub fn run(g: &Global, a: RestoreArgs, ui: &Ui) -> Result<ExitCode> {
     for n in &report.notes {
         ui.warn(n);
     }
+    // config.json came back as the snapshot had it: replicas added since are gone from it.
+    if let Ok(now) = thrum_backup::config::ThrumConfig::load(&ctx.workspace.thrum_dir) {
+        for r in &ctx.config.backup.replicas {
+            if now.replica(&r.name).is_none() {
+                ui.warn(format!(
+                    "replica {} is not in the restored config.json (the snapshot predates it): `thrum-backup replica add {} {}` adds it back",
+                    r.name, r.name, r.repository
+                ));
+            }
+        }
+    }
     if ui.emit(&report) {
         return Ok(ExitCode::SUCCESS);
     }
@@ -52,10 +76,9 @@ pub fn run(g: &Global, a: RestoreArgs, ui: &Ui) -> Result<ExitCode> {
 /// Ask before replacing the workspace's data (only at a terminal; elsewhere `--yes` is needed).
 fn confirm(
     ctx: &thrum_backup::Context,
-    archive: Option<&std::path::Path>,
-    manifest: &thrum_backup::manifest::Manifest,
+    what: &str,
+    manifest: Option<&thrum_backup::manifest::Manifest>,
 ) -> Result<()> {
-    let what = archive.map_or_else(|| "current/".to_owned(), |p| p.display().to_string());
     if !std::io::stdin().is_terminal() {
         bail!(
             "restore replaces the workspace's data and needs confirmation: pass --yes \
@@ -65,12 +88,15 @@ fn confirm(
     let mut err = std::io::stderr().lock();
     write!(
         err,
-        "Restore {} from {what} (snapshot of {}, {} events)?\n\
+        "Restore {} from {what}{}?\n\
          The live data it replaces is saved first as archives/pre-restore-<time>.zip.\n\
          thrum's daemon must be stopped (`thrum daemon stop`). Continue? [y/N] ",
         ctx.workspace.repo_root.display(),
-        manifest.timestamp.format("%Y-%m-%d %H:%M:%S UTC"),
-        manifest.counts.events
+        manifest.map_or_else(String::new, |m| format!(
+            " (snapshot of {}, {} events)",
+            m.timestamp.format("%Y-%m-%d %H:%M:%S UTC"),
+            m.counts.events
+        )),
     )?;
     err.flush()?;
     drop(err);

@@ -60,6 +60,22 @@ pub fn run(g: &Global, ui: &Ui) -> Result<ExitCode> {
         "Schedule: {}",
         report.schedule.as_deref().unwrap_or("off")
     ));
+    for r in &report.replicas {
+        ui.line(format!(
+            "Replica {} ({}): last push {}{}",
+            r.name,
+            r.repository,
+            r.state.last_success.map_or_else(
+                || "never".to_owned(),
+                |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+            ),
+            r.state
+                .last_error
+                .as_ref()
+                .map(|(t, _)| format!(", last error {}", t.format("%Y-%m-%d %H:%M:%S UTC")))
+                .unwrap_or_default()
+        ));
+    }
     for w in &report.warnings {
         ui.warn(w);
     }
