@@ -583,3 +583,111 @@ fn a_password_in_config_json_is_refused_by_name() {
     assert!(e.contains("never read from config.json"), "{e}");
     assert!(!e.contains("hunter2"), "{e}");
 }
+
+#[test]
+fn a_full_remote_disk_is_reported_by_name_and_costs_no_local_backup() {
+    let fx = Fx::new();
+    let Some(sshd) = servers::sshd(&fx.tmp.path().join("ssh")) else {
+        return;
+    };
+    // The server's disk: room for the repository's config and key, not for a snapshot.
+    let Some(_disk) = servers::Tmpfs::mount(&fx.tmp.path().join("small-disk"), "64k") else {
+        return;
+    };
+    let path = fx.tmp.path().join("small-disk/repo");
+    let user = Command::new("id").arg("-un").output().unwrap();
+    let user = String::from_utf8_lossy(&user.stdout).trim().to_owned();
+    let address = format!(
+        "sftp://{user}@127.0.0.1:{}/{}",
+        sshd.server.port,
+        path.display()
+    );
+    let path_env = sshd.path_env();
+    let envs: &[(&str, &std::ffi::OsStr)] = &[("PATH", &path_env)];
+    fx.create();
+    json_ok(
+        &fx,
+        &[
+            "replica", "add", "small", &address, "--init", "-o", "retry=1",
+        ],
+        envs,
+    );
+    let archives = fx.archive_names().len();
+    let out = run(&fx, &["create"], envs);
+    eprintln!("{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert!(stderr(&out).contains("replica small"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("safe locally"), "{}", stderr(&out));
+    assert_eq!(fx.archive_names().len(), archives + 1);
+    json_ok(&fx, &["verify"], &[]);
+    let status = json_ok(&fx, &["status"], envs);
+    assert!(status["replicas"][0]["last_error"].is_array(), "{status}");
+    // What was written before the disk filled up is no snapshot: the replica lists none.
+    let snaps = json_ok(&fx, &["replica", "snapshots", "small"], envs);
+    assert_eq!(snaps.as_array().unwrap().len(), 0, "{snaps}");
+}
+
+#[test]
+fn a_sync_killed_midway_is_completed_by_the_next_and_the_repository_stays_sound() {
+    let fx = Fx::new();
+    for _ in 0..3 {
+        json_ok(&fx, &["create", "--no-prune"], &[]);
+    }
+    let repo = fx.tmp.path().join("replica");
+    let repo_s = repo.to_string_lossy().into_owned();
+    json_ok(&fx, &["replica", "add", "offsite", &repo_s, "--init"], &[]);
+    let local = fx.archive_names().len() + 1;
+    assert!(local >= 3);
+    // SIGKILL the sync as soon as its first data is in the repository.
+    let mut child = Command::new(BIN)
+        .arg("--repo")
+        .arg(fx.root())
+        .arg("--dir")
+        .arg(&fx.backups)
+        .args(["replica", "sync"])
+        .env("THRUM_BACKUP_PASSWORD", PASSWORD)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let files = |d: &Path| {
+        walkdir::WalkDir::new(d)
+            .into_iter()
+            .flatten()
+            .filter(|e| e.file_type().is_file())
+            .count()
+    };
+    while files(&repo.join("data")) == 0 && Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let held = json_ok(&fx, &["replica", "snapshots", "offsite"], &[]);
+    let held = held.as_array().unwrap().len();
+    eprintln!("the kill left {held} of {local} snapshots in the repository");
+    let sync = json_ok(&fx, &["replica", "sync"], &[]);
+    assert_eq!(
+        sync["offsite"]["pushed"].as_array().unwrap().len() + held,
+        local,
+        "{sync}"
+    );
+    let again = json_ok(&fx, &["replica", "sync"], &[]);
+    assert_eq!(
+        again["offsite"]["pushed"].as_array().unwrap().len(),
+        0,
+        "{again}"
+    );
+    let check = json_ok(&fx, &["replica", "check", "offsite", "--read-data"], &[]);
+    assert_eq!(check["errors"].as_array().unwrap().len(), 0, "{check}");
+    assert_eq!(
+        json_ok(&fx, &["replica", "snapshots", "offsite"], &[])
+            .as_array()
+            .unwrap()
+            .len(),
+        local
+    );
+}

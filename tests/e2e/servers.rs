@@ -299,3 +299,35 @@ pub fn garage(dir: &Path) -> Option<Garage> {
         bucket,
     })
 }
+
+/// A tmpfs of `size` (e.g. `"96k"`) mounted on `dir`, unmounted when dropped; `None` (a note
+/// printed) where mounting is not allowed, unless `tmpfs` is required.
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    pub fn mount(dir: &Path, size: &str) -> Option<Self> {
+        std::fs::create_dir_all(dir).expect("mount point");
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(Self(dir.to_path_buf())),
+            other => {
+                let required = std::env::var("THRUM_BACKUP_REQUIRE_SERVERS").unwrap_or_default();
+                assert!(
+                    !(required == "1" || required.split(',').any(|t| t.trim() == "tmpfs")),
+                    "cannot mount a tmpfs (required): {other:?}"
+                );
+                eprintln!("note: cannot mount a tmpfs here; the full-disk test is skipped");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}

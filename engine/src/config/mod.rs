@@ -509,6 +509,79 @@ mod tests {
     }
 
     #[test]
+    fn replicas_are_read_checked_and_written_keeping_every_other_key() {
+        let cfg = load_str(
+            r#"{"x": 1, "backup": {"replicas": [
+                {"name": "offsite", "repository": "sftp:u@h:/r", "password_file": "pw",
+                 "options": {"key": "/k"}, "retention": {"daily": 3}, "timeout_secs": 5,
+                 "colour": "blue"}]}}"#,
+        )
+        .unwrap();
+        let r = cfg.replica("offsite").unwrap();
+        assert_eq!(r.repository, "sftp:u@h:/r");
+        assert_eq!(r.password_file.as_deref(), Some("pw"));
+        assert_eq!(r.options["key"], "/k");
+        let policy = r.retention.unwrap();
+        assert_eq!(
+            (policy.daily, policy.weekly),
+            (3, Retention::DEFAULT.weekly)
+        );
+        assert_eq!(r.timeout(), Duration::from_secs(5));
+        assert!(
+            cfg.warnings
+                .iter()
+                .any(|w| w.contains("backup.replicas[0].colour"))
+        );
+
+        let bad = |replicas: &str| {
+            load_str(&format!(r#"{{"backup": {{"replicas": {replicas}}}}}"#))
+                .unwrap_err()
+                .to_string()
+        };
+        let e = bad(r#"[{"name": "a", "repository": "/r", "password": "hunter2"}]"#);
+        assert!(
+            e.contains("backup.replicas[0].password") && !e.contains("hunter2"),
+            "{e}"
+        );
+        let e = bad(r#"[{"name": "a", "repository": "/r"}, {"name": "a", "repository": "/s"}]"#);
+        assert!(
+            e.contains("backup.replicas[1].name") && e.contains("duplicate"),
+            "{e}"
+        );
+        let e = bad(r#"[{"name": "no/slash", "repository": "/r"}]"#);
+        assert!(e.contains("invalid replica name"), "{e}");
+        let e = bad(r#"[{"name": "a", "repository": " "}]"#);
+        assert!(e.contains("backup.replicas[0].repository"), "{e}");
+        let e = bad(r#"[{"name": "a", "repository": "/r", "timeout_secs": 0}]"#);
+        assert!(e.contains("backup.replicas[0].timeout_secs"), "{e}");
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("config.json"),
+            "{\"x\": [1, 2], \"backup\": {}}\n",
+        )
+        .unwrap();
+        let mut cfg = ThrumConfig::load(dir.path()).unwrap();
+        let mut e = ReplicaEntry::new("nas", "/srv/repo");
+        e.password_command = Some("pass show backup".into());
+        cfg.add_replica(&e).unwrap();
+        assert!(cfg.add_replica(&e).is_err(), "a name is taken once");
+        let cfg2 = ThrumConfig::load(dir.path()).unwrap();
+        assert_eq!(cfg2.backup.replicas, vec![e]);
+        assert_eq!(cfg2.document()["x"], serde_json::json!([1, 2]));
+        let mut cfg2 = cfg2;
+        assert!(cfg2.remove_replica("nas").unwrap());
+        assert!(!cfg2.remove_replica("nas").unwrap());
+        assert!(
+            ThrumConfig::load(dir.path())
+                .unwrap()
+                .backup
+                .replicas
+                .is_empty()
+        );
+    }
+
+    #[test]
     fn defaults_when_absent() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = ThrumConfig::load(dir.path()).unwrap();

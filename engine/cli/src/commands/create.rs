@@ -55,8 +55,8 @@ fn warn(ui: &Ui, report: &create::CreateReport) {
     for r in &report.replicas {
         if let Some(e) = &r.error {
             ui.warn(format!(
-                "the snapshot is safe locally, but replica {} did not take it: {e} (`thrum-backup replica sync {}` pushes what it lacks)",
-                r.name, r.name
+                "the snapshot is safe locally, but the push failed: {e} (`thrum-backup replica sync {}` pushes what the replica lacks)",
+                r.name
             ));
         }
     }
