@@ -144,20 +144,20 @@ impl CheckReport {
 
 /// The error of replica `name`, on one line.
 pub fn error(name: &str, message: impl std::fmt::Display) -> Error {
-    let mut text = message.to_string();
-    // rustic's errors end with a backtrace section: not for users.
-    if let Some(i) = text.find("Backtrace:") {
-        text.truncate(i);
-    }
-    let text: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
     Error::Replica {
         name: name.to_owned(),
-        message: text.join(" "),
+        message: one_line(&message.to_string()),
     }
+}
+
+/// rustic's multi-line error text on one line, without its backtrace section.
+fn one_line(text: &str) -> String {
+    let text = text.find("Backtrace:").map_or(text, |i| &text[..i]);
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Run `f` on a thread of its own; give up after `timeout` (the thread is left to finish or
@@ -378,7 +378,7 @@ impl Replica {
             warnings: Vec::new(),
         };
         for (level, e) in results.0 {
-            let text = e.to_string();
+            let text = one_line(&e.to_string());
             if format!("{level:?}").to_lowercase().contains("warn") {
                 report.warnings.push(text);
             } else {

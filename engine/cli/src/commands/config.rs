@@ -45,6 +45,7 @@ fn as_json(ctx: &thrum_backup::Context) -> serde_json::Value {
         },
         "plugins": b.plugins,
         "post_backup": b.post_backup,
+        "replicas": b.replicas,
         "warnings": ctx.config.warnings,
     })
 }
@@ -154,4 +155,31 @@ fn print_settings(ui: &Ui, b: &thrum_backup::config::BackupConfig) {
         "post_backup:  {}",
         b.post_backup.as_deref().unwrap_or("none")
     ));
+    if b.replicas.is_empty() {
+        ui.line("replicas:     none (thrum-backup replica add)");
+    }
+    for r in &b.replicas {
+        let password = match (&r.password_file, &r.password_command) {
+            (Some(f), _) => format!("password file {f}"),
+            (None, Some(c)) => format!("password command {c:?}"),
+            (None, None) => {
+                "password from THRUM_BACKUP_PASSWORD(_FILE) or RESTIC_PASSWORD(_FILE)".to_owned()
+            }
+        };
+        let retention = r.retention.map_or_else(
+            || "the local retention".to_owned(),
+            |p| {
+                format!(
+                    "daily {} weekly {} monthly {} last {}",
+                    p.daily, p.weekly, p.monthly, p.last
+                )
+            },
+        );
+        ui.line(format!(
+            "replica {}:  {}  ({password}; {retention}; timeout {} s)",
+            r.name,
+            r.repository,
+            r.timeout().as_secs()
+        ));
+    }
 }
