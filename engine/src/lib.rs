@@ -37,6 +37,7 @@ pub mod gitsync;
 pub(crate) mod health;
 pub(crate) mod hook;
 pub(crate) mod identity;
+pub mod inspect;
 pub(crate) mod journal;
 pub(crate) mod jsonedit;
 pub(crate) mod jsonl;

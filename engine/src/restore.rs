@@ -78,6 +78,22 @@ pub struct RestoreOptions {
     /// Restore even a snapshot whose database schema is newer than the installed thrum's, or
     /// a snapshot of another workspace.
     pub force: bool,
+    /// Check the source and plan, report what would change, change nothing
+    /// ([`RestoreReport::dry_run`]).
+    pub dry_run: bool,
+}
+
+/// What a dry run would do to one path.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedChange {
+    /// The path, relative to the repository (or to `.thrum/`).
+    pub path: String,
+    /// `create`, `replace`, or `move out` (into the pre-restore zip).
+    pub action: &'static str,
+    /// Bytes of the file put there (for `create` and `replace`).
+    pub size: Option<u64>,
+    /// Bytes of the live file replaced or moved out.
+    pub live_size: Option<u64>,
 }
 
 /// What `restore` did.
@@ -114,6 +130,10 @@ pub struct RestoreReport {
     pub plugins: Vec<String>,
     /// Warnings.
     pub notes: Vec<String>,
+    /// A dry run: what would change, path by path (nothing was changed; `restored`,
+    /// `removed`, `pre_restore` are what a restore would do).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<Vec<PlannedChange>>,
 }
 
 /// Event sequences around a restore (see [`crate::thrumd`]).
@@ -146,6 +166,9 @@ pub fn restore(
             dir.root().display()
         )));
     }
+    if opts.dry_run {
+        return dry_run(ctx, opts, progress, cancel);
+    }
     // The opening step of every command, with thrum's daemon lock taken between the backup
     // directory's lock and the recovery: thrum's daemon would undo a restore under it, or
     // wipe the sync worktree, and recovery may roll an interrupted restore back. Held until
@@ -162,6 +185,65 @@ pub fn restore(
     report.recovered = recovered;
     progress.finish();
     Ok(report)
+}
+
+/// A dry run: the source checked and the restore planned exactly as a restore would (plugins
+/// included, into private staging), the plan reported, nothing applied. It holds the backup
+/// directory's lock only while it runs, not thrum's daemon's (it changes nothing thrum could
+/// undo), and does no recovery: an interrupted restore is left for the next real command.
+fn dry_run(
+    ctx: &Context,
+    opts: &RestoreOptions,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<RestoreReport> {
+    let dir = &ctx.backup;
+    let _lock = dir.lock(opts.lock_timeout)?;
+    if dir.tmp().join(JOURNAL).exists() {
+        return Err(Error::Invalid(format!(
+            "an interrupted restore is pending in {} (run `thrum-backup status` to recover it first)",
+            dir.tmp().display()
+        )));
+    }
+    let work = dir.new_work_dir("dry-run")?;
+    let result = (|| {
+        let source = source::open(ctx, opts, &work, progress, cancel)?;
+        let plan = plan::make(ctx, &source, &work, progress, cancel)?;
+        let changes = planned_changes(ctx, &plan);
+        let mut report = report(ctx, source, plan, apply::Applied::default());
+        report.dry_run = Some(changes);
+        Ok(report)
+    })();
+    let _ = fsx::remove_any(&work);
+    progress.finish();
+    result
+}
+
+/// Each step of `plan` as a change to a path.
+fn planned_changes(ctx: &Context, plan: &plan::RestorePlan) -> Vec<PlannedChange> {
+    plan.steps
+        .iter()
+        .zip(&plan.copies)
+        .filter(|(s, _)| s.worktree.is_none())
+        .map(|(s, copy)| {
+            let live_size = std::fs::symlink_metadata(&s.target).ok().map(|m| m.len());
+            let size = copy
+                .as_ref()
+                .and_then(|(src, _)| std::fs::metadata(src).ok())
+                .map(|m| m.len());
+            let action = match (&s.temp, live_size) {
+                (None, _) => "move out",
+                (Some(_), None) => "create",
+                (Some(_), Some(_)) => "replace",
+            };
+            PlannedChange {
+                path: display_target(ctx, &s.target),
+                action,
+                size,
+                live_size,
+            }
+        })
+        .collect()
 }
 
 /// Check the source, plan, apply, report: the restore under its locks.
@@ -227,6 +309,7 @@ fn report(
         recovered: Vec::new(),
         plugins: plan.plugins,
         notes,
+        dry_run: None,
     }
 }
 

@@ -14,6 +14,7 @@ mod cli;
 mod crash;
 mod create;
 mod hostile;
+mod inspect;
 mod plugins;
 mod reliability;
 mod replicas;

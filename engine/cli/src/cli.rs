@@ -114,6 +114,37 @@ pub enum Command {
     /// Manage plugins (extra data backed up into plugins/<name>/).
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// List the files of a snapshot: path and size (--long: time, checksum, secret).
+    ///
+    /// ARCHIVE is `current` (the default) or an archive (a file name in archives/, thrum's and
+    /// pre-restore ones included, or a path). An archive is listed from its zip's central
+    /// directory and manifest, without extracting anything. PATHs narrow the list: a file, a
+    /// folder (everything below it) or a glob (`messages/*.jsonl`), as paths appear here.
+    Ls(LsArgs),
+    /// Write one file of a snapshot to stdout, checked as it streams.
+    ///
+    /// The bytes are hashed as they are written and compared with the manifest's checksum at
+    /// the end: a mismatch exits with code 3 and says so on stderr after the bytes. Example:
+    /// `thrum-backup dump current config/identities/alice.json`.
+    Dump(DumpArgs),
+    /// Print a completion script for a shell (bash, zsh, fish, elvish, powershell).
+    ///
+    /// bash: `thrum-backup completions bash > ~/.local/share/bash-completion/completions/thrum-backup`;
+    /// zsh: `thrum-backup completions zsh > ~/.zfunc/_thrum-backup` (with `fpath+=~/.zfunc`);
+    /// fish: `thrum-backup completions fish > ~/.config/fish/completions/thrum-backup.fish`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), or write one per command into a folder.
+    ///
+    /// `thrum-backup man | man -l -` reads it; `thrum-backup man --out ~/.local/share/man/man1`
+    /// installs thrum-backup.1 and thrum-backup-<command>.1 for `man thrum-backup`.
+    Man {
+        /// Write the pages into this folder instead of printing the main one.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     /// Off-site replicas: every snapshot, deduplicated and encrypted, in a restic repository.
     ///
     /// A replica is a restic-format repository (restic and rustic read it) on a local path,
@@ -209,6 +240,10 @@ pub struct RestoreArgs {
     /// against its own manifest before anything in the workspace changes.
     #[arg(long, value_name = "NAME|REPOSITORY")]
     pub from_replica: Option<String>,
+    /// Check the source and plan the restore, then list every file that would be created,
+    /// replaced or moved out (with sizes) and the database action; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Do not ask for confirmation.
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -273,6 +308,25 @@ pub struct DaemonArgs {
     /// Override the configured interval (a Go duration).
     #[arg(long, value_name = "DURATION")]
     pub interval: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// `current` or an archive (a file name in archives/ or a path). Default: current.
+    pub archive: Option<String>,
+    /// Only these paths: a file, a folder, or a glob, as the list shows them.
+    pub paths: Vec<String>,
+    /// Also show each file's time, checksum and whether it is one of thrum's secrets.
+    #[arg(long, short = 'l')]
+    pub long: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DumpArgs {
+    /// `current` or an archive (a file name in archives/ or a path).
+    pub archive: String,
+    /// The file, as `ls` shows it (e.g. `config/identities/alice.json`).
+    pub path: String,
 }
 
 #[derive(Debug, Subcommand)]

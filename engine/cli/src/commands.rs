@@ -6,6 +6,7 @@ mod config;
 mod create;
 mod daemon;
 mod demo;
+mod inspect;
 mod plugin;
 mod prune;
 mod replica;
@@ -37,6 +38,10 @@ pub fn run(args: Cli, ui: &Ui) -> Result<ExitCode> {
         Command::Daemon(a) => daemon::run(g, a, ui),
         Command::Plugin(c) => plugin::run(g, c, ui),
         Command::Replica(c) => replica::run(g, c, ui),
+        Command::Ls(a) => inspect::ls(g, a, ui),
+        Command::Dump(a) => inspect::dump(g, a, ui),
+        Command::Completions { shell } => inspect::completions(shell),
+        Command::Man { out } => inspect::man(out.as_deref(), ui),
         Command::Demo(a) => demo::run(a, ui),
         Command::Bench(a) => bench::run(a, ui),
         Command::Measure { cmd } => bench::measure(&cmd, ui),

@@ -158,6 +158,7 @@ fn restore_both(
         db_wait: opts.db_wait,
         raise_sequence: None,
         force: false,
+        dry_run: false,
     };
     let r = restore::restore(&copy_ctx, &restore_opts, progress, cancel)?;
     let (files, rows) = compare_workspaces(ws, &copy_ctx)?;

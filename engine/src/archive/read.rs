@@ -23,6 +23,9 @@ pub struct Entry {
     pub path: String,
     /// Declared uncompressed size.
     pub size: u64,
+    /// The modification time the central directory records (`YYYY-MM-DD HH:MM:SS`, in the
+    /// writer's clock: zip times carry no zone).
+    pub modified: Option<String>,
 }
 
 /// An archive whose central directory passed every structural check.
@@ -116,6 +119,17 @@ impl CheckedArchive {
                 reason,
             };
             let checked = check_entry(&f, archive_len, limits).map_err(bad)?;
+            let modified = f.last_modified().map(|t| {
+                format!(
+                    "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+                    t.year(),
+                    t.month(),
+                    t.day(),
+                    t.hour(),
+                    t.minute(),
+                    t.second()
+                )
+            });
             if !seen.insert(checked.name.clone()) {
                 return Err(bad("duplicate entry".into()).into());
             }
@@ -135,6 +149,7 @@ impl CheckedArchive {
                 index,
                 path: checked.name,
                 size,
+                modified,
             });
         }
         check_overlaps(path, ranges)?;
@@ -196,6 +211,15 @@ impl CheckedArchive {
         let mut bytes = Vec::with_capacity(entry.size as usize);
         self.stream(&entry, &mut bytes)?;
         Ok(Some(bytes))
+    }
+
+    /// Stream the file entry `path` into `out`, its declared size and CRC enforced. Returns
+    /// the bytes written, or `Ok(None)` if the archive has no such entry.
+    pub fn stream_entry(&mut self, path: &str, out: &mut dyn Write) -> Result<Option<u64>> {
+        let Some(entry) = self.entries.iter().find(|e| e.path == path).cloned() else {
+            return Ok(None);
+        };
+        self.stream(&entry, out).map(Some)
     }
 
     fn entry_err(&self, entry: &str, reason: String) -> Error {

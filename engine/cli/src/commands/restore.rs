@@ -8,7 +8,7 @@ use thrum_backup::restore::{self, RestoreOptions, Source};
 
 use super::{context, db_wait, lock_timeout, print_recovered};
 use crate::cli::{Global, RestoreArgs};
-use crate::ui::Ui;
+use crate::ui::{Ui, bytes};
 
 pub fn run(g: &Global, a: RestoreArgs, ui: &Ui) -> Result<ExitCode> {
     let ctx = context(g)?;
@@ -21,7 +21,7 @@ pub fn run(g: &Global, a: RestoreArgs, ui: &Ui) -> Result<ExitCode> {
         (None, None) => Source::Current,
     };
     let manifest = restore::peek(&ctx, &source)?;
-    if !a.yes {
+    if !a.yes && !a.dry_run {
         let what = match (&a.from_replica, &a.archive) {
             (Some(r), s) => format!(
                 "replica {r} (snapshot {})",
@@ -47,6 +47,7 @@ pub fn run(g: &Global, a: RestoreArgs, ui: &Ui) -> Result<ExitCode> {
         db_wait: db_wait(g),
         raise_sequence: a.raise_sequence,
         force: a.force,
+        dry_run: a.dry_run,
     };
     let progress = ui.progress();
     let report = restore::restore(&ctx, &opts, &progress, &cancel)?;
@@ -67,6 +68,10 @@ pub fn run(g: &Global, a: RestoreArgs, ui: &Ui) -> Result<ExitCode> {
         }
     }
     if ui.emit(&report) {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(changes) = &report.dry_run {
+        print_dry_run(ui, &report, changes);
         return Ok(ExitCode::SUCCESS);
     }
     print_summary(ui, &ctx.workspace.repo_name, &report);
@@ -155,4 +160,46 @@ fn print_summary(ui: &Ui, repo_name: &str, report: &restore::RestoreReport) {
         Some(p) => ui.line(format!("  previous data saved as {}", p.display())),
         None => ui.line("  the workspace had no data to save first"),
     }
+}
+
+/// What a dry run found.
+fn print_dry_run(ui: &Ui, report: &restore::RestoreReport, changes: &[restore::PlannedChange]) {
+    ui.line(format!(
+        "Dry run: restoring {} (snapshot of {}) would:",
+        report.source,
+        report.snapshot_time.format("%Y-%m-%d %H:%M:%S UTC")
+    ));
+    for c in changes {
+        let sizes = match (c.size, c.live_size) {
+            (Some(s), Some(l)) => format!("{} (now {})", bytes(s), bytes(l)),
+            (Some(s), None) => bytes(s),
+            (None, Some(l)) => bytes(l),
+            (None, None) => String::new(),
+        };
+        ui.line(format!("  {:<8} {}  {sizes}", c.action, c.path));
+    }
+    match &report.database_from {
+        Some(from) => ui.line(format!(
+            "  messages.db: put back from the snapshot's {}",
+            if from == "snapshot" {
+                "consistent copy"
+            } else {
+                "local tables, imported into the live database"
+            }
+        )),
+        None => ui.line("  messages.db: left as it is"),
+    }
+    if report.sync_worktree_rebuilt {
+        ui.line("  the sync worktree: rebuilt as a git worktree on a-sync");
+    }
+    for p in &report.plugins {
+        ui.line(format!("  plugin {p}"));
+    }
+    let n = |a: &str| changes.iter().filter(|c| c.action == a).count();
+    ui.line(format!(
+        "{} created, {} replaced, {} moved out (the live files would be saved in archives/pre-restore-<time>.zip first). Nothing was changed.",
+        n("create"),
+        n("replace"),
+        n("move out")
+    ));
 }

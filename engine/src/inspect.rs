@@ -1,0 +1,333 @@
+//! Looking inside snapshots without restoring them: `ls` (the files of a snapshot, from its
+//! manifest and, for an archive, the zip's central directory — no data is read) and `dump`
+//! (one file streamed out, checked against the manifest's checksum as it streams).
+//!
+//! A snapshot is `current` (or nothing), or an archive as `restore` names one: a file name in
+//! `archives/` (thrum's archives and pre-restore ones included) or a path.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::archive::{CheckedArchive, Limits};
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::fsx::{self, HashingWriter};
+use crate::manifest::{self, Manifest};
+
+/// A snapshot to look into.
+#[derive(Debug, Clone)]
+pub enum Snapshot {
+    /// `current/`.
+    Current(PathBuf),
+    /// An archive.
+    Archive(PathBuf),
+}
+
+impl Snapshot {
+    /// `current` (or `None`), or an archive name or path.
+    pub fn resolve(ctx: &Context, arg: Option<&str>) -> Result<Self> {
+        match arg {
+            None | Some("current") | Some("current/") => {
+                let current = ctx.backup.current();
+                if manifest::read_dir(&current)?.is_none() {
+                    return Err(Error::NotFound(format!(
+                        "no complete snapshot in {} (run `thrum-backup create`, or name an archive: `thrum-backup archives`)",
+                        current.display()
+                    )));
+                }
+                Ok(Self::Current(current))
+            }
+            Some(a) => Ok(Self::Archive(ctx.backup.resolve_archive(Path::new(a))?)),
+        }
+    }
+
+    /// How reports name it.
+    pub fn label(&self) -> String {
+        match self {
+            Self::Current(_) => "current".into(),
+            Self::Archive(p) => p.file_name().map_or_else(
+                || p.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            ),
+        }
+    }
+}
+
+/// One file of a snapshot.
+#[derive(Debug, Clone, Serialize)]
+pub struct Listed {
+    /// The path inside the snapshot (what `dump` and patterns name).
+    pub path: String,
+    /// Bytes.
+    pub size: u64,
+    /// `blake3:<hex>` or `sha256:<hex>`, from the manifest (thrum's archives have none).
+    pub checksum: Option<String>,
+    /// Modification time: the file's in `current/`, the central directory's in an archive.
+    pub modified: Option<String>,
+    /// A secret of thrum's (kept private).
+    pub secret: bool,
+}
+
+/// What `ls` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Listing {
+    /// `current` or the archive's name.
+    pub snapshot: String,
+    /// When the snapshot was taken (from its manifest).
+    pub time: Option<DateTime<Utc>>,
+    /// The files that matched, by path.
+    pub files: Vec<Listed>,
+    /// Their total size.
+    pub bytes: u64,
+}
+
+/// The files of `snap` whose path matches one of `patterns` (all when empty): a pattern is a
+/// path of the snapshot, a folder of it (everything below), or a glob (`messages/*.jsonl`).
+/// A pattern that matches nothing is an error naming it.
+pub fn ls(snap: &Snapshot, patterns: &[String]) -> Result<Listing> {
+    let (manifest, mut files) = match snap {
+        Snapshot::Current(dir) => list_dir(dir)?,
+        Snapshot::Archive(path) => list_archive(path)?,
+    };
+    let matchers = patterns
+        .iter()
+        .map(|p| Pattern::new(p))
+        .collect::<Result<Vec<_>>>()?;
+    if !matchers.is_empty() {
+        for m in &matchers {
+            if !files.iter().any(|f| m.matches(&f.path)) {
+                return Err(Error::NotFound(format!(
+                    "{}: nothing matches {:?} (see `thrum-backup ls {}`)",
+                    snap.label(),
+                    m.text,
+                    snap.label()
+                )));
+            }
+        }
+        files.retain(|f| matchers.iter().any(|m| m.matches(&f.path)));
+    }
+    Ok(Listing {
+        snapshot: snap.label(),
+        time: manifest.map(|m| m.timestamp),
+        bytes: files.iter().map(|f| f.size).sum(),
+        files,
+    })
+}
+
+fn checksums(m: Option<&Manifest>) -> BTreeMap<String, (String, bool)> {
+    m.iter()
+        .flat_map(|m| m.files.iter())
+        .map(|f| {
+            (
+                f.path.clone(),
+                (
+                    format!("{}:{}", f.checksum.algorithm().name(), f.checksum.hex()),
+                    f.secret,
+                ),
+            )
+        })
+        .collect()
+}
+
+fn list_dir(dir: &Path) -> Result<(Option<Manifest>, Vec<Listed>)> {
+    let m = manifest::read_dir(dir)?;
+    let sums = checksums(m.as_ref());
+    let mut out = Vec::new();
+    for path in fsx::walk_files(dir)? {
+        let meta = std::fs::metadata(dir.join(&path)).map_err(|e| Error::Io {
+            action: "inspect",
+            path: dir.join(&path),
+            source: e,
+        })?;
+        let modified = meta.modified().ok().map(|t| {
+            DateTime::<Utc>::from(t)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        });
+        let (checksum, secret) = sums
+            .get(&path)
+            .map_or((None, false), |(c, s)| (Some(c.clone()), *s));
+        out.push(Listed {
+            path,
+            size: meta.len(),
+            checksum,
+            modified,
+            secret,
+        });
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok((m, out))
+}
+
+fn list_archive(path: &Path) -> Result<(Option<Manifest>, Vec<Listed>)> {
+    let mut archive = CheckedArchive::open(path, &Limits::default())?;
+    let m = archive.manifest()?;
+    let sums = checksums(m.as_ref());
+    let mut out: Vec<Listed> = archive
+        .entries()
+        .iter()
+        .map(|e| {
+            let (checksum, secret) = sums
+                .get(&e.path)
+                .map_or((None, false), |(c, s)| (Some(c.clone()), *s));
+            Listed {
+                path: e.path.clone(),
+                size: e.size,
+                checksum,
+                modified: e.modified.clone(),
+                secret,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok((m, out))
+}
+
+/// A pattern of `ls`: a path, a folder (everything below it), or a glob.
+struct Pattern {
+    text: String,
+    glob: Option<glob::Pattern>,
+}
+
+impl Pattern {
+    fn new(text: &str) -> Result<Self> {
+        let text = text.trim_end_matches('/').to_owned();
+        if text.starts_with('/') || text.split('/').any(|c| c == "..") {
+            return Err(Error::Invalid(format!(
+                "{text:?}: patterns name paths inside the snapshot, as `ls` shows them (no leading '/', no '..')"
+            )));
+        }
+        let glob = if text.contains(['*', '?', '[']) {
+            Some(
+                glob::Pattern::new(&text)
+                    .map_err(|e| Error::Invalid(format!("{text:?}: not a valid pattern: {e}")))?,
+            )
+        } else {
+            None
+        };
+        Ok(Self { text, glob })
+    }
+
+    fn matches(&self, path: &str) -> bool {
+        match &self.glob {
+            Some(g) => g.matches_with(
+                path,
+                glob::MatchOptions {
+                    require_literal_separator: true,
+                    ..glob::MatchOptions::new()
+                },
+            ),
+            None => {
+                path == self.text
+                    || path
+                        .strip_prefix(&self.text)
+                        .is_some_and(|rest| rest.starts_with('/'))
+            }
+        }
+    }
+}
+
+/// What `dump` wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct Dumped {
+    /// Bytes written.
+    pub bytes: u64,
+    /// Whether the manifest had a checksum to check the bytes against (thrum's archives
+    /// have none: the zip's CRC was checked instead).
+    pub checked: bool,
+    /// Why the bytes written are not what the manifest describes, when they are not.
+    pub mismatch: Option<String>,
+}
+
+/// Stream the file `path` of `snap` into `out`, hashing as it goes; a checksum that does not
+/// match the manifest's is reported in [`Dumped::mismatch`] (after the bytes: they were
+/// already written).
+pub fn dump(snap: &Snapshot, path: &str, out: &mut dyn Write) -> Result<Dumped> {
+    let path = path.trim_start_matches("./");
+    let (manifest, is_dir) = match snap {
+        Snapshot::Current(dir) => (
+            manifest::read_dir(dir)?,
+            dir.join(path).is_dir() && !path.is_empty(),
+        ),
+        Snapshot::Archive(p) => {
+            let mut a = CheckedArchive::open(p, &Limits::default())?;
+            let prefix = format!("{path}/");
+            let dir = a.entries().iter().any(|e| e.path.starts_with(&prefix));
+            (a.manifest()?, dir)
+        }
+    };
+    if is_dir {
+        return Err(Error::Invalid(format!(
+            "{}: {path} is a folder: dump writes one file (`thrum-backup ls {} {path}` lists it)",
+            snap.label(),
+            snap.label()
+        )));
+    }
+    let expected = manifest
+        .as_ref()
+        .and_then(|m| m.files.iter().find(|f| f.path == path))
+        .map(|f| f.checksum.clone());
+    let algorithm = expected
+        .as_ref()
+        .map_or(fsx::Algorithm::Blake3, fsx::Checksum::algorithm);
+    let mut hashing = HashingWriter::with(out, algorithm);
+    let missing = || {
+        Error::NotFound(format!(
+            "{}: no file {path:?} (see `thrum-backup ls {}`)",
+            snap.label(),
+            snap.label()
+        ))
+    };
+    match snap {
+        Snapshot::Current(dir) => {
+            if path.is_empty() || path.split('/').any(|c| c == "..") {
+                return Err(missing());
+            }
+            let file = dir.join(path);
+            let mut f = std::fs::File::open(&file).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    missing()
+                } else {
+                    Error::Io {
+                        action: "open",
+                        path: file.clone(),
+                        source: e,
+                    }
+                }
+            })?;
+            std::io::copy(&mut f, &mut hashing).map_err(|e| Error::Io {
+                action: "read",
+                path: file.clone(),
+                source: e,
+            })?;
+        }
+        Snapshot::Archive(p) => {
+            let mut a = CheckedArchive::open(p, &Limits::default())?;
+            if a.stream_entry(path, &mut hashing)?.is_none() {
+                return Err(missing());
+            }
+        }
+    }
+    let (_, digest) = hashing.finish();
+    let mismatch = expected
+        .as_ref()
+        .filter(|want| digest.checksum != **want)
+        .map(|want| {
+            format!(
+                "{}: {path} does not match its manifest: its {} is {}, the manifest says {} (the bytes written are damaged)",
+                snap.label(),
+                want.algorithm().name(),
+                digest.checksum.hex(),
+                want.hex()
+            )
+        });
+    Ok(Dumped {
+        bytes: digest.size,
+        checked: expected.is_some(),
+        mismatch,
+    })
+}

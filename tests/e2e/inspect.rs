@@ -1,0 +1,206 @@
+//! Looking inside backups: `ls`, `dump`, `restore --dry-run`, and the CLI's completions and
+//! manual page.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::harness::{BIN, Fx, stderr};
+
+fn paths(listing: &Value) -> Vec<String> {
+    listing["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn ls_lists_current_and_an_archive_from_its_central_directory_and_narrows_by_path() {
+    let fx = Fx::new();
+    fx.create();
+    let created = fx.create();
+    let archive = created["archived"].as_str().unwrap().to_owned();
+    let name = std::path::Path::new(&archive)
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+
+    let current = fx.json(&["ls"]);
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(fx.current().join("manifest.json")).unwrap())
+            .unwrap();
+    let listed = paths(&current);
+    for f in manifest["files"].as_array().unwrap() {
+        assert!(
+            listed.contains(&f["path"].as_str().unwrap().to_owned()),
+            "{f}"
+        );
+    }
+    let cfg = current["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "config/config.json")
+        .unwrap();
+    assert_eq!(cfg["secret"], true);
+    assert!(cfg["checksum"].as_str().unwrap().starts_with("blake3:"));
+
+    // An archive, by name and by path, narrowed by a folder and a glob.
+    let by_name = fx.json(&["ls", &name, "config/identities", "messages/*.jsonl"]);
+    let by_path = fx.json(&["ls", &archive, "config/identities", "messages/*.jsonl"]);
+    assert_eq!(paths(&by_name), paths(&by_path));
+    let p = paths(&by_name);
+    assert!(!p.is_empty());
+    assert!(
+        p.iter().all(|p| p.starts_with("config/identities/")
+            || (p.starts_with("messages/")
+                && p.ends_with(".jsonl")
+                && p.matches('/').count() == 1)),
+        "{p:?}"
+    );
+    assert!(by_name["files"][0]["modified"].is_string());
+
+    // Bad input: a clear error, exit 1.
+    for (args, says) in [
+        (vec!["ls", "current", "no/such/file"], "nothing matches"),
+        (vec!["ls", "current", "../escape"], "inside the snapshot"),
+        (vec!["ls", "2020-01-01T000000.zip"], "2020-01-01T000000.zip"),
+    ] {
+        let out = fx.cmd().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn dump_streams_one_file_checked_and_says_when_it_does_not_match() {
+    let fx = Fx::new();
+    fx.create();
+    let created = fx.create();
+    let archive = created["archived"].as_str().unwrap().to_owned();
+    let path = "config/identities";
+    let id = std::fs::read_dir(fx.current().join(path))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .into_owned();
+    let file = format!("{path}/{id}");
+    let want = std::fs::read(fx.current().join(&file)).unwrap();
+    for snapshot in ["current", archive.as_str()] {
+        let out = fx.cmd().args(["dump", snapshot, &file]).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(out.stdout, want, "dump {snapshot} {file}");
+    }
+
+    // A folder, a missing file: refused, named.
+    let out = fx.cmd().args(["dump", "current", path]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("is a folder"), "{}", stderr(&out));
+    let out = fx
+        .cmd()
+        .args(["dump", "current", "config/nope.json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no file"), "{}", stderr(&out));
+
+    // The bytes changed behind the manifest's back: written, then exit 3 and said on stderr.
+    let mut damaged = want.clone();
+    damaged[0] ^= 0x20;
+    std::fs::write(fx.current().join(&file), &damaged).unwrap();
+    let out = fx.cmd().args(["dump", "current", &file]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(out.stdout, damaged);
+    assert!(
+        stderr(&out).contains("does not match its manifest"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_dry_run_lists_what_a_restore_would_change_and_changes_nothing() {
+    let fx = Fx::new();
+    fx.create();
+    let ctx = fx.thrum().join("context");
+    let gone = std::fs::read_dir(&ctx)
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().extension().is_some_and(|x| x == "md"))
+        .unwrap()
+        .path();
+    let gone_name = gone.file_name().unwrap().to_string_lossy().into_owned();
+    std::fs::remove_file(&gone).unwrap();
+    std::fs::write(ctx.join("new-since.md"), "written after the backup\n").unwrap();
+    let before = fx.state();
+    let archives = fx.archive_names();
+
+    let r = fx.json(&["restore", "--dry-run"]);
+    let changes = r["dry_run"].as_array().expect("the planned changes");
+    let action = |name: &str| {
+        changes
+            .iter()
+            .find(|c| c["path"].as_str().unwrap().ends_with(name))
+            .map(|c| c["action"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(action(&gone_name).as_deref(), Some("create"), "{r}");
+    assert_eq!(action("new-since.md").as_deref(), Some("move out"), "{r}");
+    assert_eq!(action("config.json").as_deref(), Some("replace"), "{r}");
+    assert_eq!(r["database"], true);
+    assert!(r["pre_restore"].is_null(), "{r}");
+    // Nothing changed: not the workspace, not the backups.
+    assert!(fx.state() == before, "a dry run changed the workspace");
+    assert_eq!(fx.archive_names(), archives);
+    // Text too, without --yes: a dry run asks nothing.
+    let out = fx.cmd().args(["restore", "--dry-run"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Nothing was changed"), "{text}");
+    assert!(text.contains(&gone_name), "{text}");
+}
+
+#[test]
+fn completions_for_every_shell_and_the_manual_page() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = Command::new(BIN)
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{shell}: {}", stderr(&out));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("replica"),
+            "{shell}: no subcommand in the script"
+        );
+    }
+    let out = Command::new(BIN)
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+
+    let out = Command::new(BIN).arg("man").output().unwrap();
+    assert!(out.status.success());
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(page.contains(".TH thrum-backup 1"), "{page}");
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["man", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    for page in [
+        "thrum-backup.1",
+        "thrum-backup-restore.1",
+        "thrum-backup-replica-sync.1",
+    ] {
+        assert!(dir.path().join(page).is_file(), "no {page}");
+    }
+}
