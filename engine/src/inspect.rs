@@ -17,6 +17,7 @@ use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::fsx::{self, HashingWriter};
 use crate::manifest::{self, Manifest};
+use crate::pattern::Pattern;
 
 /// A snapshot to look into.
 #[derive(Debug, Clone)]
@@ -93,17 +94,14 @@ pub fn ls(snap: &Snapshot, patterns: &[String]) -> Result<Listing> {
         Snapshot::Current(dir) => list_dir(dir)?,
         Snapshot::Archive(path) => list_archive(path)?,
     };
-    let matchers = patterns
-        .iter()
-        .map(|p| Pattern::new(p))
-        .collect::<Result<Vec<_>>>()?;
+    let matchers = Pattern::all(patterns)?;
     if !matchers.is_empty() {
         for m in &matchers {
             if !files.iter().any(|f| m.matches(&f.path)) {
                 return Err(Error::NotFound(format!(
                     "{}: nothing matches {:?} (see `thrum-backup ls {}`)",
                     snap.label(),
-                    m.text,
+                    m.text(),
                     snap.label()
                 )));
             }
@@ -185,50 +183,6 @@ fn list_archive(path: &Path) -> Result<(Option<Manifest>, Vec<Listed>)> {
         .collect();
     out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok((m, out))
-}
-
-/// A pattern of `ls`: a path, a folder (everything below it), or a glob.
-struct Pattern {
-    text: String,
-    glob: Option<glob::Pattern>,
-}
-
-impl Pattern {
-    fn new(text: &str) -> Result<Self> {
-        let text = text.trim_end_matches('/').to_owned();
-        if text.starts_with('/') || text.split('/').any(|c| c == "..") {
-            return Err(Error::Invalid(format!(
-                "{text:?}: patterns name paths inside the snapshot, as `ls` shows them (no leading '/', no '..')"
-            )));
-        }
-        let glob = if text.contains(['*', '?', '[']) {
-            Some(
-                glob::Pattern::new(&text)
-                    .map_err(|e| Error::Invalid(format!("{text:?}: not a valid pattern: {e}")))?,
-            )
-        } else {
-            None
-        };
-        Ok(Self { text, glob })
-    }
-
-    fn matches(&self, path: &str) -> bool {
-        match &self.glob {
-            Some(g) => g.matches_with(
-                path,
-                glob::MatchOptions {
-                    require_literal_separator: true,
-                    ..glob::MatchOptions::new()
-                },
-            ),
-            None => {
-                path == self.text
-                    || path
-                        .strip_prefix(&self.text)
-                        .is_some_and(|rest| rest.starts_with('/'))
-            }
-        }
-    }
 }
 
 /// What `dump` wrote.

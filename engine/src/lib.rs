@@ -45,6 +45,7 @@ pub mod layout;
 pub(crate) mod locate;
 pub mod lock;
 pub mod manifest;
+pub mod pattern;
 pub mod plugin;
 pub(crate) mod process;
 pub mod progress;

@@ -24,6 +24,7 @@ mod layout;
 mod plan;
 mod plugins;
 mod source;
+mod target;
 
 pub use source::check_jsonl_tree;
 
@@ -81,6 +82,16 @@ pub struct RestoreOptions {
     /// Check the source and plan, report what would change, change nothing
     /// ([`RestoreReport::dry_run`]).
     pub dry_run: bool,
+    /// A partial restore: only the snapshot's files matching one of these patterns (paths as
+    /// `ls` shows them; see [`crate::pattern`]) are put back; nothing is moved out. The
+    /// database is put back only if one matches `db/messages.db` or a `local/` table; the
+    /// plugins only if one matches a `plugins/` path. Empty: a whole restore.
+    pub include: Vec<String>,
+    /// Snapshot paths left out of a partial restore (or of a whole one, making it partial).
+    pub exclude: Vec<String>,
+    /// Write the snapshot's files into this new or empty folder, laid out as the workspace
+    /// would be, instead of into the workspace (which is not touched).
+    pub target: Option<PathBuf>,
 }
 
 /// What a dry run would do to one path.
@@ -134,6 +145,10 @@ pub struct RestoreReport {
     /// `removed`, `pre_restore` are what a restore would do).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dry_run: Option<Vec<PlannedChange>>,
+    /// `--target`: the folder the snapshot was written into (`restored` then lists the paths
+    /// written there; the workspace was not touched).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<PathBuf>,
 }
 
 /// Event sequences around a restore (see [`crate::thrumd`]).
@@ -166,8 +181,8 @@ pub fn restore(
             dir.root().display()
         )));
     }
-    if opts.dry_run {
-        return dry_run(ctx, opts, progress, cancel);
+    if opts.dry_run || opts.target.is_some() {
+        return without_the_workspace(ctx, opts, progress, cancel);
     }
     // The opening step of every command, with thrum's daemon lock taken between the backup
     // directory's lock and the recovery: thrum's daemon would undo a restore under it, or
@@ -191,13 +206,18 @@ pub fn restore(
 /// included, into private staging), the plan reported, nothing applied. It holds the backup
 /// directory's lock only while it runs, not thrum's daemon's (it changes nothing thrum could
 /// undo), and does no recovery: an interrupted restore is left for the next real command.
-fn dry_run(
+///
+/// `--target` goes the same way, then writes the planned files into its folder instead.
+fn without_the_workspace(
     ctx: &Context,
     opts: &RestoreOptions,
     progress: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<RestoreReport> {
     let dir = &ctx.backup;
+    if let Some(t) = &opts.target {
+        target::check(&ctx.workspace, t)?;
+    }
     let _lock = dir.lock(opts.lock_timeout)?;
     if dir.tmp().join(JOURNAL).exists() {
         return Err(Error::Invalid(format!(
@@ -208,7 +228,23 @@ fn dry_run(
     let work = dir.new_work_dir("dry-run")?;
     let result = (|| {
         let source = source::open(ctx, opts, &work, progress, cancel)?;
-        let plan = plan::make(ctx, &source, &work, progress, cancel)?;
+        let plan = plan::make(
+            ctx,
+            &source,
+            &work,
+            filter(opts)?.as_ref(),
+            progress,
+            cancel,
+        )?;
+        if let (Some(t), false) = (&opts.target, opts.dry_run) {
+            let written = target::write(&ctx.workspace, &source, &plan, t, progress, cancel)?;
+            let mut report = report(ctx, source, plan, apply::Applied::default());
+            report.restored = written.files;
+            report.removed.clear();
+            report.notes.extend(written.notes);
+            report.target = Some(t.clone());
+            return Ok(report);
+        }
         let changes = planned_changes(ctx, &plan);
         let mut report = report(ctx, source, plan, apply::Applied::default());
         report.dry_run = Some(changes);
@@ -246,6 +282,22 @@ fn planned_changes(ctx: &Context, plan: &plan::RestorePlan) -> Vec<PlannedChange
         .collect()
 }
 
+/// The partial restore's filter, when `--include` or `--exclude` asks for one.
+fn filter(opts: &RestoreOptions) -> Result<Option<plan::Filter>> {
+    if opts.include.is_empty() && opts.exclude.is_empty() {
+        return Ok(None);
+    }
+    let include = if opts.include.is_empty() {
+        vec![crate::pattern::Pattern::new("*")?]
+    } else {
+        crate::pattern::Pattern::all(&opts.include)?
+    };
+    Ok(Some(plan::Filter {
+        include,
+        exclude: crate::pattern::Pattern::all(&opts.exclude)?,
+    }))
+}
+
 /// Check the source, plan, apply, report: the restore under its locks.
 fn restore_locked(
     ctx: &Context,
@@ -254,8 +306,9 @@ fn restore_locked(
     progress: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<RestoreReport> {
+    let filter = filter(opts)?;
     let source = source::open(ctx, opts, work, progress, cancel)?;
-    let plan = plan::make(ctx, &source, work, progress, cancel)?;
+    let plan = plan::make(ctx, &source, work, filter.as_ref(), progress, cancel)?;
     let applied = apply::apply(ctx, opts, &plan, &source.manifest, work, progress, cancel)?;
     Ok(report(ctx, source, plan, applied))
 }
@@ -295,7 +348,16 @@ fn report(
     let mut notes = plan.notes;
     notes.extend(applied.notes);
     RestoreReport {
-        snapshot_files: file_use(&source.manifest, &source.dir, &plan.restored_sources),
+        snapshot_files: file_use(
+            &source.manifest,
+            &source.dir,
+            &plan.restored_sources,
+            Used {
+                database: plan.database.is_some(),
+                history: !plan.partial,
+                plugins: !plan.partial || !plan.plugins.is_empty(),
+            },
+        ),
         source: source.label,
         snapshot_time: source.manifest.timestamp,
         pre_restore: applied.pre_restore,
@@ -310,6 +372,7 @@ fn report(
         plugins: plan.plugins,
         notes,
         dry_run: None,
+        target: None,
     }
 }
 
@@ -323,10 +386,18 @@ fn display_target(ctx: &Context, p: &Path) -> String {
 }
 
 /// What became of each of the snapshot's files (see [`RestoreReport::snapshot_files`]).
+/// Which of the snapshot's parts besides workspace files a restore used.
+struct Used {
+    database: bool,
+    history: bool,
+    plugins: bool,
+}
+
 fn file_use(
     manifest: &Manifest,
     src: &Path,
     restored: &BTreeSet<PathBuf>,
+    used: Used,
 ) -> BTreeMap<String, u64> {
     let listed: Vec<String> = if manifest.has_checksums() {
         manifest.files.iter().map(|f| f.path.clone()).collect()
@@ -341,11 +412,11 @@ fn file_use(
     for f in listed {
         let kind = if restored.contains(&src.join(&f)) {
             "workspace"
-        } else if f.starts_with("db/") || f.starts_with("local/") {
+        } else if used.database && (f.starts_with("db/") || f.starts_with("local/")) {
             "database"
-        } else if f.starts_with("git/") {
+        } else if used.history && f.starts_with("git/") {
             "history"
-        } else if f.starts_with("plugins/") {
+        } else if used.plugins && f.starts_with("plugins/") {
             "plugins"
         } else {
             "left"

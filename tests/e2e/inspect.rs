@@ -204,3 +204,173 @@ fn completions_for_every_shell_and_the_manual_page() {
         assert!(dir.path().join(page).is_file(), "no {page}");
     }
 }
+
+fn first_file(dir: &std::path::Path, ext: &str) -> String {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(ext))
+        .collect();
+    names.sort();
+    names.remove(0)
+}
+
+#[test]
+fn a_partial_restore_puts_back_only_what_it_names_in_one_transaction() {
+    let fx = Fx::new();
+    fx.create();
+    let snapshot = fx.state();
+    let ids = fx.thrum().join("identities");
+    let id = first_file(&ids, ".json");
+    let msgs = fx.ws.sync_dir.join("messages");
+    let agent = first_file(&msgs, ".jsonl");
+    let ctx_dir = fx.thrum().join("context");
+    let ctx_file = first_file(&ctx_dir, ".md");
+    // The accident: an identity and a message log damaged, a context file edited, a new file.
+    std::fs::write(ids.join(&id), "{}").unwrap();
+    std::fs::write(msgs.join(&agent), "").unwrap();
+    std::fs::write(ctx_dir.join(&ctx_file), "edited since\n").unwrap();
+    std::fs::write(ctx_dir.join("new-since.md"), "new\n").unwrap();
+    let before = fx.state();
+    let archives = fx.archive_names().len();
+
+    // A pattern naming nothing in the snapshot: refused before anything changes.
+    let out = fx
+        .cmd()
+        .args([
+            "restore",
+            "--yes",
+            "--include",
+            "config/identities/nobody.json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("nothing in the snapshot matches"),
+        "{}",
+        stderr(&out)
+    );
+    let out = fx
+        .cmd()
+        .args(["restore", "--yes", "--include", "../../etc/passwd"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        fx.state() == before,
+        "a refused partial restore changed the workspace"
+    );
+    assert_eq!(fx.archive_names().len(), archives);
+
+    let r = fx.json(&[
+        "restore",
+        "--yes",
+        "--include",
+        &format!("config/identities/{id}"),
+        &format!("messages/{agent}"),
+    ]);
+    assert_eq!(r["restored"].as_array().unwrap().len(), 2, "{r}");
+    assert_eq!(r["removed"].as_array().unwrap().len(), 0, "{r}");
+    assert_eq!(r["database"], false, "{r}");
+    let after = fx.state();
+    let key_id = format!("thrum/identities/{id}");
+    let key_msg = format!("sync/messages/{agent}");
+    assert!(after.files.contains_key(&key_id) && after.files.contains_key(&key_msg));
+    for (k, v) in &after.files {
+        let want = if *k == key_id || *k == key_msg {
+            snapshot.files.get(k)
+        } else {
+            before.files.get(k)
+        };
+        assert!(
+            Some(v) == want,
+            "{k} is not as it should be after the partial restore"
+        );
+    }
+    assert_eq!(after.files.len(), before.files.len());
+    assert_eq!(
+        after.rows, before.rows,
+        "the database is not part of this restore"
+    );
+    // The replaced live files were saved first.
+    assert_eq!(fx.archive_names().len(), archives + 1);
+    let pre = r["pre_restore"].as_str().unwrap();
+    let listing = fx.json(&["ls", pre]);
+    let saved = listing.to_string();
+    assert!(saved.contains(&id) && saved.contains(&agent), "{listing}");
+
+    // The database alone, with db/: the rows come back, the files stay.
+    let conn = rusqlite::Connection::open(&fx.ws.db_path).unwrap();
+    conn.execute_batch("DELETE FROM message_reads;").unwrap();
+    drop(conn);
+    assert!(fx.state().rows != snapshot.rows);
+    let r = fx.json(&["restore", "--yes", "--include", "db/"]);
+    assert_eq!(r["database"], true, "{r}");
+    assert!(
+        fx.state().rows == snapshot.rows,
+        "the rows did not come back"
+    );
+    assert_eq!(
+        std::fs::read(ctx_dir.join(&ctx_file)).unwrap(),
+        b"edited since\n"
+    );
+}
+
+#[test]
+fn restore_into_a_target_folder_lays_the_snapshot_out_and_leaves_the_workspace_alone() {
+    let fx = Fx::new();
+    fx.create();
+    std::fs::write(fx.thrum().join("context/new-since.md"), "new\n").unwrap();
+    let before = fx.state();
+    let look = fx.tmp.path().join("look");
+    let r = fx.json(&["restore", "--target", &look.to_string_lossy()]);
+    assert!(r["restored"].as_array().unwrap().len() > 10, "{r}");
+    assert!(fx.state() == before, "--target changed the workspace");
+    // Laid out as the workspace: .thrum/ and the sync worktree's files, secrets private.
+    let config = look.join(".thrum/config.json");
+    assert_eq!(
+        std::fs::read(&config).unwrap(),
+        std::fs::read(fx.current().join("config/config.json")).unwrap()
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&config).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let rel = fx.ws.sync_dir.strip_prefix(fx.root()).unwrap();
+    assert!(look.join(rel).join("events.jsonl").is_file());
+    assert!(look.join(".thrum/var/messages.db").is_file());
+    assert!(!look.join(".thrum/context/new-since.md").exists());
+    // Never over anything.
+    let out = fx
+        .cmd()
+        .args(["restore", "--target"])
+        .arg(&look)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("new or empty folder"),
+        "{}",
+        stderr(&out)
+    );
+    // Partial into a target: only what is named.
+    let some = fx.tmp.path().join("some");
+    let r = fx.json(&[
+        "restore",
+        "--target",
+        &some.to_string_lossy(),
+        "--include",
+        "config/identities",
+    ]);
+    let written = r["restored"].as_array().unwrap();
+    assert!(!written.is_empty());
+    assert!(
+        written
+            .iter()
+            .all(|p| p.as_str().unwrap().starts_with(".thrum/identities/")),
+        "{r}"
+    );
+}

@@ -244,6 +244,22 @@ pub struct RestoreArgs {
     /// replaced or moved out (with sizes) and the database action; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Put back only the snapshot's files matching PATTERN (a path as `ls` shows it, a
+    /// folder, or a glob: `config/identities/alice.json`, `messages/alice.jsonl`,
+    /// `config/context/*`); repeatable. Everything else in the workspace is left as it is, and
+    /// nothing is moved out. messages.db is put back only with `db/` (or `db/messages.db`, or
+    /// a `local/` table); plugins only with `plugins/<name>`. Same guarantees as a whole
+    /// restore: checked first, the replaced live files saved first, one transaction.
+    #[arg(long, value_name = "PATTERN", num_args = 1..)]
+    pub include: Vec<String>,
+    /// Leave the snapshot's files matching PATTERN out (with or without --include).
+    #[arg(long, value_name = "PATTERN", num_args = 1..)]
+    pub exclude: Vec<String>,
+    /// Write the snapshot's files (all, or those --include selects) into DIR, a new or empty
+    /// folder, laid out as the workspace would be and checked as they are written, instead of
+    /// into the workspace, which is not touched: a place to look before deciding.
+    #[arg(long, value_name = "DIR")]
+    pub target: Option<PathBuf>,
     /// Do not ask for confirmation.
     #[arg(long, short = 'y')]
     pub yes: bool,

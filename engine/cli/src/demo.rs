@@ -159,6 +159,9 @@ fn restore_both(
         raise_sequence: None,
         force: false,
         dry_run: false,
+        include: Vec::new(),
+        exclude: Vec::new(),
+        target: None,
     };
     let r = restore::restore(&copy_ctx, &restore_opts, progress, cancel)?;
     let (files, rows) = compare_workspaces(ws, &copy_ctx)?;

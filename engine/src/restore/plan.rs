@@ -23,7 +23,9 @@ use crate::gitsync::{self, BranchSource};
 use crate::journal::{Step, WorktreeStep};
 use crate::locate::Workspace;
 use crate::manifest::Manifest;
+use crate::pattern::Pattern;
 use crate::progress::{Cancel, Progress};
+use crate::snapshot::DB_PATH;
 
 /// Everything a restore will do.
 #[derive(Debug)]
@@ -42,6 +44,37 @@ pub(crate) struct RestorePlan {
     pub plugins: Vec<String>,
     /// Warnings.
     pub notes: Vec<String>,
+    /// A partial restore (`--include`, `--exclude`).
+    pub partial: bool,
+}
+
+/// Which of a snapshot's paths a partial restore puts back (`--include`, `--exclude`).
+#[derive(Debug, Clone)]
+pub(crate) struct Filter {
+    pub include: Vec<Pattern>,
+    pub exclude: Vec<Pattern>,
+}
+
+impl Filter {
+    /// Whether the snapshot path `path` is put back.
+    pub fn wants(&self, path: &str) -> bool {
+        self.include.iter().any(|p| p.matches(path))
+            && !self.exclude.iter().any(|p| p.matches(path))
+    }
+
+    /// Every include must match a file of the snapshot: a pattern naming nothing is an
+    /// error, before anything changes (the workspace's file of that name stays as it is).
+    fn check_matches(&self, snapshot_files: &[String], label: &str) -> Result<()> {
+        for p in &self.include {
+            if !snapshot_files.iter().any(|f| p.matches(f)) {
+                return Err(Error::NotFound(format!(
+                    "{label}: nothing in the snapshot matches {:?}, so nothing would be put back for it (a workspace file of that name is left as it is; `thrum-backup ls` shows the snapshot's paths)",
+                    p.text()
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Plan the restore of a checked source into `ctx`'s workspace. Plugins run here (into
@@ -50,6 +83,7 @@ pub(crate) fn make(
     ctx: &Context,
     source: &Checked,
     work: &Path,
+    filter: Option<&Filter>,
     progress: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<RestorePlan> {
@@ -60,16 +94,53 @@ pub(crate) fn make(
     notes.extend(ctx.set_note.clone());
     notes.extend(layout.notes.iter().cloned());
     let mut files = layout.files;
-    let rebuild = match &layout.rebuild_sync {
+    let mut rebuild_sync = layout.rebuild_sync.clone();
+    let (mut run_plugins, mut with_database) = (true, true);
+    if let Some(f) = filter {
+        let snapshot_files = fsx::walk_files(src)?;
+        f.check_matches(&snapshot_files, &source.label)?;
+        let rel = |p: &Path| {
+            p.strip_prefix(src)
+                .map(|r| r.to_string_lossy().replace('\\', "/"))
+                .unwrap_or_default()
+        };
+        let before = files.iter().filter(|p| p.source.is_some()).count();
+        // Only the snapshot's files that match are put back; nothing is moved out.
+        files.retain(|p| p.source.as_deref().is_some_and(|s| f.wants(&rel(s))));
+        run_plugins = snapshot_files
+            .iter()
+            .any(|p| p.starts_with("plugins/") && f.wants(p));
+        with_database = snapshot_files
+            .iter()
+            .any(|p| (p == DB_PATH || p.starts_with("local/")) && f.wants(p));
+        if rebuild_sync.take().is_some() {
+            notes.push("the sync worktree is not a healthy git worktree: a partial restore leaves it as it is (a whole restore rebuilds it)".into());
+        }
+        notes.push(format!(
+            "partial restore: {} of the snapshot's {before} workspace files put back{}{}; everything else in the workspace is left as it is (files the snapshot lacks included)",
+            files.len(),
+            if with_database { ", and messages.db" } else { "" },
+            if run_plugins { ", and the plugins' files" } else { "" },
+        ));
+    }
+    let rebuild = match &rebuild_sync {
         Some(reason) => Some(worktree_step(ws, src, manifest, reason, &mut notes)?),
         None => None,
     };
     // A plugin that fails, or whose files could not be committed, is reported by name and
     // the rest of the restore goes on.
-    let plugins = plugins::restore(
-        ctx, src, work, manifest, &mut files, &mut notes, progress, cancel,
-    )?;
-    let database = db::plan(ws, src, &source.label, &mut notes)?;
+    let plugins = if run_plugins {
+        plugins::restore(
+            ctx, src, work, manifest, &mut files, &mut notes, progress, cancel,
+        )?
+    } else {
+        Vec::new()
+    };
+    let database = if with_database {
+        db::plan(ws, src, &source.label, &mut notes)?
+    } else {
+        None
+    };
     let (steps, copies) = steps(
         &files,
         ws,
@@ -99,6 +170,7 @@ pub(crate) fn make(
         restored_sources: files.iter().filter_map(|p| p.source.clone()).collect(),
         plugins,
         notes,
+        partial: filter.is_some(),
     })
 }
 

@@ -21,7 +21,7 @@ pub fn run(g: &Global, a: RestoreArgs, ui: &Ui) -> Result<ExitCode> {
         (None, None) => Source::Current,
     };
     let manifest = restore::peek(&ctx, &source)?;
-    if !a.yes && !a.dry_run {
+    if !a.yes && !a.dry_run && a.target.is_none() {
         let what = match (&a.from_replica, &a.archive) {
             (Some(r), s) => format!(
                 "replica {r} (snapshot {})",
@@ -48,6 +48,9 @@ pub fn run(g: &Global, a: RestoreArgs, ui: &Ui) -> Result<ExitCode> {
         raise_sequence: a.raise_sequence,
         force: a.force,
         dry_run: a.dry_run,
+        include: a.include.clone(),
+        exclude: a.exclude.clone(),
+        target: a.target.clone(),
     };
     let progress = ui.progress();
     let report = restore::restore(&ctx, &opts, &progress, &cancel)?;
@@ -72,6 +75,16 @@ pub fn run(g: &Global, a: RestoreArgs, ui: &Ui) -> Result<ExitCode> {
     }
     if let Some(changes) = &report.dry_run {
         print_dry_run(ui, &report, changes);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(t) = &report.target {
+        ui.line(format!(
+            "Wrote {} file(s) of {} (snapshot of {}) into {}, laid out as the workspace; the workspace was not touched.",
+            report.restored.len(),
+            report.source,
+            report.snapshot_time.format("%Y-%m-%d %H:%M:%S UTC"),
+            t.display()
+        ));
         return Ok(ExitCode::SUCCESS);
     }
     print_summary(ui, &ctx.workspace.repo_name, &report);
