@@ -39,6 +39,9 @@ pub enum ArchiveKind {
     Other,
 }
 
+/// Snapshots that could not be read, each with why: (name, reason).
+pub type Skipped = Vec<(String, String)>;
+
 /// One `.zip` in `archives/`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ArchiveInfo {

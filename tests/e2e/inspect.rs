@@ -374,3 +374,90 @@ fn restore_into_a_target_folder_lays_the_snapshot_out_and_leaves_the_workspace_a
         "{r}"
     );
 }
+
+#[test]
+fn diff_and_find_answer_what_changed_and_when_it_disappeared() {
+    let fx = Fx::new();
+    fx.create();
+    let msgs = fx.ws.sync_dir.join("messages");
+    let agent = first_file(&msgs, ".jsonl");
+    let agent_name = agent.trim_end_matches(".jsonl").to_owned();
+    let mut log = std::fs::read(msgs.join(&agent)).unwrap();
+    log.extend_from_slice(
+        br#"{"type":"message.create","event_id":"ev-new-1","message_id":"msg-new-1","agent_id":"x","body":{"content":"hello"}}"#,
+    );
+    log.push(b'\n');
+    std::fs::write(msgs.join(&agent), log).unwrap();
+    std::fs::write(
+        fx.thrum().join("identities/newcomer.json"),
+        r#"{"name":"newcomer"}"#,
+    )
+    .unwrap();
+    let ctx_dir = fx.thrum().join("context");
+    let ctx_file = first_file(&ctx_dir, ".md");
+    std::fs::remove_file(ctx_dir.join(&ctx_file)).unwrap();
+    let conn = rusqlite::Connection::open(&fx.ws.db_path).unwrap();
+    let reads: i64 = conn
+        .query_row("SELECT COUNT(*) FROM message_reads", [], |r| r.get(0))
+        .unwrap();
+    assert!(reads > 0);
+    conn.execute_batch(
+        "DELETE FROM message_reads WHERE rowid IN (SELECT rowid FROM message_reads LIMIT 1)",
+    )
+    .unwrap();
+    drop(conn);
+    let created = fx.create();
+    let archive = created["archived"].as_str().unwrap().to_owned();
+
+    let d = fx.json(&["diff", &archive, "current"]);
+    let messages = d["messages"].as_array().unwrap();
+    let log = messages
+        .iter()
+        .find(|m| m["path"] == format!("messages/{agent}"))
+        .unwrap_or_else(|| panic!("{d}"));
+    assert_eq!(log["added"], 1, "{d}");
+    assert_eq!(log["removed"], 0, "{d}");
+    let reads = d["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "message_reads")
+        .unwrap_or_else(|| panic!("{d}"));
+    assert_eq!(reads["removed"], 1, "{d}");
+    assert_eq!(
+        d["identities_added"],
+        serde_json::json!(["newcomer.json"]),
+        "{d}"
+    );
+    assert_eq!(d["context_removed"], serde_json::json!([ctx_file]), "{d}");
+    assert!(d["unchanged"].as_u64().unwrap() > 0);
+    // The same in text.
+    let out = fx.cmd().args(["diff", &archive]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("1 messages new"), "{text}");
+
+    // find: the new message only in current; the context file gone since current.
+    let f = fx.json(&["find", "--message", "msg-new-1"]);
+    assert_eq!(f["holding"].as_array().unwrap().len(), 1, "{f}");
+    assert_eq!(f["first_seen"], "current", "{f}");
+    let f = fx.json(&["find", &format!("config/context/{ctx_file}")]);
+    assert_eq!(
+        f["last_seen"].as_str().unwrap(),
+        archive.rsplit('/').next().unwrap(),
+        "{f}"
+    );
+    assert_eq!(f["gone_since"], "current", "{f}");
+    let f = fx.json(&["find", "--agent", &agent_name]);
+    assert_eq!(f["holding"].as_array().unwrap().len(), 2, "{f}");
+    assert!(f["gone_since"].is_null(), "{f}");
+    // Nothing found: said, exit 1.
+    let out = fx
+        .cmd()
+        .args(["find", "--message", "msg-never"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("in none of the"));
+    let out = fx.cmd().args(["diff", "no-such.zip"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}

@@ -127,6 +127,22 @@ pub enum Command {
     /// the end: a mismatch exits with code 3 and says so on stderr after the bytes. Example:
     /// `thrum-backup dump current config/identities/alice.json`.
     Dump(DumpArgs),
+    /// Compare two snapshots: files added, removed, changed, and what that means to thrum.
+    ///
+    /// Files are compared by the manifests' checksums (no file is read for that); then the
+    /// changed logs and tables are read: new events, messages added, changed or gone per
+    /// agent's log (by message id), rows added and removed per local table (message_reads,
+    /// subscriptions, sync_checkpoints), identities and context files added or removed, and
+    /// plugins whose data changed. `thrum-backup diff 2026-11-29T090000.zip current`.
+    Diff(DiffArgs),
+    /// Which snapshots hold a file, a message or an agent: "when did it disappear?".
+    ///
+    /// Searches current/ and every archive (thrum's and pre-restore ones too), oldest first,
+    /// and reports each snapshot that holds it, the first and last that do, and the first after
+    /// those that does not. PATTERNs are paths as `ls` shows them (files, folders, globs).
+    /// `thrum-backup find --message msg-0000042`, `thrum-backup find --agent alice`,
+    /// `thrum-backup find 'config/context/*'`.
+    Find(FindArgs),
     /// Print a completion script for a shell (bash, zsh, fish, elvish, powershell).
     ///
     /// bash: `thrum-backup completions bash > ~/.local/share/bash-completion/completions/thrum-backup`;
@@ -335,6 +351,27 @@ pub struct LsArgs {
     /// Also show each file's time, checksum and whether it is one of thrum's secrets.
     #[arg(long, short = 'l')]
     pub long: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The earlier snapshot: `current` or an archive.
+    pub a: String,
+    /// The later snapshot (default: current).
+    pub b: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["patterns", "message", "agent"])))]
+pub struct FindArgs {
+    /// Paths, folders or globs, as `ls` shows them.
+    pub patterns: Vec<String>,
+    /// A message (or event) id, searched in the message and event logs.
+    #[arg(long, value_name = "ID")]
+    pub message: Option<String>,
+    /// An agent's name: its message logs, identity and context.
+    #[arg(long, value_name = "NAME")]
+    pub agent: Option<String>,
 }
 
 #[derive(Debug, Args)]

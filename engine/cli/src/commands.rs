@@ -40,6 +40,8 @@ pub fn run(args: Cli, ui: &Ui) -> Result<ExitCode> {
         Command::Replica(c) => replica::run(g, c, ui),
         Command::Ls(a) => inspect::ls(g, a, ui),
         Command::Dump(a) => inspect::dump(g, a, ui),
+        Command::Diff(a) => inspect::diff(g, a, ui),
+        Command::Find(a) => inspect::find(g, a, ui),
         Command::Completions { shell } => inspect::completions(shell),
         Command::Man { out } => inspect::man(out.as_deref(), ui),
         Command::Demo(a) => demo::run(a, ui),

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::{Kind, Pushed, Replica, snapshot_key};
 use crate::archive::{CheckedArchive, Limits};
-use crate::backup_dir::{ArchiveKind, BackupDir};
+use crate::backup_dir::{ArchiveKind, BackupDir, Skipped};
 use crate::error::Result;
 use crate::fsx;
 use crate::manifest::{self, Manifest};
@@ -41,9 +41,6 @@ pub struct SyncReport {
     /// Local snapshots that could not be read (damaged archives): label → why.
     pub skipped: Skipped,
 }
-
-/// Local snapshots that could not be read: label → why.
-pub type Skipped = Vec<(String, String)>;
 
 /// The local snapshots, oldest first, `current/` last; archives whose manifest cannot be
 /// read are returned as skipped.

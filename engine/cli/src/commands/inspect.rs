@@ -9,7 +9,7 @@ use clap::CommandFactory;
 use thrum_backup::inspect::{self, Snapshot};
 
 use super::context;
-use crate::cli::{Cli, DumpArgs, Global, LsArgs};
+use crate::cli::{Cli, DiffArgs, DumpArgs, FindArgs, Global, LsArgs};
 use crate::ui::{EXIT_PROBLEMS, Ui, bytes};
 
 pub fn ls(g: &Global, a: LsArgs, ui: &Ui) -> Result<ExitCode> {
@@ -112,5 +112,117 @@ pub fn man(out: Option<&Path>, ui: &Ui) -> Result<ExitCode> {
             ));
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn diff(g: &Global, a: DiffArgs, ui: &Ui) -> Result<ExitCode> {
+    let ctx = context(g)?;
+    let first = Snapshot::resolve(&ctx, Some(&a.a))?;
+    let second = Snapshot::resolve(&ctx, a.b.as_deref())?;
+    let d = inspect::diff(&first, &second)?;
+    if ui.emit(&d) {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let when = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.map(|t| t.format(" (%Y-%m-%d %H:%M:%S UTC)").to_string())
+            .unwrap_or_default()
+    };
+    ui.line(format!(
+        "From {}{} to {}{}:",
+        d.a,
+        when(d.a_time),
+        d.b,
+        when(d.b_time)
+    ));
+    ui.line(format!(
+        "  files: {} added, {} removed, {} changed, {} unchanged",
+        d.added.len(),
+        d.removed.len(),
+        d.changed.len(),
+        d.unchanged
+    ));
+    for (mark, list) in [("+", &d.added), ("-", &d.removed), ("~", &d.changed)] {
+        for c in list {
+            ui.line(format!("    {mark} {}", c.path));
+        }
+    }
+    if let Some(e) = &d.events {
+        ui.line(format!(
+            "  events: {} new, {} gone, {} changed",
+            e.added, e.removed, e.changed
+        ));
+    }
+    for m in &d.messages {
+        ui.line(format!(
+            "  {}: {} messages new, {} gone, {} changed",
+            m.path, m.added, m.removed, m.changed
+        ));
+    }
+    for t in &d.tables {
+        ui.line(format!(
+            "  table {}: {} rows added, {} removed",
+            t.table, t.added, t.removed
+        ));
+    }
+    for (what, list) in [
+        ("identities added", &d.identities_added),
+        ("identities removed", &d.identities_removed),
+        ("context added", &d.context_added),
+        ("context removed", &d.context_removed),
+    ] {
+        if !list.is_empty() {
+            ui.line(format!("  {what}: {}", list.join(", ")));
+        }
+    }
+    for (p, n) in &d.plugins {
+        ui.line(format!("  plugin {p}: {n} files changed"));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn find(g: &Global, a: FindArgs, ui: &Ui) -> Result<ExitCode> {
+    let ctx = context(g)?;
+    let query = match (a.message, a.agent) {
+        (Some(id), _) => inspect::Query::Message(id),
+        (None, Some(name)) => inspect::Query::Agent(name),
+        (None, None) => inspect::Query::Paths(a.patterns),
+    };
+    let found = inspect::find(&ctx, &query)?;
+    for (name, why) in &found.skipped {
+        ui.warn(format!("{name}: not searched: {why}"));
+    }
+    if ui.emit(&found) {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if found.holding.is_empty() {
+        ui.line(format!(
+            "{}: in none of the {} snapshots.",
+            found.query, found.searched
+        ));
+        return Ok(ExitCode::from(1));
+    }
+    for h in &found.holding {
+        ui.line(format!(
+            "{}{}: {}",
+            h.snapshot,
+            h.time
+                .map(|t| t.format(" (%Y-%m-%d %H:%M:%S UTC)").to_string())
+                .unwrap_or_default(),
+            h.files.join(", ")
+        ));
+    }
+    ui.line(format!(
+        "{}: in {} of {} snapshots; first seen in {}, last in {}{}",
+        found.query,
+        found.holding.len(),
+        found.searched,
+        found.first_seen.as_deref().unwrap_or("-"),
+        found.last_seen.as_deref().unwrap_or("-"),
+        found
+            .gone_since
+            .as_deref()
+            .map(|g| format!("; gone since {g}"))
+            .unwrap_or_default()
+    ));
     Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,8 @@
 //! Looking inside snapshots without restoring them: `ls` (the files of a snapshot, from its
-//! manifest and, for an archive, the zip's central directory — no data is read) and `dump`
-//! (one file streamed out, checked against the manifest's checksum as it streams).
+//! manifest and, for an archive, the zip's central directory — no data is read), `dump` (one
+//! file streamed out, checked against the manifest's checksum as it streams), [`diff`] (two
+//! snapshots compared, files and what they mean to thrum) and [`find`] (which snapshots hold a
+//! file, a message or an agent).
 //!
 //! A snapshot is `current` (or nothing), or an archive as `restore` names one: a file name in
 //! `archives/` (thrum's archives and pre-restore ones included) or a path.
@@ -18,6 +20,12 @@ use crate::error::{Error, Result};
 use crate::fsx::{self, HashingWriter};
 use crate::manifest::{self, Manifest};
 use crate::pattern::Pattern;
+
+mod diff;
+mod find;
+
+pub use diff::{Diff, FileChange, LogChange, TableChange, diff};
+pub use find::{Found, Holding, Query, find};
 
 /// A snapshot to look into.
 #[derive(Debug, Clone)]
@@ -284,4 +292,62 @@ pub fn dump(snap: &Snapshot, path: &str, out: &mut dyn Write) -> Result<Dumped> 
         checked: expected.is_some(),
         mismatch,
     })
+}
+
+/// Reads files of one snapshot (an archive is opened once).
+pub(crate) struct Reader {
+    snap: Snapshot,
+    archive: Option<CheckedArchive>,
+}
+
+/// Largest file `diff` and `find` read into memory.
+const READ_LIMIT: u64 = 4 << 30;
+
+impl Reader {
+    pub(crate) fn open(snap: &Snapshot) -> Result<Self> {
+        let archive = match snap {
+            Snapshot::Current(_) => None,
+            Snapshot::Archive(p) => Some(CheckedArchive::open(p, &Limits::default())?),
+        };
+        Ok(Self {
+            snap: snap.clone(),
+            archive,
+        })
+    }
+
+    /// The file `path` of the snapshot, or `None` when it has none.
+    pub(crate) fn read(&mut self, path: &str) -> Result<Option<Vec<u8>>> {
+        match (&self.snap, &mut self.archive) {
+            (Snapshot::Current(dir), _) => match std::fs::read(dir.join(path)) {
+                Ok(b) => Ok(Some(b)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(Error::Io {
+                    action: "read",
+                    path: dir.join(path),
+                    source: e,
+                }),
+            },
+            (_, Some(a)) => a.read_entry(path, READ_LIMIT),
+            (Snapshot::Archive(_), None) => Ok(None),
+        }
+    }
+}
+
+/// Every snapshot of the backup directory, oldest first: the archives (thrum's and pre-restore
+/// ones included), then `current/`. Archives that cannot be opened are returned apart, with
+/// why.
+pub fn all_snapshots(ctx: &Context) -> Result<(Vec<Snapshot>, crate::backup_dir::Skipped)> {
+    let mut out = Vec::new();
+    let mut skipped = Vec::new();
+    for a in ctx.backup.list_archives()? {
+        let path = ctx.backup.archives().join(&a.name);
+        match CheckedArchive::open(&path, &Limits::default()) {
+            Ok(_) => out.push(Snapshot::Archive(path)),
+            Err(e) => skipped.push((a.name, e.to_string())),
+        }
+    }
+    if manifest::read_dir(&ctx.backup.current())?.is_some() {
+        out.push(Snapshot::Current(ctx.backup.current()));
+    }
+    Ok((out, skipped))
 }
