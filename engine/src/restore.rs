@@ -227,15 +227,9 @@ fn without_the_workspace(
     }
     let work = dir.new_work_dir("dry-run")?;
     let result = (|| {
-        let source = source::open(ctx, opts, &work, progress, cancel)?;
-        let plan = plan::make(
-            ctx,
-            &source,
-            &work,
-            filter(opts)?.as_ref(),
-            progress,
-            cancel,
-        )?;
+        let filter = filter(opts)?;
+        let source = source::open(ctx, opts, &work, filter.as_ref(), progress, cancel)?;
+        let plan = plan::make(ctx, &source, &work, filter.as_ref(), progress, cancel)?;
         if let (Some(t), false) = (&opts.target, opts.dry_run) {
             let written = target::write(&ctx.workspace, &source, &plan, t, progress, cancel)?;
             let mut report = report(ctx, source, plan, apply::Applied::default());
@@ -307,7 +301,7 @@ fn restore_locked(
     cancel: &Cancel,
 ) -> Result<RestoreReport> {
     let filter = filter(opts)?;
-    let source = source::open(ctx, opts, work, progress, cancel)?;
+    let source = source::open(ctx, opts, work, filter.as_ref(), progress, cancel)?;
     let plan = plan::make(ctx, &source, work, filter.as_ref(), progress, cancel)?;
     let applied = apply::apply(ctx, opts, &plan, &source.manifest, work, progress, cancel)?;
     Ok(report(ctx, source, plan, applied))

@@ -461,3 +461,36 @@ fn diff_and_find_answer_what_changed_and_when_it_disappeared() {
     let out = fx.cmd().args(["diff", "no-such.zip"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn a_partial_restore_from_an_archive_extracts_only_what_it_puts_back() {
+    let fx = Fx::new();
+    fx.create();
+    let created = fx.create();
+    let archive = created["archived"].as_str().unwrap().to_owned();
+    let ids = fx.thrum().join("identities");
+    let id = first_file(&ids, ".json");
+    let want = std::fs::read(ids.join(&id)).unwrap();
+    std::fs::write(ids.join(&id), "{}").unwrap();
+    let before = fx.state();
+    let r = fx.json(&[
+        "restore",
+        &archive,
+        "--yes",
+        "--include",
+        &format!("config/identities/{id}"),
+    ]);
+    assert_eq!(r["restored"].as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(std::fs::read(ids.join(&id)).unwrap(), want);
+    // Everything else as it was.
+    let after = fx.state();
+    let key = format!("thrum/identities/{id}");
+    for (k, v) in &after.files {
+        if *k != key {
+            assert!(before.files.get(k) == Some(v), "{k} changed");
+        }
+    }
+    // The snapshot's other files were used for nothing, and said so.
+    let left = r["snapshot_files"]["left"].as_u64().unwrap_or(0);
+    assert!(left > 10, "{r}");
+}

@@ -288,19 +288,38 @@ impl CheckedArchive {
         progress: &dyn Progress,
         cancel: &Cancel,
     ) -> Result<BTreeMap<String, fsx::FileDigest>> {
+        self.extract_some(dest, expected, &|_| true, progress, cancel)
+    }
+
+    /// [`Self::extract_all`] for the entries whose path `keep` accepts: a partial restore
+    /// reads, checks and writes only what it puts back.
+    pub fn extract_some(
+        &mut self,
+        dest: &Path,
+        expected: &BTreeMap<String, (u64, fsx::Checksum)>,
+        keep: &dyn Fn(&str) -> bool,
+        progress: &dyn Progress,
+        cancel: &Cancel,
+    ) -> Result<BTreeMap<String, fsx::FileDigest>> {
+        let entries: Vec<Entry> = self
+            .entries
+            .iter()
+            .filter(|e| keep(&e.path))
+            .cloned()
+            .collect();
+        let total: u64 = entries.iter().map(|e| e.size).sum();
         if let Some(avail) = fsx::available_space(dest) {
             // Leave a margin: the restore also writes temporary copies beside the targets.
-            if self.total > avail {
+            if total > avail {
                 return Err(Error::NoSpace {
                     path: dest.to_path_buf(),
-                    needed: self.total,
+                    needed: total,
                     available: avail,
                 });
             }
         }
-        progress.phase("checking and extracting the archive", Some(self.total));
+        progress.phase("checking and extracting the archive", Some(total));
         let mut digests = BTreeMap::new();
-        let entries = self.entries.clone();
         for entry in &entries {
             cancel.check()?;
             let target = dest.join(&entry.path);

@@ -160,6 +160,27 @@ fn one_line(text: &str) -> String {
         .join(" ")
 }
 
+/// Run `f`, turning a panic inside rustic_core into an error of replica `name`. rustic_core
+/// 0.13 can panic on damaged repository data (its tree-reading threads race the index's
+/// release after a read error): a damaged replica must be reported, never abort the command.
+fn guarded<T>(name: &str, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(panic) => {
+            let text = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("unknown");
+            let text: String = text.chars().take(200).collect();
+            Err(error(
+                name,
+                format!("rustic stopped while {what} (damaged data in the repository?): {text}"),
+            ))
+        }
+    }
+}
+
 /// Run `f` on a thread of its own; give up after `timeout` (the thread is left to finish or
 /// fail on its own: nothing waits for it).
 fn within<T: Send + 'static>(
@@ -368,10 +389,31 @@ impl Replica {
 
     /// The repository's structure checked; with `read_data`, every pack read and verified.
     pub fn check(&self, read_data: bool) -> Result<CheckReport> {
-        let results = self
-            .repo()?
-            .check(CheckOptions::default().read_data(read_data))
-            .map_err(|e| self.err(e))?;
+        let repo = self.repo()?;
+        let name = &self.entry.name;
+        // rustic's check can panic on damaged trees (see `guarded`), at random: a panicked
+        // check is tried again, and a third panic is reported as damage.
+        let mut attempt = 0;
+        let results = loop {
+            attempt += 1;
+            let r = guarded(name, "checking the repository", || {
+                repo.check(CheckOptions::default().read_data(read_data))
+                    .map_err(|e| self.err(e))
+            });
+            match r {
+                Ok(r) => break r,
+                Err(Error::Replica { message, .. }) if message.starts_with("rustic stopped") => {
+                    if attempt == 3 {
+                        return Ok(CheckReport {
+                            read_data,
+                            errors: vec![message],
+                            warnings: Vec::new(),
+                        });
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let mut report = CheckReport {
             read_data,
             errors: Vec::new(),
@@ -509,18 +551,21 @@ impl Replica {
         let name = self.entry.name.clone();
         let err = |e: Box<rustic_core::RusticError>| error(&name, e);
         let path = snap.paths.iter().next().cloned().unwrap_or_default();
-        self.indexed(Repository::to_indexed, |repo| {
-            let node = repo
-                .node_from_snapshot_and_path(&snap, &path)
-                .map_err(err)?;
-            let ls = repo.ls(&node, &LsOptions::default()).map_err(err)?;
-            let dest_s = dest.to_string_lossy();
-            let d = LocalDestination::new(&dest_s, true, !node.is_dir()).map_err(err)?;
-            let opts = rustic_core::RestoreOptions::default();
-            let plan = repo
-                .prepare_restore(&opts, ls.clone(), &d, false)
-                .map_err(err)?;
-            repo.restore(plan, &opts, ls, &d).map_err(err)
+        let label = self.entry.name.clone();
+        guarded(&label, "reading the snapshot", || {
+            self.indexed(Repository::to_indexed, |repo| {
+                let node = repo
+                    .node_from_snapshot_and_path(&snap, &path)
+                    .map_err(err)?;
+                let ls = repo.ls(&node, &LsOptions::default()).map_err(err)?;
+                let dest_s = dest.to_string_lossy();
+                let d = LocalDestination::new(&dest_s, true, !node.is_dir()).map_err(err)?;
+                let opts = rustic_core::RestoreOptions::default();
+                let plan = repo
+                    .prepare_restore(&opts, ls.clone(), &d, false)
+                    .map_err(err)?;
+                repo.restore(plan, &opts, ls, &d).map_err(err)
+            })
         })?;
         Ok(remote(&snap))
     }

@@ -62,6 +62,27 @@ impl Filter {
             && !self.exclude.iter().any(|p| p.matches(path))
     }
 
+    /// Whether a partial restore extracts the snapshot path `path` from an archive (`all`:
+    /// every path of the snapshot): what it puts back, the manifest, the whole database and
+    /// its tables when it puts that back, and the whole folder of a plugin it restores.
+    pub fn extracts(&self, path: &str, all: &[String]) -> bool {
+        if path == crate::manifest::FILE_NAME || self.wants(path) {
+            return true;
+        }
+        let database = |p: &str| p == DB_PATH || p.starts_with("local/");
+        if database(path) {
+            return all.iter().any(|p| database(p) && self.wants(p));
+        }
+        if let Some(plugin) = path
+            .strip_prefix("plugins/")
+            .and_then(|r| r.split('/').next())
+        {
+            let prefix = format!("plugins/{plugin}/");
+            return all.iter().any(|p| p.starts_with(&prefix) && self.wants(p));
+        }
+        false
+    }
+
     /// Every include must match a file of the snapshot: a pattern naming nothing is an
     /// error, before anything changes (the workspace's file of that name stays as it is).
     fn check_matches(&self, snapshot_files: &[String], label: &str) -> Result<()> {
@@ -97,8 +118,8 @@ pub(crate) fn make(
     let mut rebuild_sync = layout.rebuild_sync.clone();
     let (mut run_plugins, mut with_database) = (true, true);
     if let Some(f) = filter {
-        let snapshot_files = fsx::walk_files(src)?;
-        f.check_matches(&snapshot_files, &source.label)?;
+        let snapshot_files = &source.paths;
+        f.check_matches(snapshot_files, &source.label)?;
         let rel = |p: &Path| {
             p.strip_prefix(src)
                 .map(|r| r.to_string_lossy().replace('\\', "/"))

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::plan::Filter;
 use super::{RestoreOptions, Source};
 use crate::archive::CheckedArchive;
 use crate::context::Context;
@@ -20,8 +21,11 @@ use crate::snapshot::DB_PATH;
 
 /// A snapshot, checked, in a folder the restore reads from.
 pub(crate) struct Checked {
-    /// The snapshot's files: `current/`, or the archive extracted into private space.
+    /// The snapshot's files: `current/`, or the archive extracted into private space (for a
+    /// partial restore, only what it may put back).
     pub dir: PathBuf,
+    /// Every file of the snapshot, extracted or not.
+    pub paths: Vec<String>,
     pub manifest: Manifest,
     /// `current` or the archive's path, as reports and errors name it.
     pub label: String,
@@ -34,14 +38,18 @@ pub(crate) fn open(
     ctx: &Context,
     opts: &RestoreOptions,
     work: &Path,
+    filter: Option<&Filter>,
     progress: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<Checked> {
+    let mut paths = None;
     let (dir, manifest, label) = match &opts.source {
         Source::Current => open_current(ctx, progress)?,
         Source::Archive(arg) => {
             let path = ctx.backup.resolve_archive(arg)?;
-            let (dir, manifest) = extract_archive(&path, opts, work, progress, cancel)?;
+            let (dir, manifest, all) =
+                extract_archive(&path, opts, work, filter, progress, cancel)?;
+            paths = Some(all);
             (dir, manifest, path.display().to_string())
         }
         Source::Replica { entry, snapshot } => {
@@ -54,7 +62,12 @@ pub(crate) fn open(
     let notes = check_jsonl_tree(&dir, &manifest, &label)?;
     check_schema(&dir, &manifest, opts.force)?;
     cancel.check()?;
+    let paths = match paths {
+        Some(p) => p,
+        None => fsx::walk_files(&dir)?,
+    };
     Ok(Checked {
+        paths,
         dir,
         manifest,
         label,
@@ -121,9 +134,10 @@ fn extract_archive(
     path: &Path,
     opts: &RestoreOptions,
     work: &Path,
+    filter: Option<&Filter>,
     progress: &dyn Progress,
     cancel: &Cancel,
-) -> Result<(PathBuf, Manifest)> {
+) -> Result<(PathBuf, Manifest, Vec<String>)> {
     let mut archive = CheckedArchive::open(path, &opts.limits)?;
     let m = archive.manifest()?;
     let expected: BTreeMap<String, (u64, fsx::Checksum)> = m
@@ -131,10 +145,15 @@ fn extract_archive(
         .flat_map(|m| m.files.iter())
         .map(|f| (f.path.clone(), (f.size, f.checksum.clone())))
         .collect();
+    let all: Vec<String> = archive.entries().iter().map(|e| e.path.clone()).collect();
+    let keep = |p: &str| filter.is_none_or(|f| f.extracts(p, &all));
     let extracted = work.join("source");
     fsx::create_dir_all(&extracted)?;
-    let digests = archive.extract_all(&extracted, &expected, progress, cancel)?;
-    if let Some(listed) = expected.keys().find(|k| !digests.contains_key(*k)) {
+    let digests = archive.extract_some(&extracted, &expected, &keep, progress, cancel)?;
+    if let Some(listed) = expected
+        .keys()
+        .find(|k| keep(k) && !digests.contains_key(*k))
+    {
         return Err(Error::Invalid(format!(
             "{}: {listed} is listed in the manifest but missing from the archive",
             path.display()
@@ -146,7 +165,7 @@ fn extract_archive(
             path.display()
         ))
     })?;
-    Ok((extracted, m))
+    Ok((extracted, m, all))
 }
 
 /// The one JSON Lines rule of a restore ([`crate::jsonl`]): a file whose bytes the manifest's
