@@ -161,6 +161,7 @@ pub fn run(opts: &BenchOptions, say: &mut dyn FnMut(&str)) -> Result<BenchReport
         bench.dedup(tool, &mut ws, per_run)?;
     }
     bench.verify_and_restore()?;
+    bench.inspect()?;
     bench.prune()?;
     // Plugins: start cold (compile) and warm (cached), in this process.
     let plugin_rows = plugins::plugin_start(&root, bench.runs)?;
@@ -195,6 +196,12 @@ fn ratios(rows: &[Row]) -> Vec<Ratio> {
         (steady, Dedup::Borg.second()),
         ("verify (current/)", "read every file once".into()),
         ("restore (current/ into the workspace)", "unzip".into()),
+        ("ls an archive", "unzip -l".into()),
+        ("dump one file from an archive", "unzip -p one file".into()),
+        (
+            "diff two consecutive archives",
+            "unzip -p both archives".into(),
+        ),
         ("beads preset backup", "plain copy of .beads".into()),
         (
             "beads preset backup",

@@ -270,6 +270,96 @@ impl Bench<'_> {
         )
     }
 
+    /// The inspection commands on the steady create's two newest archives, each beside what
+    /// Info-ZIP's unzip does with the same zip: `ls` (the central directory), `dump` of the
+    /// event log (streamed and checked), `diff` of two consecutive archives (against reading
+    /// both whole), and a partial restore of one identity from an archive.
+    pub fn inspect(&mut self) -> Result<()> {
+        let b_steady = self.dir.join("backups-steady");
+        let archives = b_steady.join("bench-ws/archives");
+        let mut names: Vec<String> = std::fs::read_dir(&archives)
+            .at("read", &archives)?
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".zip") && !n.starts_with("pre-restore"))
+            .collect();
+        names.sort();
+        let [.., older, newest] = names.as_slice() else {
+            self.rows
+                .push(skipped("ls an archive", "fewer than two archives"));
+            return Ok(());
+        };
+        let (older, newest) = (archives.join(older), archives.join(newest));
+        let (o, n) = (older.to_string_lossy(), newest.to_string_lossy());
+        let unzip = on_path("unzip");
+        let sh = |c: String| vec!["sh".to_owned(), "-c".to_owned(), c];
+        let ls = self.ours(&b_steady, &["ls", &n]);
+        self.row("ls an archive", "ours", &mut || Ok(()), ls, &|| None)?;
+        let dump = self.ours(&b_steady, &["dump", &n, "events.jsonl"]);
+        self.row(
+            "dump one file from an archive",
+            "ours",
+            &mut || Ok(()),
+            dump,
+            &|| None,
+        )?;
+        let diff = self.ours(&b_steady, &["diff", &o, &n]);
+        self.row(
+            "diff two consecutive archives",
+            "ours",
+            &mut || Ok(()),
+            diff,
+            &|| None,
+        )?;
+        let ids = self.root.join(".thrum/identities");
+        let mut id_names: Vec<String> = std::fs::read_dir(&ids)
+            .at("read", &ids)?
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        id_names.sort();
+        if let Some(id) = id_names.first() {
+            let one = format!("config/identities/{id}");
+            let restore = self.ours(&b_steady, &["restore", &n, "--yes", "--include", &one]);
+            self.row(
+                "restore one file from an archive",
+                "ours",
+                &mut || Ok(()),
+                restore,
+                &|| None,
+            )?;
+        }
+        if unzip {
+            self.row(
+                "unzip -l",
+                "baseline",
+                &mut || Ok(()),
+                sh(format!("unzip -l '{n}' > /dev/null")),
+                &|| None,
+            )?;
+            self.row(
+                "unzip -p one file",
+                "baseline",
+                &mut || Ok(()),
+                sh(format!("unzip -p '{n}' events.jsonl > /dev/null")),
+                &|| None,
+            )?;
+            self.row(
+                "unzip -p both archives",
+                "baseline",
+                &mut || Ok(()),
+                sh(format!(
+                    "unzip -p '{o}' > /dev/null && unzip -p '{n}' > /dev/null"
+                )),
+                &|| None,
+            )?;
+        } else {
+            self.rows
+                .push(skipped("unzip -l", "unzip is not installed"));
+        }
+        Ok(())
+    }
+
     /// `prune --dry-run` over 10 000 archives: one small real archive (retention counts only
     /// archives with a manifest), linked under 10 000 names. Without chunk indexes each is
     /// opened to read its manifest: the slow case.
