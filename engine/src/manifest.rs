@@ -332,7 +332,17 @@ impl Manifest {
         v
     }
 
-    /// Whether the manifest carries checksums (ours do; thrum's do not).
+    /// Each listed file's size and checksum, by path (empty without a manifest): what an
+    /// archive's entries are checked against as they are extracted.
+    pub fn expected(manifest: Option<&Manifest>) -> BTreeMap<String, (u64, Checksum)> {
+        manifest
+            .iter()
+            .flat_map(|m| m.files.iter())
+            .map(|f| (f.path.clone(), (f.size, f.checksum.clone())))
+            .collect()
+    }
+
+    /// Whether every file listed has a checksum (thrum's manifests have none).
     pub fn has_checksums(&self) -> bool {
         !self.files.is_empty()
     }

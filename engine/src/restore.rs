@@ -20,6 +20,7 @@
 
 mod apply;
 mod db;
+mod filter;
 mod layout;
 mod plan;
 mod plugins;
@@ -277,7 +278,7 @@ fn planned_changes(ctx: &Context, plan: &plan::RestorePlan) -> Vec<PlannedChange
 }
 
 /// The partial restore's filter, when `--include` or `--exclude` asks for one.
-fn filter(opts: &RestoreOptions) -> Result<Option<plan::Filter>> {
+fn filter(opts: &RestoreOptions) -> Result<Option<filter::Filter>> {
     if opts.include.is_empty() && opts.exclude.is_empty() {
         return Ok(None);
     }
@@ -286,7 +287,7 @@ fn filter(opts: &RestoreOptions) -> Result<Option<plan::Filter>> {
     } else {
         crate::pattern::Pattern::all(&opts.include)?
     };
-    Ok(Some(plan::Filter {
+    Ok(Some(filter::Filter {
         include,
         exclude: crate::pattern::Pattern::all(&opts.exclude)?,
     }))

@@ -380,28 +380,24 @@ impl ThrumConfig {
 
     /// Remove the replica `name` from `backup.replicas`, then save. `Ok(false)` if absent.
     pub fn remove_replica(&mut self, name: &str) -> Result<bool, ConfigError> {
-        let backup = self.backup_object()?;
-        let Some(list) = backup.get_mut("replicas").and_then(Value::as_array_mut) else {
-            return Ok(false);
-        };
-        let before = list.len();
-        list.retain(|p| p.get("name").and_then(Value::as_str) != Some(name));
-        if list.len() == before {
-            return Ok(false);
-        }
-        self.save()?;
-        Ok(true)
+        self.remove_named("replicas", name)
     }
 
     /// Remove the plugin `name` from `backup.plugins`, then save. `Ok(false)` if absent.
     pub fn remove_plugin(&mut self, name: &str) -> Result<bool, ConfigError> {
+        self.remove_named("plugins", name)
+    }
+
+    /// Remove the entry named `name` from the list `backup.<list>`, then save. `Ok(false)` if
+    /// absent.
+    fn remove_named(&mut self, list: &str, name: &str) -> Result<bool, ConfigError> {
         let backup = self.backup_object()?;
-        let Some(list) = backup.get_mut("plugins").and_then(Value::as_array_mut) else {
+        let Some(entries) = backup.get_mut(list).and_then(Value::as_array_mut) else {
             return Ok(false);
         };
-        let before = list.len();
-        list.retain(|p| p.get("name").and_then(Value::as_str) != Some(name));
-        if list.len() == before {
+        let before = entries.len();
+        entries.retain(|p| p.get("name").and_then(Value::as_str) != Some(name));
+        if entries.len() == before {
             return Ok(false);
         }
         self.save()?;

@@ -4,7 +4,6 @@
 //! writes a snapshot only after its data and index: an interrupted push leaves unused packs,
 //! which `check` reports as warnings and `prune` removes, never a snapshot without data).
 
-use std::collections::BTreeMap;
 use std::collections::HashSet;
 use std::path::PathBuf;
 
@@ -149,11 +148,7 @@ fn extract(
 ) -> Result<PathBuf> {
     let mut archive = CheckedArchive::open(path, &Limits::default())?;
     let m = archive.manifest()?;
-    let expected: BTreeMap<String, (u64, fsx::Checksum)> = m
-        .iter()
-        .flat_map(|m| m.files.iter())
-        .map(|f| (f.path.clone(), (f.size, f.checksum.clone())))
-        .collect();
+    let expected = Manifest::expected(m.as_ref());
     let dest = work.join("snapshot");
     fsx::create_dir_all(&dest)?;
     archive.extract_all(&dest, &expected, progress, cancel)?;

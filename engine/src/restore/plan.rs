@@ -13,6 +13,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::db::{self, DbPlan};
+pub(crate) use super::filter::Filter;
 use super::layout::{self, Planned};
 use super::plugins;
 use super::source::Checked;
@@ -23,7 +24,6 @@ use crate::gitsync::{self, BranchSource};
 use crate::journal::{Step, WorktreeStep};
 use crate::locate::Workspace;
 use crate::manifest::Manifest;
-use crate::pattern::Pattern;
 use crate::progress::{Cancel, Progress};
 use crate::snapshot::DB_PATH;
 
@@ -46,56 +46,6 @@ pub(crate) struct RestorePlan {
     pub notes: Vec<String>,
     /// A partial restore (`--include`, `--exclude`).
     pub partial: bool,
-}
-
-/// Which of a snapshot's paths a partial restore puts back (`--include`, `--exclude`).
-#[derive(Debug, Clone)]
-pub(crate) struct Filter {
-    pub include: Vec<Pattern>,
-    pub exclude: Vec<Pattern>,
-}
-
-impl Filter {
-    /// Whether the snapshot path `path` is put back.
-    pub fn wants(&self, path: &str) -> bool {
-        self.include.iter().any(|p| p.matches(path))
-            && !self.exclude.iter().any(|p| p.matches(path))
-    }
-
-    /// Whether a partial restore extracts the snapshot path `path` from an archive (`all`:
-    /// every path of the snapshot): what it puts back, the manifest, the whole database and
-    /// its tables when it puts that back, and the whole folder of a plugin it restores.
-    pub fn extracts(&self, path: &str, all: &[String]) -> bool {
-        if path == crate::manifest::FILE_NAME || self.wants(path) {
-            return true;
-        }
-        let database = |p: &str| p == DB_PATH || p.starts_with("local/");
-        if database(path) {
-            return all.iter().any(|p| database(p) && self.wants(p));
-        }
-        if let Some(plugin) = path
-            .strip_prefix("plugins/")
-            .and_then(|r| r.split('/').next())
-        {
-            let prefix = format!("plugins/{plugin}/");
-            return all.iter().any(|p| p.starts_with(&prefix) && self.wants(p));
-        }
-        false
-    }
-
-    /// Every include must match a file of the snapshot: a pattern naming nothing is an
-    /// error, before anything changes (the workspace's file of that name stays as it is).
-    fn check_matches(&self, snapshot_files: &[String], label: &str) -> Result<()> {
-        for p in &self.include {
-            if !snapshot_files.iter().any(|f| p.matches(f)) {
-                return Err(Error::NotFound(format!(
-                    "{label}: nothing in the snapshot matches {:?}, so nothing would be put back for it (a workspace file of that name is left as it is; `thrum-backup ls` shows the snapshot's paths)",
-                    p.text()
-                )));
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Plan the restore of a checked source into `ctx`'s workspace. Plugins run here (into

@@ -6,10 +6,9 @@
 //! workspace (unless forced), every JSON Lines file must pass the one rule of a restore, and
 //! a database newer than the installed thrum opens is refused (unless forced).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::plan::Filter;
+use super::filter::Filter;
 use super::{RestoreOptions, Source};
 use crate::archive::CheckedArchive;
 use crate::context::Context;
@@ -140,11 +139,7 @@ fn extract_archive(
 ) -> Result<(PathBuf, Manifest, Vec<String>)> {
     let mut archive = CheckedArchive::open(path, &opts.limits)?;
     let m = archive.manifest()?;
-    let expected: BTreeMap<String, (u64, fsx::Checksum)> = m
-        .iter()
-        .flat_map(|m| m.files.iter())
-        .map(|f| (f.path.clone(), (f.size, f.checksum.clone())))
-        .collect();
+    let expected = Manifest::expected(m.as_ref());
     let all: Vec<String> = archive.entries().iter().map(|e| e.path.clone()).collect();
     let keep = |p: &str| filter.is_none_or(|f| f.extracts(p, &all));
     let extracted = work.join("source");
