@@ -152,6 +152,7 @@ pub fn create(
             dir,
             &manifest,
             opts.prune.then_some(&policy),
+            progress,
         )
     } else {
         Vec::new()

@@ -14,6 +14,7 @@
 //! (`timeout_secs`): an unreachable host costs that long, not the backend's retries.
 
 mod address;
+mod relay;
 pub mod state;
 mod sync;
 
@@ -39,6 +40,7 @@ use serde::Serialize;
 use crate::config::{PASSWORD_ENV, PasswordFrom, ReplicaEntry, Retention};
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
+use crate::progress::Progress;
 
 /// The tag every snapshot we push carries.
 pub const TAG: &str = "thrum-backup";
@@ -73,6 +75,8 @@ pub struct Replica {
     pub entry: ReplicaEntry,
     /// `None` only if indexing failed midway (then every later call says so).
     repo: Option<Repository<OpenStatus>>,
+    /// rustic's progress, relayed to ours during a push or a fetch.
+    relay: relay::Relay,
 }
 
 /// One of our snapshots on a replica.
@@ -265,13 +269,16 @@ impl Replica {
             .map_err(|e| error(&name, e))?;
         let repository = entry.repository.clone();
         let label = name.clone();
+        let relay = relay::Relay::default();
+        let bars = relay.clone();
         let repo = within(
             &label,
             entry.timeout(),
             "opening the repository",
             move || {
                 let opts = RepositoryOptions::default().no_cache(true);
-                let repo = Repository::new(&opts, &backends).map_err(|e| error(&name, e))?;
+                let repo = Repository::new_with_progress(&opts, &backends, bars)
+                    .map_err(|e| error(&name, e))?;
                 let has_config = repo.config_id().map_err(|e| error(&name, e))?.is_some();
                 if has_config {
                     repo.open(&creds).map_err(|e| {
@@ -302,6 +309,7 @@ impl Replica {
         Ok(Self {
             entry: entry.clone(),
             repo: Some(repo),
+            relay,
         })
     }
 
@@ -317,18 +325,27 @@ impl Replica {
 
     /// Run `f` on the repository with its index loaded (rustic's typestate consumes the open
     /// repository to index it; it is put back afterwards).
-    fn indexed<T, S: rustic_core::IndexedTree>(
+    /// rustic reports its progress in bytes to `progress` meanwhile.
+    fn indexed<T: Send, S: rustic_core::IndexedTree + Send>(
         &mut self,
-        index: impl FnOnce(Repository<OpenStatus>) -> rustic_core::RusticResult<Repository<S>>,
-        f: impl FnOnce(&Repository<S>) -> Result<T>,
+        progress: &dyn Progress,
+        index: impl FnOnce(Repository<OpenStatus>) -> rustic_core::RusticResult<Repository<S>> + Send,
+        f: impl FnOnce(&Repository<S>) -> Result<T> + Send,
     ) -> Result<T> {
         let repo = self
             .repo
             .take()
             .ok_or_else(|| self.err("the repository could not be indexed"))?;
-        let indexed = index(repo).map_err(|e| self.err(e))?;
-        let out = f(&indexed);
-        self.repo = Some(indexed.drop_index());
+        let name = self.entry.name.clone();
+        let (repo, out) = self.relay.clone().run(progress, move || {
+            let indexed = match index(repo) {
+                Ok(i) => i,
+                Err(e) => return (None, Err(error(&name, e))),
+            };
+            let out = f(&indexed);
+            (Some(indexed.drop_index()), out)
+        });
+        self.repo = repo;
         out
     }
 
@@ -350,7 +367,13 @@ impl Replica {
     }
 
     /// Push the snapshot in `dir` (described by `manifest`) as one restic snapshot.
-    pub fn push(&mut self, dir: &Path, manifest: &Manifest, kind: Kind) -> Result<Pushed> {
+    pub fn push(
+        &mut self,
+        dir: &Path,
+        manifest: &Manifest,
+        kind: Kind,
+        progress: &dyn Progress,
+    ) -> Result<Pushed> {
         let id = snapshot_key(manifest);
         let mut tags = vec![
             TAG.to_owned(),
@@ -373,7 +396,7 @@ impl Replica {
             .sanitize()
             .map_err(|e| self.err(e))?;
         let name = self.entry.name.clone();
-        let snap = self.indexed(Repository::to_indexed_ids, |repo| {
+        let snap = self.indexed(progress, Repository::to_indexed_ids, |repo| {
             repo.backup(&opts, &source, snap)
                 .map_err(|e| error(&name, e))
         })?;
@@ -519,7 +542,12 @@ impl Replica {
     /// Fetch snapshot `which` (a replica id or prefix, or our `snapshot:` id; `None`: the
     /// newest) into `dest`, an empty private directory. Its files are not checked here: the
     /// caller checks them against the manifest they carry.
-    pub fn fetch(&mut self, which: Option<&str>, dest: &Path) -> Result<RemoteSnapshot> {
+    pub fn fetch(
+        &mut self,
+        which: Option<&str>,
+        dest: &Path,
+        progress: &dyn Progress,
+    ) -> Result<RemoteSnapshot> {
         let ours = self.ours()?;
         let snap = match which {
             // The newest backup: safety snapshots taken before a restore are not backups
@@ -553,7 +581,7 @@ impl Replica {
         let path = snap.paths.iter().next().cloned().unwrap_or_default();
         let label = self.entry.name.clone();
         guarded(&label, "reading the snapshot", || {
-            self.indexed(Repository::to_indexed, |repo| {
+            self.indexed(progress, Repository::to_indexed, |repo| {
                 let node = repo
                     .node_from_snapshot_and_path(&snap, &path)
                     .map_err(err)?;
@@ -665,12 +693,13 @@ pub fn push_all(
     dir: &crate::backup_dir::BackupDir,
     manifest: &Manifest,
     prune: Option<&Retention>,
+    progress: &dyn Progress,
 ) -> Vec<PushOutcome> {
     entries
         .iter()
         .map(|entry| {
             let result = Replica::open(entry, base, false).and_then(|mut r| {
-                let pushed = r.push(&dir.current(), manifest, Kind::Current)?;
+                let pushed = r.push(&dir.current(), manifest, Kind::Current, progress)?;
                 let forgotten = match prune {
                     Some(default) => {
                         let policy = entry.retention.as_ref().unwrap_or(default);
@@ -782,4 +811,77 @@ pub fn resolve(entries: &[ReplicaEntry], name_or_address: &str) -> Result<Replic
             format!("there are: {}", known.join(", "))
         }
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// A progress that records what it is told.
+    #[derive(Default)]
+    struct Recorded {
+        phases: Mutex<Vec<String>>,
+        bytes: std::sync::atomic::AtomicU64,
+    }
+
+    impl Progress for Recorded {
+        fn phase(&self, name: &str, _total: Option<u64>) {
+            self.phases.lock().unwrap().push(name.to_owned());
+        }
+        fn advance(&self, bytes: u64) {
+            self.bytes
+                .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn a_local_repository_round_trip_with_rustics_progress_relayed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("snapshot");
+        std::fs::create_dir_all(src.join("config")).unwrap();
+        let data: Vec<u8> = (0..300_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        std::fs::write(src.join("events.jsonl"), &data).unwrap();
+        std::fs::write(src.join("config/config.json"), b"{}").unwrap();
+        let manifest = Manifest::from_slice(
+            br#"{"version":1,"timestamp":"2026-01-02T03:04:05Z","snapshot_id":"s1","repo_name":"proj"}"#,
+        )
+        .unwrap();
+        std::fs::write(src.join("pw"), "secret\n").unwrap();
+        let mut entry = ReplicaEntry::new("t", tmp.path().join("repo").to_string_lossy());
+        entry.password_file = Some(src.join("pw").to_string_lossy().into_owned());
+
+        // Not a repository yet: refused without `create`, made with it.
+        assert!(Replica::open(&entry, tmp.path(), false).is_err());
+        let mut r = Replica::open(&entry, tmp.path(), true).unwrap();
+        let progress = Recorded::default();
+        let pushed = r.push(&src, &manifest, Kind::Current, &progress).unwrap();
+        assert_eq!(pushed.files, 3);
+        assert!(progress.bytes.load(std::sync::atomic::Ordering::Relaxed) >= data.len() as u64);
+        assert!(!progress.phases.lock().unwrap().is_empty());
+
+        let snaps = r.snapshots().unwrap();
+        assert_eq!(snaps.len(), 1);
+        assert_eq!(snaps[0].snapshot.as_deref(), Some("s1"));
+        assert_eq!(snaps[0].path, "/thrum-backup/proj");
+        assert_eq!(snaps[0].time.to_rfc3339(), "2026-01-02T03:04:05+00:00");
+
+        let back = tmp.path().join("back");
+        std::fs::create_dir_all(&back).unwrap();
+        r.fetch(Some("s1"), &back, &crate::progress::Silent)
+            .unwrap();
+        assert_eq!(std::fs::read(back.join("events.jsonl")).unwrap(), data);
+        assert!(r.check(true).unwrap().ok());
+
+        // A wrong password is named as such.
+        std::fs::write(src.join("pw"), "wrong\n").unwrap();
+        let e = Replica::open(&entry, tmp.path(), false)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("replica t") && e.contains("wrong password"),
+            "{e}"
+        );
+    }
 }

@@ -116,11 +116,11 @@ pub fn sync(
             None,
         );
         let pushed = if l.kind == Kind::Current {
-            replica.push(&l.path, &l.manifest, l.kind)?
+            replica.push(&l.path, &l.manifest, l.kind, progress)?
         } else {
             let work = dir.new_work_dir("replica")?;
             let result = extract(&l.path, &work, progress, cancel)
-                .and_then(|src| replica.push(&src, &l.manifest, l.kind));
+                .and_then(|src| replica.push(&src, &l.manifest, l.kind, progress));
             let _ = fsx::remove_any(&work);
             match result {
                 Ok(p) => p,

@@ -112,7 +112,7 @@ fn fetch_replica(
     let dest = work.join("source");
     fsx::create_dir_all(&dest)?;
     let mut replica = crate::replica::Replica::open(entry, &ctx.workspace.thrum_dir, false)?;
-    let snap = replica.fetch(snapshot, &dest)?;
+    let snap = replica.fetch(snapshot, &dest, progress)?;
     let label = format!("replica {} snapshot {}", entry.name, snap.id);
     let m = manifest::read_dir(&dest)?.ok_or_else(|| {
         Error::Invalid(format!(
