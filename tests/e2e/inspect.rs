@@ -494,3 +494,71 @@ fn a_partial_restore_from_an_archive_extracts_only_what_it_puts_back() {
     let left = r["snapshot_files"]["left"].as_u64().unwrap_or(0);
     assert!(left > 10, "{r}");
 }
+
+#[test]
+fn a_partial_restore_that_fails_midway_puts_everything_back() {
+    let fx = Fx::new();
+    fx.create();
+    let ids = fx.thrum().join("identities");
+    let msgs = fx.ws.sync_dir.join("messages");
+    let (id, agent) = (first_file(&ids, ".json"), first_file(&msgs, ".jsonl"));
+    std::fs::write(ids.join(&id), "{}").unwrap();
+    std::fs::write(msgs.join(&agent), "").unwrap();
+    let live = fx.state();
+    for after in [0, 1] {
+        let out = fx
+            .cmd()
+            .env("THRUM_BACKUP_FAULT_RESTORE_AFTER", after.to_string())
+            .args(["restore", "--yes", "--include"])
+            .arg(format!("config/identities/{id}"))
+            .arg(format!("messages/{agent}"))
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(
+            stderr(&out).contains("put back as it was"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(
+            fx.state() == live,
+            "a failed partial restore changed the workspace (fault at {after})"
+        );
+    }
+}
+
+#[test]
+fn a_damaged_archive_is_refused_by_ls_dump_diff_and_a_partial_restore() {
+    let fx = Fx::new();
+    fx.create();
+    let bad = fx.archives();
+    std::fs::create_dir_all(&bad).unwrap();
+    let junk = bad.join("2020-01-01T000000.zip");
+    std::fs::write(&junk, b"PK\x03\x04 this is not a zip archive at all").unwrap();
+    let name = "2020-01-01T000000.zip";
+    let before = fx.state();
+    for args in [
+        vec!["ls", name],
+        vec!["dump", name, "events.jsonl"],
+        vec!["diff", name, "current"],
+        vec!["restore", name, "--yes", "--include", "config/"],
+        vec!["restore", name, "--dry-run"],
+    ] {
+        let out = fx.cmd().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(name), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("not a valid zip"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    assert!(
+        fx.state() == before,
+        "a refused command changed the workspace"
+    );
+    // `find` searches the rest and says what it could not read.
+    let out = fx.cmd().args(["find", "config/"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains(name), "{}", stderr(&out));
+}
