@@ -67,6 +67,11 @@ pub struct Manifest {
     /// where a file belongs): not captured.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<String>,
+    /// The snapshot holds only some of the workspace's files (the live files a partial
+    /// restore replaced, saved before it): restoring it puts back exactly its files and moves
+    /// nothing out.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
     /// What this snapshot lost against the one before it (the shrink guard, see
     /// [`crate::shrink`]): the last good archive before it is kept until accepted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -230,6 +230,7 @@ fn without_the_workspace(
     let result = (|| {
         let filter = filter(opts)?;
         let source = source::open(ctx, opts, &work, filter.as_ref(), progress, cancel)?;
+        let filter = filter.or(for_partial(&source.manifest)?);
         let plan = plan::make(ctx, &source, &work, filter.as_ref(), progress, cancel)?;
         if let (Some(t), false) = (&opts.target, opts.dry_run) {
             let written = target::write(&ctx.workspace, &source, &plan, t, progress, cancel)?;
@@ -293,6 +294,15 @@ fn filter(opts: &RestoreOptions) -> Result<Option<filter::Filter>> {
     }))
 }
 
+/// A partial snapshot (saved before a partial restore) is restored as one: its files, and
+/// nothing moved out.
+fn for_partial(m: &Manifest) -> Result<Option<filter::Filter>> {
+    Ok(m.partial.then_some(filter::Filter {
+        include: vec![crate::pattern::Pattern::new("*")?],
+        exclude: Vec::new(),
+    }))
+}
+
 /// Check the source, plan, apply, report: the restore under its locks.
 fn restore_locked(
     ctx: &Context,
@@ -303,8 +313,18 @@ fn restore_locked(
 ) -> Result<RestoreReport> {
     let filter = filter(opts)?;
     let source = source::open(ctx, opts, work, filter.as_ref(), progress, cancel)?;
+    let filter = filter.or(for_partial(&source.manifest)?);
     let plan = plan::make(ctx, &source, work, filter.as_ref(), progress, cancel)?;
-    let applied = apply::apply(ctx, opts, &plan, &source.manifest, work, progress, cancel)?;
+    let applied = apply::apply(
+        ctx,
+        opts,
+        &plan,
+        &source.manifest,
+        &source.dir,
+        work,
+        progress,
+        cancel,
+    )?;
     Ok(report(ctx, source, plan, applied))
 }
 

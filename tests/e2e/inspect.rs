@@ -294,12 +294,34 @@ fn a_partial_restore_puts_back_only_what_it_names_in_one_transaction() {
         after.rows, before.rows,
         "the database is not part of this restore"
     );
-    // The replaced live files were saved first.
+    // The replaced live files were saved first, and only they: a partial safety snapshot,
+    // which a restore of it puts back exactly, moving nothing out.
     assert_eq!(fx.archive_names().len(), archives + 1);
-    let pre = r["pre_restore"].as_str().unwrap();
-    let listing = fx.json(&["ls", pre]);
-    let saved = listing.to_string();
-    assert!(saved.contains(&id) && saved.contains(&agent), "{listing}");
+    let pre = r["pre_restore"].as_str().unwrap().to_owned();
+    let listing = fx.json(&["ls", &pre]);
+    assert_eq!(
+        paths(&listing),
+        vec![
+            format!("config/identities/{id}"),
+            "manifest.json".to_owned(),
+            format!("messages/{agent}"),
+        ],
+        "{listing}"
+    );
+    let undo = fx.json(&["restore", &pre, "--yes"]);
+    assert_eq!(undo["removed"].as_array().unwrap().len(), 0, "{undo}");
+    assert!(
+        fx.state() == before,
+        "restoring the safety snapshot did not undo the partial restore"
+    );
+    fx.json(&[
+        "restore",
+        "--yes",
+        "--include",
+        &format!("config/identities/{id}"),
+        &format!("messages/{agent}"),
+    ]);
+    let after = fx.state();
 
     // The database alone, with db/: the rows come back, the files stay.
     let conn = rusqlite::Connection::open(&fx.ws.db_path).unwrap();

@@ -45,6 +45,7 @@ pub(crate) fn apply(
     opts: &RestoreOptions,
     plan: &RestorePlan,
     manifest: &Manifest,
+    src: &Path,
     work: &Path,
     progress: &dyn Progress,
     cancel: &Cancel,
@@ -80,7 +81,13 @@ pub(crate) fn apply(
     cancel.check().map_err(undo)?;
 
     // A restore that fails and is put back whole replaced nothing: its safety archive goes.
-    applied.pre_restore = save_live(ctx, work, opts.db_wait, progress, cancel).map_err(undo)?;
+    // A partial restore of files alone saves only the live files it replaces.
+    let saved = if plan.partial && plan.database.is_none() && plan.plugins.is_empty() {
+        save_replaced(ctx, plan, manifest, src, work, progress, cancel)
+    } else {
+        save_live(ctx, work, opts.db_wait, progress, cancel)
+    };
+    applied.pre_restore = saved.map_err(undo)?;
     let undo = |e: Error| -> Error {
         let e = undo(e);
         if let (false, Some(p)) = (journal_path.exists(), &applied.pre_restore) {
@@ -117,6 +124,64 @@ fn fill_temps(plan: &RestorePlan, progress: &dyn Progress, cancel: &Cancel) -> R
         progress.advance(d.size);
     }
     Ok(())
+}
+
+/// The live files a partial restore replaces, saved as a partial snapshot (under the same
+/// snapshot paths as in the snapshot restored, whose layout it takes) zipped as
+/// `archives/pre-restore-<now>.zip`: restoring it puts back exactly those files. `None` when
+/// the restore replaces no live file (it only creates).
+fn save_replaced(
+    ctx: &Context,
+    plan: &RestorePlan,
+    restored: &Manifest,
+    src: &Path,
+    work: &Path,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<Option<PathBuf>> {
+    let live = work.join("live");
+    fsx::create_dir_all(&live)?;
+    let mut staging = Staging::new(live.clone());
+    let secret: std::collections::BTreeSet<&str> = restored
+        .files
+        .iter()
+        .filter(|f| f.secret)
+        .map(|f| f.path.as_str())
+        .collect();
+    let mut saved = 0;
+    for (step, copy) in plan.steps.iter().zip(&plan.copies) {
+        cancel.check()?;
+        let Some((from, _)) = copy else { continue };
+        let Ok(rel) = from.strip_prefix(src) else {
+            continue;
+        };
+        let rel = rel.to_string_lossy().replace('\\', "/");
+        let is_file = fs::symlink_metadata(&step.target).is_ok_and(|m| m.is_file());
+        if !is_file {
+            continue;
+        }
+        if let Some(parent) = live.join(&rel).parent() {
+            fsx::create_dir_all(parent)?;
+        }
+        let mode = fsx::mode_of(&step.target);
+        staging.copy_in_as(&step.target, &rel, mode, secret.contains(rel.as_str()))?;
+        saved += 1;
+    }
+    if saved == 0 {
+        return Ok(None);
+    }
+    let mut m = snapshot::new_manifest(
+        &ctx.workspace.repo_name,
+        &ctx.identity,
+        snapshot::Captured::default(),
+    );
+    m.partial = true;
+    m.layout = restored.layout.clone();
+    m.worktrees = restored.worktrees.clone();
+    m.local_only = restored.local_only;
+    let time = m.timestamp;
+    staging.finish(m)?;
+    publish_safety(ctx, &live, time, progress, cancel)
 }
 
 /// Snapshot the live workspace (and what its WebAssembly plugins would put back) and zip it as
@@ -160,13 +225,24 @@ fn save_live(
     .backup_all(Kinds::Wasm, &mut staging, &mut m, progress, cancel)?;
     let time = m.timestamp;
     staging.finish(m)?;
+    publish_safety(ctx, &live, time, progress, cancel)
+}
+
+/// Zip the safety snapshot in `live` as `archives/pre-restore-<time>.zip`.
+fn publish_safety(
+    ctx: &Context,
+    live: &Path,
+    time: chrono::DateTime<chrono::Utc>,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<Option<PathBuf>> {
     let archives = ctx.backup.archives();
     fsx::create_dir_all(&archives)?;
     let tmp = fsx::temp_sibling(&archives.join("pre-restore.zip"), "tmp");
     // The live data is mostly what the newest archive holds: reuse it where the files agree.
     let earlier = ctx.backup.newest_snapshot_archive(time);
     crate::archive::write_dir_reusing(
-        &live,
+        live,
         &tmp,
         crate::archive::DEFAULT_LEVEL,
         earlier.as_deref(),

@@ -78,6 +78,20 @@ impl Staging {
         Ok(d)
     }
 
+    /// Copy `src` to `rel` in the snapshot, recording its mode and whether it is a secret
+    /// (a private file stays private in the copy: it is written 0600 like every file here).
+    pub fn copy_in_as(
+        &mut self,
+        src: &Path,
+        rel: &str,
+        mode: Option<u32>,
+        secret: bool,
+    ) -> Result<FileDigest> {
+        let d = fsx::copy_new(src, &self.root.join(rel))?;
+        self.record_full(rel, &d, None, mode, secret);
+        Ok(d)
+    }
+
     /// Record a file something else wrote at `rel` (the database copy).
     pub fn adopt(&mut self, rel: &str) -> Result<FileDigest> {
         let d = fsx::digest_file(&self.root.join(rel))?;
@@ -187,6 +201,7 @@ pub fn new_manifest(
         skipped: captured.skipped,
         jsonl: captured.jsonl,
         shrink: Vec::new(),
+        partial: false,
         capture: captured.capture,
         files: Vec::new(),
         database: captured.database,
