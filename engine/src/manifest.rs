@@ -405,6 +405,7 @@ mod tests {
             skipped: vec![],
             jsonl: vec![],
             shrink: vec![],
+            partial: false,
             capture: None,
             files: vec![FileEntry {
                 path: "events.jsonl".into(),

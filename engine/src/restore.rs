@@ -315,16 +315,7 @@ fn restore_locked(
     let source = source::open(ctx, opts, work, filter.as_ref(), progress, cancel)?;
     let filter = filter.or(for_partial(&source.manifest)?);
     let plan = plan::make(ctx, &source, work, filter.as_ref(), progress, cancel)?;
-    let applied = apply::apply(
-        ctx,
-        opts,
-        &plan,
-        &source.manifest,
-        &source.dir,
-        work,
-        progress,
-        cancel,
-    )?;
+    let applied = apply::apply(ctx, opts, &plan, &source, work, progress, cancel)?;
     Ok(report(ctx, source, plan, applied))
 }
 

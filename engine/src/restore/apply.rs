@@ -14,13 +14,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::plan::RestorePlan;
+use super::source::Checked;
 use super::{RestoreOptions, SequenceReport, db};
 use crate::backup_dir::PRE_RESTORE_PREFIX;
 use crate::context::Context;
 use crate::error::{Error, IoContext, Result};
 use crate::fsx;
 use crate::journal::{self, JOURNAL, Journal};
-use crate::manifest::Manifest;
 use crate::plugin::runner::{Kinds, Runner};
 use crate::progress::{Cancel, Progress};
 use crate::retention::ArchiveName;
@@ -39,13 +39,12 @@ pub(crate) struct Applied {
     pub notes: Vec<String>,
 }
 
-/// Apply `plan` (of the snapshot `manifest`) to the workspace, all or nothing.
+/// Apply `plan` (of the checked snapshot `source`) to the workspace, all or nothing.
 pub(crate) fn apply(
     ctx: &Context,
     opts: &RestoreOptions,
     plan: &RestorePlan,
-    manifest: &Manifest,
-    src: &Path,
+    source: &Checked,
     work: &Path,
     progress: &dyn Progress,
     cancel: &Cancel,
@@ -72,7 +71,7 @@ pub(crate) fn apply(
         let sequence = db::check_sequence(
             ws,
             &d.temp,
-            manifest,
+            &source.manifest,
             opts.raise_sequence,
             &mut applied.notes,
         );
@@ -83,7 +82,7 @@ pub(crate) fn apply(
     // A restore that fails and is put back whole replaced nothing: its safety archive goes.
     // A partial restore of files alone saves only the live files it replaces.
     let saved = if plan.partial && plan.database.is_none() && plan.plugins.is_empty() {
-        save_replaced(ctx, plan, manifest, src, work, progress, cancel)
+        save_replaced(ctx, plan, source, work, progress, cancel)
     } else {
         save_live(ctx, work, opts.db_wait, progress, cancel)
     };
@@ -133,8 +132,7 @@ fn fill_temps(plan: &RestorePlan, progress: &dyn Progress, cancel: &Cancel) -> R
 fn save_replaced(
     ctx: &Context,
     plan: &RestorePlan,
-    restored: &Manifest,
-    src: &Path,
+    source: &Checked,
     work: &Path,
     progress: &dyn Progress,
     cancel: &Cancel,
@@ -142,6 +140,7 @@ fn save_replaced(
     let live = work.join("live");
     fsx::create_dir_all(&live)?;
     let mut staging = Staging::new(live.clone());
+    let (restored, src) = (&source.manifest, &source.dir);
     let secret: std::collections::BTreeSet<&str> = restored
         .files
         .iter()
