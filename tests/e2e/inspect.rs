@@ -321,7 +321,10 @@ fn a_partial_restore_puts_back_only_what_it_names_in_one_transaction() {
         &format!("config/identities/{id}"),
         &format!("messages/{agent}"),
     ]);
-    assert!(fx.state() == after, "the partial restore again gives the same workspace");
+    assert!(
+        fx.state() == after,
+        "the partial restore again gives the same workspace"
+    );
 
     // The database alone, with db/: the rows come back, the files stay.
     let conn = rusqlite::Connection::open(&fx.ws.db_path).unwrap();
