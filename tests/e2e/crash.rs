@@ -404,3 +404,77 @@ fn interrupted_creates_drop_their_stage_before_they_exit() {
         outcomes[0], outcomes[1], outcomes[2]
     );
 }
+
+#[test]
+fn killed_partial_restores_are_rolled_back_or_complete() {
+    let fx = Fx::with_scale(Scale {
+        agents: 8,
+        messages: 6_000,
+    });
+    fx.create();
+    let ids = fx.thrum().join("identities");
+    let msgs = fx.ws.sync_dir.join("messages");
+    let first = |dir: &std::path::Path| {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v.remove(0)
+    };
+    let (id, agent) = (first(&ids), first(&msgs));
+    std::fs::write(ids.join(&id), b"{}").unwrap();
+    std::fs::write(msgs.join(&agent), b"").unwrap();
+    std::fs::write(fx.thrum().join("context/new-since.md"), b"kept\n").unwrap();
+    let live = fx.state();
+    let (inc_id, inc_msg) = (
+        format!("config/identities/{id}"),
+        format!("messages/{agent}"),
+    );
+    let args = ["restore", "--yes", "--include", &inc_id, &inc_msg];
+    let full = timed(&fx, &args);
+    let done = fx.state();
+    assert!(done != live);
+    // Back to the live state: a restore of the partial safety snapshot that restore saved.
+    let undo = |fx: &Fx| {
+        let pre = fx
+            .archive_names()
+            .into_iter()
+            .filter(|n| n.starts_with("pre-restore-"))
+            .max()
+            .expect("a safety archive");
+        fx.json(&["restore", &pre, "--yes"]);
+    };
+    undo(&fx);
+    assert!(
+        fx.state() == live,
+        "the partial safety snapshot does not give the live state back"
+    );
+    let mut rng = Rng(0x5eed_0fba_5eba_1100);
+    let mut outcomes = [0usize; 2];
+    for i in 0..iterations(10) {
+        if fx.state() != live {
+            undo(&fx);
+        }
+        let mut child = spawn(&fx, &args);
+        std::thread::sleep(Duration::from_micros(
+            rng.below(full.as_micros() as u64 * 12 / 10),
+        ));
+        let _ = child.kill();
+        child.wait().unwrap();
+        fx.cmd().arg("status").assert().success();
+        let state = fx.state();
+        if state == live {
+            outcomes[0] += 1;
+        } else if state == done {
+            outcomes[1] += 1;
+        } else {
+            panic!("iteration {i}: a killed partial restore left a mix\nnow: {state:?}");
+        }
+    }
+    eprintln!(
+        "partial restore kills: {} rolled back, {} completed",
+        outcomes[0], outcomes[1]
+    );
+}
