@@ -157,9 +157,7 @@ pub fn diff(a: &Snapshot, b: &Snapshot) -> Result<Diff> {
         .map(|c| c.path.clone())
         .collect();
     for p in &touched {
-        let is_log = p == "events.jsonl"
-            || ((p.starts_with("messages/") || p.starts_with("messages-v2/"))
-                && p.ends_with(".jsonl"));
+        let is_log = is_log(p);
         let table = p
             .strip_prefix("local/")
             .and_then(|t| t.strip_suffix(".jsonl"));
@@ -185,6 +183,14 @@ pub fn diff(a: &Snapshot, b: &Snapshot) -> Result<Diff> {
         }
     }
     Ok(d)
+}
+
+/// Whether `path` is one of thrum's logs whose lines carry message or event ids: the event
+/// log, or an agent's message log (legacy or v2).
+pub(super) fn is_log(path: &str) -> bool {
+    path == "events.jsonl"
+        || ((path.starts_with("messages/") || path.starts_with("messages-v2/"))
+            && path.ends_with(".jsonl"))
 }
 
 /// Whether two listed files have the same content: by checksum when both have one of one

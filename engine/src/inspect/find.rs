@@ -97,10 +97,8 @@ pub fn find(ctx: &Context, query: &Query) -> Result<Found> {
                 let mut hits = Vec::new();
                 for f in &listing.files {
                     let p = &f.path;
-                    let log = p == "events.jsonl"
-                        || ((p.starts_with("messages/") || p.starts_with("messages-v2/"))
-                            && p.ends_with(".jsonl"));
-                    if log && holds_id(&reader.read(p)?.unwrap_or_default(), id) {
+                    if super::diff::is_log(p) && holds_id(&reader.read(p)?.unwrap_or_default(), id)
+                    {
                         hits.push(p.clone());
                     }
                 }

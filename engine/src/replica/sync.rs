@@ -124,10 +124,10 @@ pub fn sync(
             let _ = fsx::remove_any(&work);
             match result {
                 Ok(p) => p,
-                Err(crate::Error::Replica { name, message }) => {
-                    return Err(crate::Error::Replica { name, message });
+                // The replica failing, or a signal, ends the sync; a bad archive is skipped.
+                Err(e @ (crate::Error::Replica { .. } | crate::Error::Cancelled)) => {
+                    return Err(e);
                 }
-                Err(crate::Error::Cancelled) => return Err(crate::Error::Cancelled),
                 Err(e) => {
                     report.skipped.push((l.label.clone(), e.to_string()));
                     continue;
