@@ -131,10 +131,19 @@ pub fn create(
         _ => None,
     };
     progress.phase("publishing the snapshot", None);
-    if let Err(e) = dir.publish(&stage_dir) {
-        let _ = snapshot::cut_back_grown(&dir.current());
+    let published = match fault_before_publish().as_deref() {
+        Some("fail") => Err(crate::Error::Invalid(
+            "failing before publishing, as THRUM_BACKUP_FAULT_CREATE_BEFORE_PUBLISH asks".into(),
+        )),
+        Some("exit") => std::process::exit(137),
+        _ => dir.publish(&stage_dir),
+    };
+    if let Err(e) = published {
+        undo_in_place(dir);
         return Err(e);
     }
+    // The new snapshot is current/: the database copy's undo file has served.
+    let _ = snapshot::drop_db_work(&dir.tmp());
     let prune = if opts.prune {
         Some(prune::prune_locked(ctx, false)?)
     } else {
@@ -206,7 +215,7 @@ fn stage_and_archive(
 ) -> Result<Staged> {
     let dir = &ctx.backup;
     let gate = Gate::default();
-    let base = previous.map(|m| snapshot::Base::new(dir.current(), m, &gate));
+    let base = previous.map(|m| snapshot::Base::new(dir.current(), m, &gate, dir.tmp()));
     let (staged, prepared) = std::thread::scope(|s| {
         let archiver = s.spawn(|| {
             let _undecided_means_no = gate.no_on_drop();
@@ -237,8 +246,7 @@ fn stage_and_archive(
         if let Some(p) = prepared {
             p.discard();
         }
-        // Should this fail, the next command's recovery cuts them back.
-        let _ = snapshot::cut_back_grown(&dir.current());
+        undo_in_place(dir);
         let _ = crate::fsx::remove_any(stage_dir);
     };
     let (manifest, notes, grown) = match staged {
@@ -267,6 +275,27 @@ fn stage_and_archive(
         archive_reuse,
         previous_damaged,
     })
+}
+
+/// Where [`create`] stops on purpose, just before publishing (when `current/` has been
+/// changed in place the most): `fail` takes the failure path, `exit` stands in for a kill.
+/// The test suite's; only a debug build reads it from the environment.
+fn fault_before_publish() -> Option<String> {
+    if cfg!(debug_assertions) {
+        std::env::var("THRUM_BACKUP_FAULT_CREATE_BEFORE_PUBLISH").ok()
+    } else {
+        None
+    }
+}
+
+/// Put back what a failed create changed in `current/` once it was archived: the logs it
+/// grew are cut back, the database copy it brought up to date is rolled back. Should this
+/// fail, the next command's recovery does it.
+fn undo_in_place(dir: &crate::backup_dir::BackupDir) {
+    if snapshot::roll_back_database(&dir.current(), &dir.tmp()).is_ok() {
+        let _ = snapshot::drop_db_work(&dir.tmp());
+    }
+    let _ = snapshot::cut_back_grown(&dir.current());
 }
 
 /// Run the post-backup hook, when there is one and it is wanted.

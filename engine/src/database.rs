@@ -22,6 +22,8 @@ pub const LOCAL_TABLES: [&str; 3] = ["message_reads", "subscriptions", "sync_che
 
 pub use crate::error::DbError;
 
+pub mod pages;
+
 fn sql<'a>(path: &'a Path, action: &'static str) -> impl FnOnce(rusqlite::Error) -> DbError + 'a {
     move |source| DbError::Sqlite {
         path: path.to_path_buf(),
@@ -65,15 +67,7 @@ pub fn check_copy(dst: &Path, src: &Path) -> Result<BTreeMap<String, u64>, DbErr
 /// Flushing ([`sync_copy`]), checking, hashing and exporting only read the copy, so a caller
 /// may run them side by side; the copy is durable only once [`sync_copy`] has returned.
 pub fn copy_unchecked(src: &Path, dst: &Path, wait: Duration) -> Result<(), DbError> {
-    // SQLite's own report of an unreadable file is only "unable to open database file".
-    if let Err(e) = std::fs::File::open(src)
-        && e.kind() == std::io::ErrorKind::PermissionDenied
-    {
-        return Err(DbError::Unreadable {
-            path: src.to_path_buf(),
-            source: e,
-        });
-    }
+    readable(src)?;
     let source = Connection::open_with_flags(
         src,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -126,6 +120,18 @@ pub fn copy_unchecked(src: &Path, dst: &Path, wait: Duration) -> Result<(), DbEr
     dest.close().map_err(|(_, e)| sql(dst, "close")(e))
 }
 
+/// SQLite's own report of an unreadable file is only "unable to open database file": say
+/// what it is.
+fn readable(src: &Path) -> Result<(), DbError> {
+    match std::fs::File::open(src) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(DbError::Unreadable {
+            path: src.to_path_buf(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Flush the copy made by [`copy_unchecked`] to disk.
 pub fn sync_copy(dst: &Path) -> Result<(), DbError> {
     std::fs::File::open(dst)
@@ -171,6 +177,11 @@ pub fn table_counts(conn: &Connection, path: &Path) -> Result<BTreeMap<String, u
     Ok(out)
 }
 
+/// Names of the user tables, through an open connection.
+pub fn table_names_from(conn: &Connection, path: &Path) -> Result<Vec<String>, DbError> {
+    list_tables(conn, path)
+}
+
 fn list_tables(conn: &Connection, path: &Path) -> Result<Vec<String>, DbError> {
     let mut stmt = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
@@ -197,6 +208,17 @@ pub fn table_names(db: &Path) -> Result<Vec<String>, DbError> {
 pub fn export_table(db: &Path, table: &str, out: &mut dyn Write) -> Result<u64, DbError> {
     let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(sql(db, "open"))?;
+    export_table_from(&conn, db, table, out)
+}
+
+/// [`export_table`] through an open connection (a [`pages::Snapshot`]'s: the rows are of its
+/// instant); `db` names the database in errors.
+pub fn export_table_from(
+    conn: &Connection,
+    db: &Path,
+    table: &str,
+    out: &mut dyn Write,
+) -> Result<u64, DbError> {
     let mut stmt = conn
         .prepare(&format!("SELECT * FROM {}", quote(table)))
         .map_err(sql(db, "export table"))?;

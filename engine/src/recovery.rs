@@ -96,6 +96,12 @@ pub fn recover(dir: &BackupDir) -> Result<Recovery> {
     // Before the unfinished stage goes: a create that was growing logs from current/
     // (see snapshot::Base) may have appended to them.
     if current.is_dir() {
+        if crate::snapshot::roll_back_database(&current, &tmp)? {
+            rec.actions.push(format!(
+                "put current/{} back as its snapshot records it (an interrupted create had brought it up to date)",
+                crate::snapshot::DB_PATH
+            ));
+        }
         for rel in crate::snapshot::cut_back_grown(&current)? {
             rec.actions.push(format!(
                 "cut current/{rel} back to its recorded size (an interrupted create had grown it)"

@@ -520,3 +520,87 @@ fn a_create_that_fails_after_growing_logs_cuts_them_back() {
     assert_eq!(tree(&fx.current()), before);
     fx.cmd().args(["verify"]).assert().success();
 }
+
+#[test]
+fn a_create_that_fails_or_dies_after_updating_the_database_copy_in_place_puts_it_back() {
+    let mut fx = Fx::with_scale(crate::sample::Scale {
+        agents: 3,
+        messages: 1_500,
+    });
+    fx.json(&["create", "--no-prune"]);
+    let before = tree(&fx.current());
+    let db = fx.current().join("db/messages.db");
+    let tmp_files = |fx: &Fx| {
+        std::fs::read_dir(fx.repo_dir().join(".tmp"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    fx.ws.add_messages(200).unwrap();
+    const FAULT: &str = "THRUM_BACKUP_FAULT_CREATE_BEFORE_PUBLISH";
+
+    // Failing after current/'s database copy was brought up to date in place (and its logs
+    // grown): the failure path puts both back before it exits.
+    let out = fx
+        .cmd()
+        .args(["create", "--no-prune"])
+        .env(FAULT, "fail")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(tree(&fx.current()), before);
+    let db_work = |fx: &Fx| {
+        std::fs::read_dir(fx.repo_dir().join(".tmp"))
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("db-pages"))
+    };
+    assert!(!db_work(&fx), "the database copy's work files were left");
+    // (The unpublished stage goes with the next command's recovery, as after any failed
+    // publish.)
+    fx.cmd().args(["verify", "--all"]).assert().success();
+    assert_eq!(tmp_files(&fx), 0, "work files left in .tmp");
+
+    // Dying at that instant: current/'s copy is left changed, with its undo file armed, and
+    // the next command puts it back before anything reads current/.
+    let old_db = std::fs::read(&db).unwrap();
+    let out = fx
+        .cmd()
+        .args(["create", "--no-prune"])
+        .env(FAULT, "exit")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_ne!(
+        std::fs::read(&db).unwrap(),
+        old_db,
+        "the copy was not changed in place"
+    );
+    assert!(fx.repo_dir().join(".tmp/db-pages.undo").is_file());
+    let status = fx.json(&["status"]);
+    assert!(
+        status
+            .to_string()
+            .contains("put current/db/messages.db back as its snapshot records it"),
+        "{status}"
+    );
+    assert_eq!(tree(&fx.current()), before);
+    assert_eq!(tmp_files(&fx), 0, "work files left in .tmp");
+    fx.cmd().args(["verify", "--all"]).assert().success();
+
+    // Then a create writes only the pages that changed, and its snapshot restores.
+    let report = fx.json(&["create", "--no-prune"]);
+    let (pages, written) = (
+        report["grown"]["database_pages"].as_u64().unwrap(),
+        report["grown"]["database_pages_written"].as_u64().unwrap(),
+    );
+    assert!(
+        written > 0 && written < pages / 2,
+        "{written} of {pages} pages"
+    );
+    assert_eq!(tmp_files(&fx), 0, "work files left in .tmp");
+    fx.cmd().args(["verify", "--all"]).assert().success();
+    let live = fx.state();
+    fx.ws.add_messages(10).unwrap();
+    fx.cmd().args(["restore", "--yes"]).assert().success();
+    assert_eq!(fx.state(), live);
+}

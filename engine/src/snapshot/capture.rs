@@ -69,7 +69,12 @@ pub fn capture_workspace(
         record_bundle(ws, opts, roots.sync.is_some(), bundle, staging, &mut cap)?;
     }
     if let Some(db) = lanes.db {
-        record_database(db?, lanes.gap, staging, &mut cap);
+        let db = db?;
+        if let Some((pages, written)) = db.pages {
+            cap.grown.database_pages = pages;
+            cap.grown.database_pages_written = written;
+        }
+        record_database(db, lanes.gap, staging, &mut cap);
     }
     closing_notes(opts, &mut cap);
     cancel.check()?;
@@ -140,7 +145,15 @@ fn run_lanes<'s>(
         let (taken, instant) = std::sync::mpsc::channel::<std::time::Instant>();
         let db = ws.db_path.is_file().then(|| {
             s.spawn(move || {
-                capture_database(&ws.db_path, root, opts.db_wait, &taken, progress, cancel)
+                capture_database(
+                    &ws.db_path,
+                    root,
+                    base,
+                    opts.db_wait,
+                    &taken,
+                    progress,
+                    cancel,
+                )
             })
         });
         let bundle = ws
@@ -158,6 +171,7 @@ fn run_lanes<'s>(
                 Grown {
                     files: ga.files + gb.files,
                     bytes_shared: ga.bytes_shared + gb.bytes_shared,
+                    ..Grown::default()
                 },
             ))
         });
@@ -393,6 +407,8 @@ struct DbCapture {
     tables: BTreeMap<String, u64>,
     local: Vec<(&'static str, u64, FileDigest)>,
     notes: Vec<String>,
+    /// Pages of the copy and pages written, when it was brought up to date page by page.
+    pages: Option<(u64, u64)>,
 }
 
 fn join_db(h: std::thread::ScopedJoinHandle<'_, Result<DbCapture>>) -> Result<DbCapture> {
@@ -400,10 +416,104 @@ fn join_db(h: std::thread::ScopedJoinHandle<'_, Result<DbCapture>>) -> Result<Db
         .unwrap_or_else(|_| Err(crate::Error::Invalid("the database thread panicked".into())))
 }
 
-/// Copy the database into `root` as one consistent snapshot, then flush it to disk, check it,
-/// hash it and export thrum's local tables side by side: all four only read the copy, and the
-/// flush mostly waits for the disk while the others use the CPU.
+/// Copy the database into `root` as one consistent snapshot: page by page from the earlier
+/// snapshot's copy when there is one ([`capture_incremental`]), otherwise whole.
 fn capture_database(
+    db_path: &Path,
+    root: &Path,
+    base: Option<&Base<'_>>,
+    db_wait: Duration,
+    taken: &std::sync::mpsc::Sender<std::time::Instant>,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<DbCapture> {
+    let dst = root.join(DB_PATH);
+    fsx::create_dir_all(dst.parent().unwrap_or(root))?;
+    let size = std::fs::metadata(db_path).map(|m| m.len()).unwrap_or(0);
+    let earlier = base.and_then(|b| {
+        let whole = b.files.get(DB_PATH)?;
+        let old = b.dir.join(DB_PATH);
+        std::fs::metadata(&old)
+            .is_ok_and(|m| m.len() == whole.size)
+            .then_some((b, old, whole))
+    });
+    if let Some((b, old, whole)) = earlier
+        && let Some(snap) = database::pages::Snapshot::open(db_path, db_wait)?
+        && snap.fits(&old)
+    {
+        let _ = taken.send(snap.taken);
+        let done = capture_incremental(snap, (b, &old, whole), root, cancel)?;
+        progress.advance(size);
+        return Ok(done);
+    }
+    capture_whole(db_path, root, db_wait, taken, progress, cancel)
+}
+
+/// Bring the earlier snapshot's copy `old` up to the state of the live database `snap` holds,
+/// writing only the pages that differ ([`database::pages`]). The integrity check, the row
+/// counts and the local tables are read from the live database inside the same read
+/// transaction, so they describe the very instant the pages are of, and all of it runs
+/// before the gate opens, beside the archive of the earlier snapshot; once the gate opens,
+/// the pages are written into `current/`'s copy (hard-linked, with an undo file).
+fn capture_incremental(
+    snap: database::pages::Snapshot,
+    (base, old, whole): (&Base<'_>, &Path, &Prefix),
+    root: &Path,
+    cancel: &Cancel,
+) -> Result<DbCapture> {
+    let db_path = snap.path().to_path_buf();
+    let work = base.work.join(super::DB_WORK);
+    let delta = snap.diff(old, &whole.checksum, &work, cancel)?;
+    let read = (|| -> Result<_> {
+        let conn = snap.conn();
+        database::check_integrity(conn, &db_path)?;
+        let tables = database::table_counts(conn, &db_path)?;
+        let mut local = Vec::new();
+        let mut notes = Vec::new();
+        for table in LOCAL_TABLES {
+            cancel.check()?;
+            if !tables.contains_key(table) {
+                notes.push(format!("messages.db has no table {table}: not exported"));
+                continue;
+            }
+            let (rows, d) = export_local(root, table, |w| {
+                database::export_table_from(conn, &db_path, table, w)
+            })?;
+            local.push((table, rows, d));
+        }
+        Ok((tables, local, notes))
+    })();
+    drop(snap);
+    let (tables, local, notes) = match read {
+        Ok(r) => r,
+        Err(e) => {
+            delta.discard();
+            return Err(e);
+        }
+    };
+    // `current/`'s copy may change only once it is archived.
+    let open = base.gate.wait(cancel);
+    if let Err(e) = cancel.check() {
+        delta.discard();
+        return Err(e);
+    }
+    let (pages, written, digest) = (delta.pages, delta.changed, delta.digest.clone());
+    let dst = root.join(DB_PATH);
+    delta.apply(&dst, open, &super::db_undo(&base.work))?;
+    fsx::set_mode(&dst, 0o600)?;
+    Ok(DbCapture {
+        digest,
+        tables,
+        local,
+        notes,
+        pages: Some((pages, written)),
+    })
+}
+
+/// Copy the database into `root` whole as one consistent snapshot, then flush it to disk,
+/// check it, hash it and export thrum's local tables side by side: all four only read the
+/// copy, and the flush mostly waits for the disk while the others use the CPU.
+fn capture_whole(
     db_path: &Path,
     root: &Path,
     db_wait: Duration,
@@ -412,7 +522,6 @@ fn capture_database(
     cancel: &Cancel,
 ) -> Result<DbCapture> {
     let dst = root.join(DB_PATH);
-    fsx::create_dir_all(dst.parent().unwrap_or(root))?;
     let size = std::fs::metadata(db_path).map(|m| m.len()).unwrap_or(0);
     database::copy_unchecked(db_path, &dst, db_wait)?;
     let _ = taken.send(std::time::Instant::now());
@@ -437,7 +546,7 @@ fn capture_database(
                 notes.push(format!("messages.db has no table {table}: not exported"));
                 continue;
             }
-            match export_local(&dst, root, table) {
+            match export_local(root, table, |w| database::export_table(&dst, table, w)) {
                 Ok((rows, d)) => local.push((table, rows, d)),
                 Err(e) => {
                     exported = Err(e);
@@ -456,16 +565,21 @@ fn capture_database(
             tables,
             local,
             notes,
+            pages: None,
         })
     })
 }
 
-/// Export `table` of the database copy `db` to `local/<table>.jsonl` below `root`.
-fn export_local(db: &Path, root: &Path, table: &str) -> Result<(u64, FileDigest)> {
+/// Write `local/<table>.jsonl` below `root` with `export` (one of the database's exports).
+fn export_local(
+    root: &Path,
+    table: &str,
+    export: impl FnOnce(&mut dyn std::io::Write) -> std::result::Result<u64, database::DbError>,
+) -> Result<(u64, FileDigest)> {
     let mut rows = 0;
     let mut failure = None;
     let path = root.join(format!("local/{table}.jsonl"));
-    let digest = fsx::write_new_with(&path, |w| match database::export_table(db, table, w) {
+    let digest = fsx::write_new_with(&path, |w| match export(w) {
         Ok(n) => {
             rows = n;
             Ok(())

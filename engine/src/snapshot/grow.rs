@@ -20,6 +20,10 @@ pub struct Grown {
     pub files: u64,
     /// Bytes those files shared with the earlier snapshot (not written again).
     pub bytes_shared: u64,
+    /// Pages of the database copy, when it was brought up to date page by page.
+    pub database_pages: u64,
+    /// Of those, the pages that differed and were written.
+    pub database_pages_written: u64,
 }
 
 /// Files smaller than this are always copied: growing them saves too little to matter.
@@ -32,16 +36,33 @@ pub(super) const GROW_MIN: u64 = 64 * 1024;
 /// tail, so the earlier copy grows too: after it has been archived (the [`Gate`] says when),
 /// it is needed again only if this create fails, and then it is cut back to the size its
 /// manifest records ([`cut_back_grown`], run by the failure path and by every recovery).
+///
+/// The database copy is brought up to date the same way, page by page
+/// ([`crate::database::pages`]): only the pages that differ are written into `current/`'s
+/// copy once the gate opens, after their earlier contents are saved in an undo file in
+/// `work`; [`roll_back_database`] (run with [`cut_back_grown`]) puts them back.
 #[derive(Debug)]
 pub struct Base<'a> {
     pub(super) dir: PathBuf,
     pub(super) files: BTreeMap<String, Prefix>,
     pub(super) gate: &'a Gate,
+    /// Where the database copy's redo and undo files go (the backup directory's `.tmp/`).
+    pub(super) work: PathBuf,
+}
+
+/// Name, in the backup directory's `.tmp/`, of the database copy's work files: `<name>.redo`,
+/// `<name>.undo.part` and, once armed, `<name>.undo`.
+pub const DB_WORK: &str = "db-pages";
+
+/// The armed undo file of the database copy in the work directory `work`.
+pub fn db_undo(work: &Path) -> PathBuf {
+    work.join(format!("{DB_WORK}.undo"))
 }
 
 impl<'a> Base<'a> {
-    /// The complete snapshot in `dir` (`current/`), usable once `gate` opens.
-    pub fn new(dir: PathBuf, manifest: &Manifest, gate: &'a Gate) -> Self {
+    /// The complete snapshot in `dir` (`current/`), usable once `gate` opens; `work` holds the
+    /// database copy's work files.
+    pub fn new(dir: PathBuf, manifest: &Manifest, gate: &'a Gate, work: PathBuf) -> Self {
         let files = manifest
             .files
             .iter()
@@ -53,7 +74,12 @@ impl<'a> Base<'a> {
                 (f.path.clone(), whole)
             })
             .collect();
-        Self { dir, files, gate }
+        Self {
+            dir,
+            files,
+            gate,
+            work,
+        }
     }
 }
 
@@ -189,4 +215,33 @@ pub fn cut_back_grown(dir: &Path) -> Result<Vec<String>> {
         }
     }
     Ok(cut)
+}
+
+/// Put `current/`'s database copy (in `dir`) back as its manifest records it, when a failed
+/// or killed create had brought it up to date in place (an armed undo file in `work`, see
+/// [`Base`]), then drop the undo file. Returns whether it was put back.
+pub fn roll_back_database(dir: &Path, work: &Path) -> Result<bool> {
+    let undo = db_undo(work);
+    if !undo.exists() {
+        return Ok(false);
+    }
+    let entry = manifest::read_dir(dir)
+        .ok()
+        .flatten()
+        .and_then(|m| m.files.into_iter().find(|f| f.path == super::DB_PATH));
+    let rolled = match entry {
+        Some(f) => crate::database::pages::roll_back(&undo, &dir.join(&f.path), &f.checksum)?,
+        None => false,
+    };
+    fsx::remove_any(&undo)?;
+    Ok(rolled)
+}
+
+/// Remove the database copy's work files from `work`: once the new snapshot is published
+/// (its undo file is no longer needed), or after a failed create has rolled back.
+pub fn drop_db_work(work: &Path) -> Result<()> {
+    for suffix in ["redo", "undo.part", "undo"] {
+        fsx::remove_any(&work.join(format!("{DB_WORK}.{suffix}")))?;
+    }
+    Ok(())
 }

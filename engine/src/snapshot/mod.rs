@@ -19,7 +19,9 @@ mod capture;
 mod grow;
 
 pub use capture::capture_workspace;
-pub use grow::{Base, Gate, Grown, cut_back_grown};
+pub use grow::{
+    Base, DB_WORK, Gate, Grown, cut_back_grown, db_undo, drop_db_work, roll_back_database,
+};
 
 /// Path of the database copy inside a snapshot.
 pub const DB_PATH: &str = "db/messages.db";

@@ -138,6 +138,12 @@ fn print_summary(ui: &Ui, repo_name: &str, report: &create::CreateReport) {
             bytes(report.grown.bytes_shared)
         ));
     }
+    if report.grown.database_pages > 0 {
+        ui.line(format!(
+            "  database copy brought up to date page by page: {} of {} pages written",
+            report.grown.database_pages_written, report.grown.database_pages
+        ));
+    }
     if let Some(a) = &report.archived {
         ui.line(format!("  previous snapshot archived: {}", a.display()));
         if let Some(r) = report
