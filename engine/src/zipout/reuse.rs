@@ -74,7 +74,7 @@ impl<W: Write + Seek> ZipOut<W> {
             ));
         }
         checked.expect(&earlier, false)?;
-        let t = self.deflate(tail, dict, None, advance, check)?;
+        let t = self.deflate(tail, CHUNK, dict, None, advance, check)?;
         let mut crc = crc32fast::Hasher::new_with_initial_len(earlier.crc, earlier.size);
         crc.combine(&crc32fast::Hasher::new_with_initial_len(t.crc, t.read));
         let chunks = chunks.map(|mut c| {
