@@ -121,6 +121,9 @@ pub struct RestoreReport {
     pub restored: Vec<String>,
     /// Files moved out because the snapshot does not have them (kept in the pre-restore zip).
     pub removed: Vec<String>,
+    /// Files the workspace already held exactly as the snapshot does (same bytes and mode):
+    /// left as they are, not written again.
+    pub unchanged: u64,
     /// How the snapshot's files were used: `workspace` (put back as files), `database` (the
     /// copy and its exported tables, into messages.db), `history` (the a-sync bundle),
     /// `plugins`, `left` (kept in the backup). They add up to the snapshot's file count.
@@ -241,9 +244,12 @@ fn without_the_workspace(
             report.target = Some(t.clone());
             return Ok(report);
         }
+        let mut plan = plan;
+        let unchanged = plan::drop_unchanged(&mut plan, &source)?;
         let changes = planned_changes(ctx, &plan);
         let mut report = report(ctx, source, plan, apply::Applied::default());
         report.dry_run = Some(changes);
+        report.unchanged = unchanged;
         Ok(report)
     })();
     let _ = fsx::remove_any(&work);
@@ -314,9 +320,12 @@ fn restore_locked(
     let filter = filter(opts)?;
     let source = source::open(ctx, opts, work, filter.as_ref(), progress, cancel)?;
     let filter = filter.or(for_partial(&source.manifest)?);
-    let plan = plan::make(ctx, &source, work, filter.as_ref(), progress, cancel)?;
+    let mut plan = plan::make(ctx, &source, work, filter.as_ref(), progress, cancel)?;
+    let unchanged = plan::drop_unchanged(&mut plan, &source)?;
     let applied = apply::apply(ctx, opts, &plan, &source, work, progress, cancel)?;
-    Ok(report(ctx, source, plan, applied))
+    let mut report = report(ctx, source, plan, applied);
+    report.unchanged = unchanged;
+    Ok(report)
 }
 
 /// What a restore did, from its plan and what applying it added.
@@ -369,6 +378,7 @@ fn report(
         pre_restore: applied.pre_restore,
         restored,
         removed,
+        unchanged: 0,
         database: plan.database.is_some(),
         database_from: plan.database.as_ref().map(|d| d.from.to_owned()),
         sync_worktree_rebuilt: steps.iter().any(|s| s.worktree.is_some()),

@@ -274,3 +274,57 @@ fn restore_needs_confirmation_without_a_terminal() {
     );
     let _: Value = fx.json(&["status"]);
 }
+
+#[test]
+fn files_already_as_in_the_snapshot_are_left_alone_and_the_rest_put_back() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let fx = Fx::new();
+    let before = fx.state();
+    fx.create();
+    let ctx = fx.thrum().join("context");
+    let mut md: Vec<_> = std::fs::read_dir(&ctx)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .collect();
+    md.sort();
+    assert!(md.len() >= 2);
+    // One file changed without changing its size or mode: only its bytes tell.
+    let (edited, chmoded) = (&md[0], &md[1]);
+    let mut bytes = std::fs::read(edited).unwrap();
+    bytes[0] ^= 0x20;
+    std::fs::write(edited, &bytes).unwrap();
+    // One file with the same bytes and another mode.
+    let mode = std::fs::metadata(chmoded).unwrap().permissions().mode() & 0o7777;
+    std::fs::set_permissions(chmoded, std::fs::Permissions::from_mode(mode ^ 0o044)).unwrap();
+    let config = fx.thrum().join("config.json");
+    let inode = std::fs::metadata(&config).unwrap().ino();
+
+    let r = fx.json(&["restore", "--yes"]);
+    let restored: Vec<&str> = r["restored"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let named = |p: &std::path::Path| {
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        restored.iter().any(|r| r.ends_with(&name))
+    };
+    assert!(named(edited) && named(chmoded), "{r}");
+    assert!(!restored.iter().any(|r| r.ends_with("config.json")), "{r}");
+    assert!(r["unchanged"].as_u64().unwrap() > 10, "{r}");
+    // The unchanged file was not written again: the very same file.
+    assert_eq!(std::fs::metadata(&config).unwrap().ino(), inode);
+    assert_eq!(fx.state(), before, "the workspace is not the snapshot");
+    let now = std::fs::metadata(chmoded).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(now, mode, "the mode was not put back");
+    let text = fx.cmd().args(["restore", "--yes"]).output().unwrap();
+    assert!(text.status.success());
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("already as in the snapshot"),
+        "{}",
+        String::from_utf8_lossy(&text.stdout)
+    );
+}

@@ -26,12 +26,16 @@ pub(crate) struct DbPlan {
     pub temp: PathBuf,
     /// The snapshot's local tables, imported into it.
     pub local_files: Vec<database::LocalFile>,
+    /// The rows of each local table as the snapshot's manifest records them, when they were
+    /// exported from the very copy restored (a snapshot we took): rows its tables already hold.
+    pub exported: Option<BTreeMap<String, u64>>,
 }
 
 /// Decide where the database comes from; `None` when none is put back.
 pub(crate) fn plan(
     ws: &Workspace,
     src: &Path,
+    manifest: &Manifest,
     label: &str,
     notes: &mut Vec<String>,
 ) -> Result<Option<DbPlan>> {
@@ -57,20 +61,28 @@ pub(crate) fn plan(
         }
         return Ok(None);
     };
+    let exported =
+        (from == "snapshot" && manifest.database.is_some()).then(|| manifest.local_tables.clone());
     Ok(Some(DbPlan {
         base,
         from,
         temp: fsx::temp_sibling(&ws.db_path, "restore-tmp"),
         local_files,
+        exported,
     }))
 }
 
 /// Copy the base to the plan's temporary file consistently, import the local tables into it,
 /// and leave it a self-contained WAL-mode database, as thrum keeps it.
+///
+/// A snapshot's own copy is not checked again (`quick_check`): it was checked when it was taken
+/// and its checksum was verified with the rest of the source. Its local tables were exported
+/// from that very copy, so when every table still holds the rows the manifest records, there
+/// is nothing to import: the import (`INSERT OR IGNORE` of every row) is for snapshots whose
+/// local tables come without that copy (thrum's).
 pub(crate) fn prepare(plan: &DbPlan, db_wait: Duration) -> Result<BTreeMap<String, u64>> {
     let temp = &plan.temp;
     fsx::create_dir_all(temp.parent().unwrap_or(Path::new(".")))?;
-    database::copy_consistent(&plan.base, temp, db_wait)?;
     let sql_err = |action: &'static str| {
         move |source| database::DbError::Sqlite {
             path: temp.to_path_buf(),
@@ -78,8 +90,29 @@ pub(crate) fn prepare(plan: &DbPlan, db_wait: Duration) -> Result<BTreeMap<Strin
             source,
         }
     };
+    let counts = if plan.from == "snapshot" {
+        database::copy_unchecked(&plan.base, temp, db_wait)?;
+        database::sync_copy(temp)?;
+        let conn = rusqlite::Connection::open(temp).map_err(sql_err("open"))?;
+        database::table_counts(&conn, temp)?
+    } else {
+        database::copy_consistent(&plan.base, temp, db_wait)?
+    };
+    let already = plan.exported.as_ref().filter(|rows| {
+        plan.local_files.iter().all(|f| {
+            rows.get(&f.table)
+                .is_some_and(|n| counts.get(&f.table) == Some(n))
+        })
+    });
     let mut conn = rusqlite::Connection::open(temp).map_err(sql_err("open"))?;
-    let rows = database::import_local_tables(&mut conn, temp, &plan.local_files)?;
+    let rows = match already {
+        Some(rows) => plan
+            .local_files
+            .iter()
+            .filter_map(|f| Some((f.table.clone(), *rows.get(&f.table)?)))
+            .collect(),
+        None => database::import_local_tables(&mut conn, temp, &plan.local_files)?,
+    };
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(sql_err("set WAL mode"))?;
     conn.close().map_err(|(_, e)| sql_err("close")(e))?;

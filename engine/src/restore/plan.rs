@@ -108,7 +108,7 @@ pub(crate) fn make(
         Vec::new()
     };
     let database = if with_database {
-        db::plan(ws, src, &source.label, &mut notes)?
+        db::plan(ws, src, manifest, &source.label, &mut notes)?
     } else {
         None
     };
@@ -143,6 +143,71 @@ pub(crate) fn make(
         notes,
         partial: filter.is_some(),
     })
+}
+
+/// Drop from `plan` the files the workspace already holds exactly: a regular file of the
+/// snapshot file's size and mode whose bytes hash to the checksum the snapshot's manifest
+/// records (the snapshot file itself was verified against it). A restore need neither write
+/// them nor move them aside: after a restore they are what the snapshot holds either way, and
+/// the safety archive saves them like the rest of the live data. Files of a sync worktree
+/// that is rebuilt stay (their folder is replaced). Returns how many were dropped.
+pub(crate) fn drop_unchanged(plan: &mut RestorePlan, source: &Checked) -> Result<u64> {
+    use std::os::unix::fs::PermissionsExt;
+    let rebuilt: Vec<PathBuf> = plan
+        .steps
+        .iter()
+        .filter(|s| s.worktree.is_some())
+        .map(|s| s.target.clone())
+        .collect();
+    let entries: std::collections::BTreeMap<&str, &crate::manifest::FileEntry> = source
+        .manifest
+        .files
+        .iter()
+        .map(|f| (f.path.as_str(), f))
+        .collect();
+    let unchanged = |step: &Step, copy: &Option<(PathBuf, u32)>| -> Result<bool> {
+        let Some((from, mode)) = copy else {
+            return Ok(false);
+        };
+        if step.temp.is_none() || rebuilt.iter().any(|r| step.target.starts_with(r)) {
+            return Ok(false);
+        }
+        let Some(entry) = from
+            .strip_prefix(&source.dir)
+            .ok()
+            .and_then(|rel| entries.get(rel.to_string_lossy().as_ref()))
+        else {
+            return Ok(false);
+        };
+        let same_shape = fs::symlink_metadata(&step.target).is_ok_and(|m| {
+            m.is_file() && m.len() == entry.size && m.permissions().mode() & 0o7777 == *mode
+        });
+        if !same_shape {
+            return Ok(false);
+        }
+        let live = fsx::digest_file_with(&step.target, entry.checksum.algorithm())?;
+        Ok(live.checksum == entry.checksum)
+    };
+    let mut kept_steps = Vec::with_capacity(plan.steps.len());
+    let mut kept_copies = Vec::with_capacity(plan.copies.len());
+    let mut dropped = 0;
+    for (step, copy) in std::mem::take(&mut plan.steps)
+        .into_iter()
+        .zip(std::mem::take(&mut plan.copies))
+    {
+        if unchanged(&step, &copy)? {
+            dropped += 1;
+            plan.needed = plan
+                .needed
+                .saturating_sub(fs::metadata(&step.target).map_or(0, |m| m.len()));
+            continue;
+        }
+        kept_steps.push(step);
+        kept_copies.push(copy);
+    }
+    plan.steps = kept_steps;
+    plan.copies = kept_copies;
+    Ok(dropped)
 }
 
 /// The journal's steps for `files` (`config.json` first among them), a rebuilt sync

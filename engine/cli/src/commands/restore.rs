@@ -147,6 +147,12 @@ fn print_summary(ui: &Ui, repo_name: &str, report: &restore::RestoreReport) {
             n => format!(", {n} left in the backup (see the warnings)"),
         }
     ));
+    if report.unchanged > 0 {
+        ui.line(format!(
+            "  {} files already as in the snapshot (same bytes and mode): left as they are",
+            report.unchanged
+        ));
+    }
     if !report.removed.is_empty() {
         ui.line(format!(
             "  files not in the snapshot, moved out: {}",
@@ -190,6 +196,12 @@ fn print_dry_run(ui: &Ui, report: &restore::RestoreReport, changes: &[restore::P
             (None, None) => String::new(),
         };
         ui.line(format!("  {:<8} {}  {sizes}", c.action, c.path));
+    }
+    if report.unchanged > 0 {
+        ui.line(format!(
+            "  and leave {} files as they are: the workspace already holds them as the snapshot does",
+            report.unchanged
+        ));
     }
     match &report.database_from {
         Some(from) => ui.line(format!(
