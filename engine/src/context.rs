@@ -82,6 +82,7 @@ impl Context {
                 .map(Path::to_path_buf)
                 .collect(),
             db_wait,
+            link: false,
         }
     }
 }

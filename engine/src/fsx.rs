@@ -369,6 +369,18 @@ pub fn copy_new(src: &Path, dst: &Path) -> Result<FileDigest> {
     finish_synced(writer, dst)
 }
 
+/// Hard-link `src` as the new name `dst` and hash it; where the filesystem cannot link (another
+/// device), copy it as [`copy_new`] does.
+pub fn link_new(src: &Path, dst: &Path) -> Result<FileDigest> {
+    if let Some(parent) = dst.parent() {
+        create_dir_all(parent)?;
+    }
+    match fs::hard_link(src, dst) {
+        Ok(()) => digest_file(dst),
+        Err(_) => copy_new(src, dst),
+    }
+}
+
 /// Create the new file `dst` with streamed content, flush it to disk and return its digest.
 pub fn write_new_with(
     dst: &Path,

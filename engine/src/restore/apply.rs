@@ -200,7 +200,12 @@ fn save_live(
     }
     let captured = snapshot::capture_workspace(
         &ctx.workspace,
-        &ctx.capture_options(false, db_wait),
+        &snapshot::CaptureOptions {
+            // thrum's daemon is stopped and the commit renames files in: the live files stay
+            // as they are until the safety archive is written, so links are copies.
+            link: true,
+            ..ctx.capture_options(false, db_wait)
+        },
         &mut staging,
         None,
         progress,
@@ -227,6 +232,12 @@ fn save_live(
     publish_safety(ctx, &live, time, progress, cancel)
 }
 
+/// The Deflate level of a safety archive. It is written while the user waits for the restore,
+/// and is read only if that restore is to be undone: what it does not reuse from the newest
+/// archive (mostly the live database's changed chunks) is compressed at level 1, about three
+/// times faster than thrum's 6 for an output ~15% larger on those bytes.
+const SAFETY_LEVEL: i64 = 1;
+
 /// Zip the safety snapshot in `live` as `archives/pre-restore-<time>.zip`.
 fn publish_safety(
     ctx: &Context,
@@ -243,7 +254,7 @@ fn publish_safety(
     crate::archive::write_dir_reusing(
         live,
         &tmp,
-        crate::archive::DEFAULT_LEVEL,
+        SAFETY_LEVEL,
         earlier.as_deref(),
         progress,
         cancel,

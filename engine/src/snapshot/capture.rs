@@ -159,9 +159,9 @@ fn run_lanes<'s>(
         let bundle = ws
             .in_git
             .then(|| s.spawn(|| crate::gitsync::bundle(&ws.repo_root, &root.join(BUNDLE_PATH))));
-        let thrum = copy_files(&plan.thrum, root, base, progress, cancel);
+        let thrum = copy_files(&plan.thrum, root, base, opts.link, progress, cancel);
         let at = instant.recv().ok();
-        let sync = copy_files(&plan.sync, root, base, progress, cancel);
+        let sync = copy_files(&plan.sync, root, base, opts.link, progress, cancel);
         let gap = at.map(|t| t.elapsed());
         let copied = thrum.and_then(|(mut a, ga)| {
             let (b, gb) = sync?;
@@ -327,11 +327,13 @@ type CopiedFile<'s> = (&'s Source, FileDigest, Option<Prefix>);
 /// An earlier snapshot's copy of a file, and its size and digest.
 type Earlier<'b> = (PathBuf, &'b Prefix);
 
-/// Copy (or grow, see [`Base`]) the workspace files `sources` into `root`.
+/// Copy (or grow, see [`Base`], or with `link` hard-link, see [`super::CaptureOptions`]) the
+/// workspace files `sources` into `root`.
 fn copy_files<'s>(
     sources: &'s [Source],
     root: &Path,
     base: Option<&Base<'_>>,
+    link: bool,
     progress: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<(Vec<CopiedFile<'s>>, Grown)> {
@@ -355,6 +357,7 @@ fn copy_files<'s>(
                     None => (fsx::copy_new(src, &dst)?, None),
                 }
             }
+            None if link => (fsx::link_new(src, &dst)?, None),
             None => (fsx::copy_new(src, &dst)?, None),
         };
         progress.advance(d.size);

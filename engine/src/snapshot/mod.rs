@@ -173,6 +173,11 @@ pub struct CaptureOptions {
     pub skip: Vec<PathBuf>,
     /// How long to wait for a locked database.
     pub db_wait: Duration,
+    /// Hard-link the workspace's files into the snapshot instead of copying them (where the
+    /// filesystem allows; copied otherwise). Only for a snapshot taken while nothing writes to
+    /// them and archived before anything replaces them: a restore's safety snapshot (thrum's
+    /// daemon is stopped, and a restore renames its files in, never writes into them).
+    pub link: bool,
 }
 
 /// Where a snapshot keeps the history of the `a-sync` branch.
