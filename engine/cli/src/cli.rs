@@ -69,9 +69,11 @@ pub enum Command {
     /// Builds a complete new snapshot beside current/, runs the plugins into it, writes its
     /// manifest, archives the previous snapshot as archives/<time>.zip, swaps the new one in,
     /// applies retention, then runs the post-backup hook. Logs that only grew since current/
-    /// are grown from it (hard link, then only the new lines written) once it is archived.
+    /// are grown from it (hard link, then only the new lines written) once it is archived, and
+    /// its database copy is brought up to date page by page (only the pages that differ from
+    /// the live database at one instant are written, with an undo file).
     /// Interrupted at any instant, it leaves the previous snapshot intact; the next command
-    /// cleans up (and cuts grown logs back).
+    /// cleans up (cuts grown logs back, rolls the database copy back).
     Create(CreateArgs),
     /// Show the last backup and archive statistics.
     Status,
@@ -82,7 +84,8 @@ pub enum Command {
     /// Checks the whole source first (zip structure, sizes, checksums, JSONL), saves the live
     /// data it is about to replace as archives/pre-restore-<time>.zip, then puts back the
     /// message log, config, identities, context and messages.db as one transaction: on any
-    /// failure, or if killed, the workspace is put back as it was. Stop the thrum daemon first.
+    /// failure, or if killed, the workspace is put back as it was. Files the workspace already
+    /// holds exactly (same bytes and mode) are left as they are. Stop the thrum daemon first.
     Restore(RestoreArgs),
     /// Apply the retention policy to archives/ now.
     ///

@@ -379,8 +379,9 @@ impl<W: Write + Seek> ZipOut<W> {
         advance: &mut dyn FnMut(u64),
         check: &mut dyn FnMut() -> io::Result<()>,
     ) -> Result<Deflated, ReuseError> {
-        // As many bytes per batch whatever the chunk size.
-        let batch = self.threads * 4 * (CHUNK / chunk_len).max(1);
+        // About as much memory per batch whatever the chunk size: each job holds its chunk and
+        // its dictionary.
+        let batch = (self.threads * 4 * (CHUNK + WINDOW) / (chunk_len + WINDOW)).max(1);
         let mut crc = crc32fast::Hasher::new();
         let mut out = Deflated {
             crc: 0,
