@@ -165,7 +165,12 @@ impl BackupDir {
             .ok()?
             .into_iter()
             .filter(|a| a.kind == ArchiveKind::Snapshot && a.time.is_some_and(|t| t <= time))
-            .max_by_key(|a| a.time)
+            // Names have whole seconds: of several archives in one second, the one named last
+            // (the highest `-N`) is the newest.
+            .max_by_key(|a| {
+                let seq = ArchiveName::parse(&a.name).map_or(0, |n| n.seq);
+                (a.time, seq)
+            })
             .map(|a| self.archives().join(a.name))
     }
 

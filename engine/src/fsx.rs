@@ -272,6 +272,16 @@ pub fn create_dir_all(dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).at("create directory", dir)
 }
 
+/// Flush everything written to the filesystem that holds `dir` to disk, and wait: one
+/// `syncfs` instead of an fsync per file, for a folder of many new files that mean nothing
+/// until something written after them (a snapshot's manifest) says they are complete.
+pub fn sync_filesystem(dir: &Path) -> Result<()> {
+    let d = File::open(dir).at("open", dir)?;
+    rustix::fs::syncfs(&d)
+        .map_err(io::Error::from)
+        .at("flush to disk the filesystem of", dir)
+}
+
 /// Flush a directory's entries (renames, creations) to disk.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
@@ -352,6 +362,14 @@ pub fn write_atomic_with(
 /// Copy `src` into a new file `dst` (which must not exist), hashing while writing and
 /// flushing it to disk. Used inside staging directories, which are published as a whole.
 pub fn copy_new(src: &Path, dst: &Path) -> Result<FileDigest> {
+    let (file, digest) = copy_new_unsynced(src, dst)?;
+    file.sync_all().at("sync", dst)?;
+    Ok(digest)
+}
+
+/// [`copy_new`], leaving the flush to disk to the caller (one [`sync_filesystem`] for many
+/// files); returns the new file too.
+pub fn copy_new_unsynced(src: &Path, dst: &Path) -> Result<(File, FileDigest)> {
     let mut input = File::open(src).at("open", src)?;
     let mut writer = hashed_file(create_new(dst)?, Algorithm::Blake3);
     // 256 KiB at a time (`io::copy` into a `dyn Write` goes 8 KiB at a time), and each error
@@ -366,7 +384,7 @@ pub fn copy_new(src: &Path, dst: &Path) -> Result<FileDigest> {
         };
         writer.write_all(&block[..n]).at("write", dst)?;
     }
-    finish_synced(writer, dst)
+    finish_hashed(writer).at("write", dst)
 }
 
 /// Hard-link `src` as the new name `dst` and hash it; where the filesystem cannot link (another
@@ -395,9 +413,20 @@ pub fn write_new_hashed(
     algorithm: Algorithm,
     fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> Result<FileDigest> {
+    let (file, digest) = write_new_unsynced(dst, algorithm, fill)?;
+    file.sync_all().at("sync", dst)?;
+    Ok(digest)
+}
+
+/// [`write_new_hashed`], leaving the flush to disk to the caller (see [`copy_new_unsynced`]).
+pub fn write_new_unsynced(
+    dst: &Path,
+    algorithm: Algorithm,
+    fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<(File, FileDigest)> {
     let mut writer = hashed_file(create_new(dst)?, algorithm);
     fill(&mut writer).at("write", dst)?;
-    finish_synced(writer, dst)
+    finish_hashed(writer).at("write", dst)
 }
 
 /// Create the new file `dst` (it must not exist) and its parent folders. The file is
@@ -455,7 +484,8 @@ pub fn buffered(hashed: HashingWriter<File>) -> io::BufWriter<HashingWriter<File
 }
 
 /// Flush a [`hashed_file`] writer; returns the file and the digest of everything written.
-fn finish_hashed(writer: io::BufWriter<HashingWriter<File>>) -> io::Result<(File, FileDigest)> {
+/// The file is not flushed to disk (see [`finish_synced`] and [`sync_filesystem`]).
+pub fn finish_hashed(writer: io::BufWriter<HashingWriter<File>>) -> io::Result<(File, FileDigest)> {
     let hashed = writer.into_inner().map_err(|e| e.into_error())?;
     Ok(hashed.finish())
 }

@@ -295,8 +295,10 @@ fn archives_reuse_unchanged_files_and_continue_appended_logs_byte_for_byte() {
     let reuse = &r["archive_reuse"];
     assert!(reuse["continued"].as_u64().unwrap() >= 1, "{reuse}");
     assert!(reuse["copied"].as_u64().unwrap() >= 1, "{reuse}");
-    // The database changed: its unchanged chunks were copied from the chunk index.
+    // The database changed: its unchanged chunks were copied from the chunk index, known
+    // unchanged from the record of the pages the create of snapshot 2 wrote.
     assert!(reuse["rechunked"].as_u64().unwrap() >= 1, "{reuse}");
+    assert_eq!(reuse["patched"], 1, "{reuse}");
     assert!(reuse["bytes_saved"].as_u64().unwrap() > 0, "{reuse}");
     assert_eq!(reuse["refused"], serde_json::json!([]), "{reuse}");
     let archived = std::path::PathBuf::from(r["archived"].as_str().unwrap());
@@ -322,11 +324,36 @@ fn archives_reuse_unchanged_files_and_continue_appended_logs_byte_for_byte() {
     let snapshot_3 = tree(&fx.current());
     let r = fx.json(&["create", "--no-prune"]);
     assert!(r["archive_reuse"]["continued"].as_u64().unwrap() >= 1);
+    assert_eq!(r["archive_reuse"]["patched"], 1);
     let archived = std::path::PathBuf::from(r["archived"].as_str().unwrap());
     assert_eq!(unzip_all(&archived), snapshot_3);
 
-    // A damaged earlier archive is never carried over: its data is compressed afresh.
-    let newest = fx.archives().join(fx.archive_names().last().unwrap());
+    // A page record that lies (it says no page changed) costs speed, never bytes: the
+    // database entry it puts together does not have the manifest's CRC-32, so the database is
+    // read after all, and the archive is exact.
+    let record = fx
+        .current()
+        .parent()
+        .unwrap()
+        .join(".index/current-pages.json");
+    let mut lie: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    assert!(!lie["changed"].as_array().unwrap().is_empty(), "{lie}");
+    lie["changed"] = serde_json::json!([]);
+    std::fs::write(&record, lie.to_string()).unwrap();
+    fx.ws.add_messages(300).unwrap();
+    let snapshot_lied = tree(&fx.current());
+    let r = fx.json(&["create", "--no-prune"]);
+    let reuse = &r["archive_reuse"];
+    assert_eq!(reuse["patched"], 0, "{reuse}");
+    assert!(reuse["rechunked"].as_u64().unwrap() >= 1, "{reuse}");
+    assert_eq!(reuse["refused"], serde_json::json!([]), "{reuse}");
+    let archived = std::path::PathBuf::from(r["archived"].as_str().unwrap());
+    assert_eq!(unzip_all(&archived), snapshot_lied);
+
+    // A damaged earlier archive is never carried over: its data is compressed afresh. The
+    // newest is the one just written (of several in one second, the highest `-N`).
+    let newest = fx.archives().join(&archived);
     let (start, len) = {
         let mut zip = zip::ZipArchive::new(std::fs::File::open(&newest).unwrap()).unwrap();
         let i = zip.index_for_name("events.jsonl").unwrap();
@@ -347,6 +374,41 @@ fn archives_reuse_unchanged_files_and_continue_appended_logs_byte_for_byte() {
         refused[0].as_str().unwrap().contains("earlier entry"),
         "{refused:?}"
     );
+}
+
+#[test]
+fn unchanged_files_are_linked_from_the_previous_snapshot_not_copied() {
+    use std::os::unix::fs::MetadataExt;
+    let fx = Fx::new();
+    fx.json(&["create", "--no-prune"]);
+    let ino = |rel: &str| std::fs::metadata(fx.current().join(rel)).unwrap().ino();
+    let a = &fx.ws.agents[0];
+    let (same, changed) = (
+        "config/config.json".to_owned(),
+        format!("config/identities/{a}.json"),
+    );
+    let before = (ino(&same), ino(&changed));
+    let snapshot_1 = tree(&fx.current());
+    let identity = fx.ws.root.join(format!(".thrum/identities/{a}.json"));
+    std::fs::write(&identity, br#"{"changed": true}"#).unwrap();
+    let r = fx.json(&["create", "--no-prune"]);
+    // The unchanged file is the same inode, now current/'s alone; the changed one is new.
+    assert_eq!(ino(&same), before.0);
+    assert_eq!(
+        std::fs::metadata(fx.current().join(&same)).unwrap().nlink(),
+        1
+    );
+    assert_ne!(ino(&changed), before.1);
+    assert_eq!(
+        std::fs::read(fx.current().join(&changed)).unwrap(),
+        br#"{"changed": true}"#
+    );
+    // Linked files count as grown (by nothing), and their manifest entries say so.
+    assert!(r["grown"]["files"].as_u64().unwrap() > 10, "{}", r["grown"]);
+    // The archive of the first snapshot holds it exactly, and every snapshot verifies.
+    let archived = std::path::PathBuf::from(r["archived"].as_str().unwrap());
+    assert_eq!(unzip_all(&archived), snapshot_1);
+    fx.cmd().args(["verify", "--all"]).assert().success();
 }
 
 #[test]
@@ -454,16 +516,30 @@ fn logs_that_only_grew_are_grown_from_the_previous_snapshot() {
     let archived = std::path::PathBuf::from(r["archived"].as_str().unwrap());
     assert_eq!(unzip_all(&archived), snapshot_2);
     std::fs::remove_file(&elsewhere).unwrap();
-    // Unchanged since: all of them are shared again, events.jsonl too (and said so), and the
+    // Unchanged since: all of them are shared again, events.jsonl too (and said so), and so is
+    // every other file copied from the workspace (small ones too: linked, not copied); the
     // snapshot verifies.
     let r = fx.json(&["create", "--no-prune"]);
     let all = r["grown"]["files"].as_u64().unwrap();
-    assert_eq!(all, grown.len() as u64 + 1, "{}", r["grown"]);
+    let from_workspace: Vec<&Value> = r["manifest"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| {
+            let p = f["path"].as_str().unwrap();
+            !(p.starts_with("db/") || p.starts_with("local/") || p.starts_with("git/"))
+        })
+        .collect();
+    assert!(all > grown.len() as u64, "{}", r["grown"]);
+    assert_eq!(all, from_workspace.len() as u64, "{}", r["grown"]);
+    for f in &from_workspace {
+        assert_eq!(f["prefix"]["size"], f["size"], "{f}");
+    }
     let text = fx.cmd().args(["create", "--no-prune"]).output().unwrap();
     assert!(text.status.success());
     assert!(
         String::from_utf8_lossy(&text.stdout).contains(&format!(
-            "{all} logs unchanged or only appended to: grown from the previous snapshot"
+            "{all} files unchanged or only appended to: linked from the previous snapshot"
         )),
         "{}",
         String::from_utf8_lossy(&text.stdout)

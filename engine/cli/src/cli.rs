@@ -68,10 +68,11 @@ pub enum Command {
     ///
     /// Builds a complete new snapshot beside current/, runs the plugins into it, writes its
     /// manifest, archives the previous snapshot as archives/<time>.zip, swaps the new one in,
-    /// applies retention, then runs the post-backup hook. Logs that only grew since current/
-    /// are grown from it (hard link, then only the new lines written) once it is archived, and
-    /// its database copy is brought up to date page by page (only the pages that differ from
-    /// the live database at one instant are written, with an undo file).
+    /// applies retention, then runs the post-backup hook. Files unchanged since current/ are
+    /// hard-linked from it, logs that only grew are grown from it (hard link, then only the
+    /// new lines written) once it is archived, and its database copy is brought up to date
+    /// page by page (only the pages that differ from the live database at one instant are
+    /// written, with an undo file; the next archive reads only the chunks around them).
     /// Interrupted at any instant, it leaves the previous snapshot intact; the next command
     /// cleans up (cuts grown logs back, rolls the database copy back).
     Create(CreateArgs),

@@ -28,7 +28,10 @@ mod index;
 mod read;
 mod reuse;
 
-pub use index::{index_path, load_index, save_index};
+pub use index::{
+    PageChanges, index_path, load_index, load_page_changes, page_changes_path, save_index,
+    save_page_changes,
+};
 pub use read::{CheckedArchive, Entry, check_entry_name};
 pub use reuse::{Reuse, write_dir_reusing};
 

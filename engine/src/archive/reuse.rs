@@ -8,7 +8,10 @@ use std::path::Path;
 
 use zip::{CompressionMethod, ZipArchive};
 
-use super::{ChunkIndex, PRIVATE, Written, entry_mode, load_index, read_manifest, zip_time};
+use super::{
+    ChunkIndex, PRIVATE, PageChanges, Written, entry_mode, load_index, load_page_changes,
+    read_manifest, zip_time,
+};
 use crate::error::{Error, IoContext, Result};
 use crate::fsx;
 use crate::manifest::{self, FileEntry, Manifest};
@@ -24,6 +27,9 @@ pub struct Reuse {
     pub continued: u64,
     /// Changed files of which some chunks were copied (their bytes had not changed).
     pub rechunked: u64,
+    /// Of those, files whose unchanged chunks were known from the record of the pages the
+    /// snapshot wrote (the database copy), and copied without being read.
+    pub patched: u64,
     /// Uncompressed bytes that did not have to be compressed again.
     pub bytes_saved: u64,
     /// Files whose earlier data could not be reused, and why (they were compressed afresh).
@@ -130,10 +136,14 @@ impl Reuse {
             Reused::Copied => self.copied += 1,
             Reused::Continued(_) => self.continued += 1,
             Reused::Rechunked(_) => self.rechunked += 1,
+            Reused::Patched(_) => {
+                self.rechunked += 1;
+                self.patched += 1;
+            }
         }
         self.bytes_saved += match done {
             Reused::Copied => len,
-            Reused::Continued(n) | Reused::Rechunked(n) => n,
+            Reused::Continued(n) | Reused::Rechunked(n) | Reused::Patched(n) => n,
         };
     }
 }
@@ -279,6 +289,8 @@ enum Reused {
     Continued(u64),
     /// Some chunks copied; their bytes.
     Rechunked(u64),
+    /// Some chunks copied unread, by the page record; their bytes.
+    Patched(u64),
 }
 
 /// An earlier archive of ours and the two manifests that say what can be reused from it.
@@ -287,6 +299,8 @@ struct EarlierArchive {
     chunks: ChunkIndex,
     earlier: BTreeMap<String, FileEntry>,
     now: BTreeMap<String, FileEntry>,
+    /// The record of the pages `src`'s database copy changed since the earlier snapshot.
+    pages: Option<PageChanges>,
 }
 
 impl EarlierArchive {
@@ -303,6 +317,7 @@ impl EarlierArchive {
             chunks: load_index(earlier).unwrap_or_default(),
             earlier: index(before),
             now: index(now),
+            pages: load_page_changes(src),
         })
     }
 
@@ -327,7 +342,14 @@ impl EarlierArchive {
         if appended {
             return Some(How::Continue(old.size));
         }
-        self.chunks.contains_key(rel).then_some(How::Rechunk)
+        let patch = self.pages.as_ref().is_some_and(|p| {
+            p.entry == rel
+                && (p.from_len, &p.from) == (old.size, &old.checksum)
+                && (p.to_len, &p.to) == (new.size, &new.checksum)
+                && new.crc32.is_some()
+        });
+        let how = if patch { How::Patch } else { How::Rechunk };
+        self.chunks.contains_key(rel).then_some(how)
     }
 
     /// Add `rel` from the earlier archive if its content allows; `Ok(None)`: compress it.
@@ -343,13 +365,60 @@ impl EarlierArchive {
         cancel: &Cancel,
         refused: &mut Vec<String>,
     ) -> Result<Option<Reused>> {
-        use crate::zipout::{Earlier, ReuseError};
+        use crate::zipout::ReuseError;
         let Some(index) = self.zip.index_for_name(rel) else {
             return Ok(None);
         };
         let Some(how) = self.how(rel, file, size) else {
             return Ok(None);
         };
+        let start = zip.position();
+        let mut result = self.add_from(
+            zip,
+            rel,
+            (index, how),
+            file,
+            size,
+            modified,
+            progress,
+            cancel,
+        )?;
+        if let (How::Patch, Some(Err(ReuseError::Refused(_)))) = (how, &result) {
+            // The page record did not hold: read the file after all.
+            zip.rewind(start).at("write", Path::new(rel))?;
+            let how = (index, How::Rechunk);
+            result = self.add_from(zip, rel, how, file, size, modified, progress, cancel)?;
+        }
+        match result {
+            None => Ok(None),
+            Some(Ok(done)) => Ok(Some(done)),
+            Some(Err(ReuseError::Refused(why))) => {
+                refused.push(format!("{rel}: {why}"));
+                zip.rewind(start).at("write", Path::new(rel))?;
+                Ok(None)
+            }
+            Some(Err(ReuseError::Io(e))) => {
+                cancel.check()?;
+                Err(e).at("archive", Path::new(rel))
+            }
+        }
+    }
+
+    /// Add `rel` (entry `index` of the earlier archive) as `how` says; `Ok(None)` when the
+    /// earlier entry is not one to reuse.
+    #[allow(clippy::too_many_arguments)]
+    fn add_from(
+        &mut self,
+        zip: &mut crate::zipout::ZipOut<io::BufWriter<File>>,
+        rel: &str,
+        (index, how): (usize, How),
+        file: &File,
+        size: u64,
+        modified: zip::DateTime,
+        progress: &dyn Progress,
+        cancel: &Cancel,
+    ) -> Result<Option<std::result::Result<Reused, crate::zipout::ReuseError>>> {
+        use crate::zipout::{Earlier, Patch};
         let old_size = self.earlier.get(rel).map_or(0, |e| e.size);
         let chunk_index = self.chunks.get(rel).cloned();
         let Ok(mut raw) = self.zip.by_index_raw(index) else {
@@ -373,8 +442,7 @@ impl EarlierArchive {
         });
         let advance = &mut |n| progress.advance(n);
         let check = &mut || cancel.check().map_err(|_| io::Error::other("cancelled"));
-        let start = zip.position();
-        let result = match how {
+        Ok(Some(match how {
             How::Copy => zip
                 .add_copied(rel, &mut raw, earlier, chunks, modified)
                 .map(|()| {
@@ -392,6 +460,24 @@ impl EarlierArchive {
                 )
                 .map(Reused::Rechunked)
             }
+            How::Patch => {
+                let (Some(chunks), Some(pages), Some(crc)) = (
+                    chunks,
+                    self.pages.as_ref(),
+                    self.now.get(rel).and_then(|f| f.crc32),
+                ) else {
+                    return Ok(None);
+                };
+                let unchanged = |from, to| pages.unchanged(from, to);
+                let patch = Patch {
+                    file,
+                    size,
+                    unchanged: &unchanged,
+                    crc,
+                };
+                zip.add_patched(rel, patch, modified, &mut raw, &chunks, advance, check)
+                    .map(Reused::Patched)
+            }
             How::Continue(from) => {
                 let Some((dict, mut tail)) = dictionary_and_tail(file, from) else {
                     return Ok(None);
@@ -402,29 +488,19 @@ impl EarlierArchive {
                 )
                 .map(|()| Reused::Continued(from))
             }
-        };
-        match result {
-            Ok(done) => Ok(Some(done)),
-            Err(ReuseError::Refused(why)) => {
-                drop(raw);
-                refused.push(format!("{rel}: {why}"));
-                zip.rewind(start).at("write", Path::new(rel))?;
-                Ok(None)
-            }
-            Err(ReuseError::Io(e)) => {
-                cancel.check()?;
-                Err(e).at("archive", Path::new(rel))
-            }
-        }
+        }))
     }
 }
 
 /// How a file reuses the earlier archive ([`EarlierArchive::how`]).
+#[derive(Debug, Clone, Copy)]
 enum How {
     Copy,
     /// The earlier content is the first N bytes.
     Continue(u64),
     Rechunk,
+    /// Rechunked, knowing from the page record which chunks are unchanged.
+    Patch,
 }
 
 /// The 32 KiB before byte `from` of `file` (the dictionary the continued stream is primed

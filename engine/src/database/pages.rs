@@ -177,6 +177,7 @@ impl Snapshot {
         let mut hashed = HashingWriter::new(std::io::sink());
         let mut old_page = vec![0u8; old_page_size as usize];
         let (mut pages, mut changed) = (0u64, 0u64);
+        let mut ranges: Vec<(u64, u64)> = Vec::new();
         let old_pages = old_meta.len() / old_page_size;
         while let Some(row) = rows.next().map_err(sql(src, "read pages"))? {
             let pgno: i64 = row.get(0).map_err(sql(src, "read pages"))?;
@@ -209,6 +210,10 @@ impl Snapshot {
             }
             write_page(&mut redo, pages, data).at("write", &redo_path)?;
             changed += 1;
+            match ranges.last_mut() {
+                Some((_, last)) if *last + 1 == pages => *last = pages,
+                _ => ranges.push((pages, pages)),
+            }
         }
         // Pages the database has dropped since: cutting the copy short loses them.
         for pgno in pages + 1..=old_pages {
@@ -222,6 +227,7 @@ impl Snapshot {
             page_size: old_page_size,
             pages,
             changed,
+            ranges,
             old: old.to_path_buf(),
             old_id: (
                 old_meta.dev(),
@@ -239,11 +245,14 @@ impl Snapshot {
 /// What [`Snapshot::diff`] found: the pages to write, and the new copy's digest.
 #[derive(Debug)]
 pub struct Delta {
-    page_size: u64,
+    /// Bytes per page.
+    pub page_size: u64,
     /// Pages of the database at the snapshot's instant.
     pub pages: u64,
     /// Pages that differ from the earlier copy (or are new).
     pub changed: u64,
+    /// Those pages (numbered from 1), as sorted inclusive ranges.
+    pub ranges: Vec<(u64, u64)>,
     old: PathBuf,
     /// Device, inode, length and mtime of the earlier copy when it was read.
     old_id: (u64, u64, u64, i64),

@@ -354,11 +354,11 @@ fn copy_files<'s>(
                         grown.bytes_shared += shared;
                         (d, Some(prefix.clone()))
                     }
-                    None => (fsx::copy_new(src, &dst)?, None),
+                    None => (super::copy_unsynced(src, &dst)?, None),
                 }
             }
             None if link => (fsx::link_new(src, &dst)?, None),
-            None => (fsx::copy_new(src, &dst)?, None),
+            None => (super::copy_unsynced(src, &dst)?, None),
         };
         progress.advance(d.size);
         copied.push((source, d, prefix));
@@ -369,7 +369,7 @@ fn copy_files<'s>(
         cancel.check()?;
         let earlier = base.and_then(|b| {
             let whole = b.files.get(rel)?;
-            (whole.size >= GROW_MIN).then(|| (b, b.dir.join(rel), whole))
+            Some((b, b.dir.join(rel), whole))
         });
         let Some((b, old, whole)) = earlier else {
             finish(source, None)?;
@@ -379,6 +379,15 @@ fn copy_files<'s>(
             finish(source, None)?;
             continue;
         };
+        // Unchanged: linked now (nothing is written to the earlier copy, so no gate).
+        if g.unchanged {
+            finish(source, Some((g, (old, whole))))?;
+            continue;
+        }
+        if whole.size < GROW_MIN {
+            finish(source, None)?;
+            continue;
+        }
         // The earlier copy may grow only once its archive is written.
         let open = match b.gate.decided() {
             None if waiting.len() < MAX_WAITING => {
@@ -466,7 +475,7 @@ fn capture_incremental(
 ) -> Result<DbCapture> {
     let db_path = snap.path().to_path_buf();
     let work = base.work.join(super::DB_WORK);
-    let delta = snap.diff(old, &whole.checksum, &work, cancel)?;
+    let mut delta = snap.diff(old, &whole.checksum, &work, cancel)?;
     let read = (|| -> Result<_> {
         let conn = snap.conn();
         database::check_integrity(conn, &db_path)?;
@@ -501,9 +510,23 @@ fn capture_incremental(
         return Err(e);
     }
     let (pages, written, digest) = (delta.pages, delta.changed, delta.digest.clone());
+    let record = crate::archive::PageChanges {
+        entry: DB_PATH.into(),
+        page_size: delta.page_size,
+        from_len: whole.size,
+        from: whole.checksum.clone(),
+        to_len: digest.size,
+        to: digest.checksum.clone(),
+        changed: std::mem::take(&mut delta.ranges),
+    };
     let dst = root.join(DB_PATH);
     delta.apply(&dst, open, &super::db_undo(&base.work))?;
     fsx::set_mode(&dst, 0o600)?;
+    // For the next archive, which will archive this copy (see `archive::PageChanges`). A
+    // cache: the archive of `current/` has been written (the gate), so nothing reads the
+    // record of `current/`'s own pages any more; once this snapshot is published, the record
+    // is of it. Unsaved, the next archive reads the whole copy.
+    let _ = crate::archive::save_page_changes(&base.dir, &record);
     Ok(DbCapture {
         digest,
         tables,
@@ -582,7 +605,7 @@ fn export_local(
     let mut rows = 0;
     let mut failure = None;
     let path = root.join(format!("local/{table}.jsonl"));
-    let digest = fsx::write_new_with(&path, |w| match export(w) {
+    let written = fsx::write_new_unsynced(&path, fsx::Algorithm::Blake3, |w| match export(w) {
         Ok(n) => {
             rows = n;
             Ok(())
@@ -594,5 +617,5 @@ fn export_local(
         }
     })
     .map_err(|e| failure.take().map_or(e, Into::into))?;
-    Ok((rows, digest))
+    Ok((rows, written.1))
 }

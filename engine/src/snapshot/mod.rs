@@ -1,6 +1,11 @@
 //! Building a snapshot in a staging directory: every file is written once, hashed and
 //! counted while it is written, and the manifest goes in last. A staging directory without
 //! `manifest.json` is unfinished by definition.
+//!
+//! Files are not flushed to disk one by one: [`Staging::finish`] flushes the whole filesystem
+//! once (`syncfs`) before it writes the manifest, so that a snapshot whose manifest is on disk
+//! has all of its files on disk (an fsync per file cost ~0.2 s of the ~1,200 files' snapshot
+//! the benchmark takes).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,6 +27,12 @@ pub use capture::capture_workspace;
 pub use grow::{
     Base, DB_WORK, Gate, Grown, cut_back_grown, db_undo, drop_db_work, roll_back_database,
 };
+
+/// Copy `src` to the new file `dst` of a snapshot being staged, unflushed (see
+/// [`Staging::finish`]).
+pub(crate) fn copy_unsynced(src: &Path, dst: &Path) -> Result<FileDigest> {
+    fsx::copy_new_unsynced(src, dst).map(|(_, d)| d)
+}
 
 /// Path of the database copy inside a snapshot.
 pub const DB_PATH: &str = "db/messages.db";
@@ -75,7 +86,7 @@ impl Staging {
 
     /// Copy `src` to `rel` in the snapshot.
     pub fn copy_in(&mut self, src: &Path, rel: &str) -> Result<FileDigest> {
-        let d = fsx::copy_new(src, &self.root.join(rel))?;
+        let d = copy_unsynced(src, &self.root.join(rel))?;
         self.record(rel, &d);
         Ok(d)
     }
@@ -89,7 +100,7 @@ impl Staging {
         mode: Option<u32>,
         secret: bool,
     ) -> Result<FileDigest> {
-        let d = fsx::copy_new(src, &self.root.join(rel))?;
+        let d = copy_unsynced(src, &self.root.join(rel))?;
         self.record_full(rel, &d, None, mode, secret);
         Ok(d)
     }
@@ -123,10 +134,11 @@ impl Staging {
         self.files.values().cloned().collect()
     }
 
-    /// Write the manifest (with the file list) and flush the directory. The snapshot is
-    /// complete once this returns.
+    /// Flush every file written to disk, then write the manifest (with the file list) and
+    /// flush the directory. The snapshot is complete once this returns.
     pub fn finish(self, mut manifest: Manifest) -> Result<Manifest> {
         manifest.files = self.files.into_values().collect();
+        fsx::sync_filesystem(&self.root)?;
         let path = self.root.join(manifest::FILE_NAME);
         fsx::write_atomic(&path, &manifest.to_vec())?;
         Ok(manifest)

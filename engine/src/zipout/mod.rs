@@ -110,9 +110,87 @@ struct Deflated {
 /// bytes that may encode the same.
 struct Job {
     data: Vec<u8>,
-    crc: u32,
     dict: Vec<u8>,
-    earlier: Option<(Vec<u8>, Option<ChunkChecks>)>,
+    earlier: Option<Candidate>,
+}
+
+/// An earlier chunk's compressed bytes, and what proves they encode a new chunk's bytes: its
+/// index entry's checks, or (`proven`) the caller's knowledge that the chunk's bytes and
+/// dictionary did not change (the job then holds no bytes; see [`Patch`]).
+struct Candidate {
+    packed: Vec<u8>,
+    checks: Option<ChunkChecks>,
+    proven: bool,
+}
+
+/// A changed file of which the caller knows which bytes are still the earlier entry's (see
+/// [`ZipOut::add_patched`]): a database brought up to date page by page, with the record of
+/// the pages it wrote.
+pub struct Patch<'a> {
+    /// The file, read at the offsets of the chunks that changed.
+    pub file: &'a std::fs::File,
+    /// Its size.
+    pub size: u64,
+    /// Whether bytes `from..to` of the file are exactly the earlier entry's bytes there.
+    pub unchanged: &'a dyn Fn(u64, u64) -> bool,
+    /// The CRC-32 the whole file must have (its snapshot manifest's): the entry is refused
+    /// otherwise, however it was put together.
+    pub crc: u32,
+}
+
+/// Where [`ZipOut::deflate`] reads an entry's bytes from.
+enum Input<'a> {
+    /// A stream, read in order.
+    Stream(&'a mut dyn Read),
+    /// A file read at the offsets needed, with what is known of it.
+    Patched(Patch<'a>),
+}
+
+impl Input<'_> {
+    /// The earlier chunk `c` at `pos` encodes the same bytes, known without reading them: its
+    /// checks, when it and its dictionary are unchanged.
+    fn known_unchanged(&self, pos: u64, c: &ChunkInfo) -> Option<ChunkChecks> {
+        let Input::Patched(p) = self else {
+            return None;
+        };
+        let end = pos + u64::from(c.len);
+        (end <= p.size && (p.unchanged)(pos.saturating_sub(WINDOW as u64), end))
+            .then_some(c.checks)
+            .flatten()
+    }
+
+    /// Whether the entry ends at `pos` (known only of a file of known size).
+    fn ends_at(&self, pos: u64) -> bool {
+        matches!(self, Input::Patched(p) if pos >= p.size)
+    }
+
+    /// Bytes `from..to` (a [`Patch`]'s file only: a stream is never left behind).
+    fn read_at(&self, from: u64, to: u64) -> Result<Vec<u8>, ReuseError> {
+        let Input::Patched(p) = self else {
+            return Err(ReuseError::Io(io::Error::other(
+                "a stream read out of order",
+            )));
+        };
+        let mut buf = vec![0u8; (to - from) as usize];
+        std::os::unix::fs::FileExt::read_exact_at(p.file, &mut buf, from)
+            .map_err(|e| ReuseError::Refused(format!("cannot read the file: {e}")))?;
+        Ok(buf)
+    }
+
+    /// The next chunk, at `pos`: `want` bytes, fewer at the end.
+    fn next(&mut self, pos: u64, want: usize) -> Result<Vec<u8>, ReuseError> {
+        match self {
+            Input::Stream(data) => {
+                let mut chunk = Vec::with_capacity(want);
+                data.take(want as u64).read_to_end(&mut chunk)?;
+                Ok(chunk)
+            }
+            Input::Patched(p) => {
+                let end = p.size.min(pos + want as u64);
+                self.read_at(pos, end)
+            }
+        }
+    }
 }
 
 struct Central {
@@ -240,7 +318,14 @@ impl<W: Write + Seek> ZipOut<W> {
         check: &mut dyn FnMut() -> io::Result<()>,
     ) -> Result<u64, ReuseError> {
         let offset = self.start_entry(name, modified, zip64)?;
-        let d = self.deflate(data, chunk_size(name), Vec::new(), earlier, advance, check)?;
+        let d = self.deflate(
+            Input::Stream(data),
+            chunk_size(name),
+            Vec::new(),
+            earlier,
+            advance,
+            check,
+        )?;
         self.finish_entry(
             name,
             offset,
@@ -366,13 +451,15 @@ impl<W: Write + Seek> ZipOut<W> {
         Ok(())
     }
 
-    /// Compress `data` into the output, every chunk primed with the 32 KiB before it (`window`
+    /// Compress `input` into the output, every chunk primed with the 32 KiB before it (`window`
     /// before the first) and ended by a sync flush, then [`END`]. With `earlier` (an earlier
     /// entry's compressed data and chunk index), chunks are cut where the earlier ones were and
-    /// an earlier chunk whose bytes are unchanged is copied (after inflating it to check).
+    /// an earlier chunk is copied where it encodes the same bytes: proven by its index (the hash
+    /// of its dictionary and bytes) or by inflating it, or, for a [`Patch`], known unchanged
+    /// without reading the file at all.
     fn deflate(
         &mut self,
-        data: &mut dyn Read,
+        mut input: Input<'_>,
         chunk_len: usize,
         mut window: Vec<u8>,
         mut earlier: Option<(&mut dyn Read, &[ChunkInfo])>,
@@ -391,10 +478,15 @@ impl<W: Write + Seek> ZipOut<W> {
             reused: 0,
         };
         let mut plan = 0usize;
+        // Where the next chunk starts, and whether `window` holds the bytes just before it (a
+        // chunk copied unread leaves it stale).
+        let (mut pos, mut window_ok) = (0u64, true);
         let mut at_end = false;
         while !at_end {
             check()?;
             let mut jobs: Vec<Job> = Vec::with_capacity(batch);
+            // Each job's length and CRC-32.
+            let mut infos: Vec<(usize, u32)> = Vec::with_capacity(batch);
             while jobs.len() < batch {
                 // Cut where the earlier entry was cut while it has chunks left (and was cut
                 // at least as finely: an entry cut coarser before chunk sizes were per entry
@@ -413,9 +505,41 @@ impl<W: Write + Seek> ZipOut<W> {
                     }
                     _ => (chunk_len, None),
                 };
-                let mut chunk = Vec::with_capacity(want);
-                data.take(want as u64).read_to_end(&mut chunk)?;
-                at_end = chunk.len() < want;
+                if let Some((c, packed)) = &candidate
+                    && let Some(k) = input.known_unchanged(pos, c)
+                {
+                    if crc32fast::hash(packed) != k.packed_crc {
+                        return Err(ReuseError::Refused(format!(
+                            "the earlier entry is damaged (compressed chunk {} does not match its index)",
+                            plan - 1
+                        )));
+                    }
+                    let (c, packed) = candidate.expect("matched above");
+                    jobs.push(Job {
+                        data: Vec::new(),
+                        dict: Vec::new(),
+                        earlier: Some(Candidate {
+                            packed,
+                            checks: Some(k),
+                            proven: true,
+                        }),
+                    });
+                    infos.push((c.len as usize, c.crc));
+                    pos += u64::from(c.len);
+                    window_ok = false;
+                    at_end = input.ends_at(pos);
+                    if at_end {
+                        break;
+                    }
+                    continue;
+                }
+                if !window_ok {
+                    window = input.read_at(pos.saturating_sub(WINDOW as u64), pos)?;
+                    window_ok = true;
+                }
+                let chunk = input.next(pos, want)?;
+                pos += chunk.len() as u64;
+                at_end = chunk.len() < want || input.ends_at(pos);
                 if chunk.is_empty() {
                     break;
                 }
@@ -426,10 +550,14 @@ impl<W: Write + Seek> ZipOut<W> {
                 let chunk_crc = crc32fast::hash(&chunk);
                 let earlier_bytes = candidate
                     .filter(|(c, _)| c.len as usize == chunk.len() && c.crc == chunk_crc)
-                    .map(|(c, packed)| (packed, c.checks));
+                    .map(|(c, packed)| Candidate {
+                        packed,
+                        checks: c.checks,
+                        proven: false,
+                    });
+                infos.push((chunk.len(), chunk_crc));
                 jobs.push(Job {
                     data: chunk,
-                    crc: chunk_crc,
                     dict,
                     earlier: earlier_bytes,
                 });
@@ -440,7 +568,6 @@ impl<W: Write + Seek> ZipOut<W> {
             if jobs.is_empty() {
                 break;
             }
-            let infos: Vec<(usize, u32)> = jobs.iter().map(|j| (j.data.len(), j.crc)).collect();
             for &(len, chunk_crc) in &infos {
                 crc.combine(&crc32fast::Hasher::new_with_initial_len(
                     chunk_crc, len as u64,
@@ -858,16 +985,22 @@ mod tests {
                 })
                 .collect()
         };
-        // A chunk index that lies (wrong CRCs, hashes or compressed CRCs) costs reuse, never
+        // A chunk index that lies (wrong CRCs or compressed CRCs) costs reuse, never
         // correctness: every chunk is compressed again.
-        let lies: [&dyn Fn(&mut ChunkInfo); 3] = [
-            &|c| c.crc ^= 1,
-            &|c| c.checks.as_mut().unwrap().hash[7] ^= 1,
-            &|c| c.checks.as_mut().unwrap().packed_crc ^= 1,
-        ];
+        let lies: [&dyn Fn(&mut ChunkInfo); 2] = [&|c| c.crc ^= 1, &|c| {
+            c.checks.as_mut().unwrap().packed_crc ^= 1
+        }];
         for (i, lie) in lies.into_iter().enumerate() {
             assert_eq!(rechunk(&altered(lie)), (0, new.clone()), "lie {i}");
         }
+        // A wrong hash (of what a chunk encodes) proves nothing either way: each chunk is then
+        // inflated against its bytes, as when its dictionary changed, and reused only where
+        // that gives exactly them.
+        let (reused_lied, read) = rechunk(&altered(&|c| {
+            c.checks.as_mut().unwrap().hash[7] ^= 1;
+        }));
+        assert!(reused_lied >= 15 * CHUNK as u64, "{reused_lied}");
+        assert_eq!(read, new);
         // An index written before chunks had checks: the same chunks are reused, each proved
         // by inflating it.
         let (reused_plain, read) = rechunk(&altered(&|c| c.checks = None));
@@ -956,6 +1089,93 @@ mod tests {
             read_back(&z.finish().unwrap().0.into_inner(), "messages.db"),
             new
         );
+    }
+
+    #[test]
+    fn a_patched_database_copies_its_unchanged_chunks_and_refuses_a_false_record() {
+        const PAGE: usize = 4096;
+        let old = sample(4 * CHUNK, 43);
+        // Three pages changed, far apart, and two pages appended.
+        let changed = [3usize, 70, 200];
+        let mut new = old.clone();
+        for &p in &changed {
+            new[p * PAGE + 10] ^= 0x5a;
+        }
+        new.extend_from_slice(&sample(2 * PAGE, 44));
+        let mut first = ZipOut::new(Cursor::new(Vec::new()), 6, 2).unwrap();
+        first
+            .add(
+                "messages.db",
+                &mut &old[..],
+                old.len() as u64,
+                zip::DateTime::default(),
+                &mut |_| {},
+                &mut || Ok(()),
+            )
+            .unwrap();
+        let index = first.index().remove("messages.db").unwrap();
+        let first = first.finish().unwrap().0.into_inner();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("messages.db");
+        std::fs::write(&path, &new).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let patched = |unchanged: &dyn Fn(u64, u64) -> bool| {
+            let mut a = zip::ZipArchive::new(Cursor::new(&first)).unwrap();
+            let mut raw = a
+                .by_index_raw(a.index_for_name("messages.db").unwrap())
+                .unwrap();
+            let mut z = ZipOut::new(Cursor::new(Vec::new()), 6, 2).unwrap();
+            let patch = Patch {
+                file: &file,
+                size: new.len() as u64,
+                unchanged,
+                crc: crc32fast::hash(&new),
+            };
+            let r = z.add_patched(
+                "messages.db",
+                patch,
+                zip::DateTime::default(),
+                &mut raw,
+                &index,
+                &mut |_| {},
+                &mut || Ok(()),
+            );
+            r.map(|reused| {
+                let index = z.index().remove("messages.db").unwrap();
+                (reused, index, z.finish().unwrap().0.into_inner())
+            })
+        };
+        // The truth: bytes outside the changed and appended pages are the earlier ones.
+        let truth = |from: u64, to: u64| {
+            to <= old.len() as u64
+                && changed
+                    .iter()
+                    .all(|&p| to <= (p * PAGE) as u64 || from >= ((p + 1) * PAGE) as u64)
+        };
+        let (reused, got_index, bytes) = patched(&truth).unwrap();
+        assert_eq!(read_back(&bytes, "messages.db"), new);
+        // Each changed page costs its chunk and the two whose dictionaries hold it, at most.
+        let most = (changed.len() * 3 * DB_CHUNK) as u64;
+        assert!(reused >= old.len() as u64 - most, "{reused}");
+        // The index is the one compressing it afresh gives: the next archive reuses it alike.
+        let mut fresh = ZipOut::new(Cursor::new(Vec::new()), 6, 2).unwrap();
+        fresh
+            .add(
+                "messages.db",
+                &mut &new[..],
+                new.len() as u64,
+                zip::DateTime::default(),
+                &mut |_| {},
+                &mut || Ok(()),
+            )
+            .unwrap();
+        assert_eq!(got_index, fresh.index()["messages.db"]);
+        // A record that says nothing changed puts together the earlier bytes: refused by the
+        // CRC-32, never written as the new content.
+        match patched(&|_, to| to <= old.len() as u64) {
+            Err(ReuseError::Refused(why)) => assert!(why.contains("CRC-32"), "{why}"),
+            other => panic!("a false record was accepted: {:?}", other.map(|r| r.0)),
+        }
     }
 
     #[test]

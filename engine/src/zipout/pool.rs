@@ -10,16 +10,27 @@ use super::*;
 /// A chunk's compressed bytes, whether they are an earlier chunk's, and its [`chunk_hash`].
 pub(super) type Packed = (Vec<u8>, bool, [u8; 32]);
 
-/// One chunk's compressed bytes: the earlier chunk's when they encode exactly its dictionary
-/// and data, or its data compressed afresh. The earlier chunk's index entry proves that by its
-/// CRC of the compressed bytes and its hash of what they encode; an index without them, by
-/// inflating (primed with the dictionary) and comparing.
+/// One chunk's compressed bytes: the earlier chunk's when they encode exactly its data after
+/// its dictionary, or its data compressed afresh. The earlier chunk's index entry proves that
+/// by its CRC of the compressed bytes and its hash of what they encode; otherwise (an index
+/// without them, or another dictionary), inflating them primed with the dictionary does.
 pub(super) fn pack(j: Job, level: u32) -> io::Result<Packed> {
+    if let Some(Candidate {
+        packed,
+        checks: Some(k),
+        proven: true,
+    }) = j.earlier
+    {
+        return Ok((packed, true, k.hash));
+    }
     let hash = chunk_hash(&j.dict, &j.data);
-    if let Some((packed, checks)) = j.earlier {
+    if let Some(Candidate { packed, checks, .. }) = j.earlier {
         let same = match checks {
-            Some(k) => k.hash == hash && crc32fast::hash(&packed) == k.packed_crc,
-            None => inflates_to(&packed, &j.dict, &j.data),
+            Some(k) if k.hash == hash => crc32fast::hash(&packed) == k.packed_crc,
+            // The same bytes after another dictionary (a database page before them changed):
+            // the earlier data still encodes them unless it reaches back into what changed,
+            // and inflating it (far cheaper than compressing) tells.
+            _ => inflates_to(&packed, &j.dict, &j.data),
         };
         if same {
             return Ok((packed, true, hash));

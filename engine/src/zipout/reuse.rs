@@ -74,7 +74,7 @@ impl<W: Write + Seek> ZipOut<W> {
             ));
         }
         checked.expect(&earlier, false)?;
-        let t = self.deflate(tail, CHUNK, dict, None, advance, check)?;
+        let t = self.deflate(Input::Stream(tail), CHUNK, dict, None, advance, check)?;
         let mut crc = crc32fast::Hasher::new_with_initial_len(earlier.crc, earlier.size);
         crc.combine(&crc32fast::Hasher::new_with_initial_len(t.crc, t.read));
         let chunks = chunks.map(|mut c| {
@@ -91,6 +91,54 @@ impl<W: Write + Seek> ZipOut<W> {
             chunks,
         )?;
         Ok(())
+    }
+
+    /// Add `name`, a file that changed since the earlier archive but of which `patch` says
+    /// which bytes did not (a database brought up to date page by page): cut where the
+    /// earlier entry was cut (`chunks`, its index; `raw`, its compressed data), each earlier
+    /// chunk whose bytes and dictionary are all unchanged is copied without reading the file
+    /// (its compressed bytes checked against the index), and the rest is read at its offsets
+    /// and compressed, or copied where it turns out the same. The whole entry must come out
+    /// with the CRC-32 `patch` expects, else it is refused (the caller rewinds and reads the
+    /// file). Returns the bytes not compressed again.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_patched(
+        &mut self,
+        name: &str,
+        patch: Patch<'_>,
+        modified: zip::DateTime,
+        raw: &mut dyn Read,
+        chunks: &[ChunkInfo],
+        advance: &mut dyn FnMut(u64),
+        check: &mut dyn FnMut() -> io::Result<()>,
+    ) -> Result<u64, ReuseError> {
+        let (size, expect) = (patch.size, patch.crc);
+        let zip64 = size >= ZIP64_FROM;
+        let offset = self.start_entry(name, modified, zip64)?;
+        let d = self.deflate(
+            Input::Patched(patch),
+            chunk_size(name),
+            Vec::new(),
+            Some((raw, chunks)),
+            advance,
+            check,
+        )?;
+        if d.crc != expect || d.read != size {
+            return Err(ReuseError::Refused(format!(
+                "put together from its unchanged chunks it is {} bytes with CRC-32 {:08x}, not {size} bytes with {expect:08x}",
+                d.read, d.crc
+            )));
+        }
+        self.finish_entry(
+            name,
+            offset,
+            modified,
+            zip64,
+            size,
+            (d.crc, d.read, d.written),
+            Some(d.chunks),
+        )?;
+        Ok(d.reused)
     }
 
     /// Copy exactly `n` raw bytes from `raw` to the output, feeding them to `check`.

@@ -133,7 +133,7 @@ fn print_summary(ui: &Ui, repo_name: &str, report: &create::CreateReport) {
     }
     if report.grown.files > 0 {
         ui.line(format!(
-            "  {} logs unchanged or only appended to: grown from the previous snapshot ({} not copied again)",
+            "  {} files unchanged or only appended to: linked from the previous snapshot ({} not copied again)",
             report.grown.files,
             bytes(report.grown.bytes_shared)
         ));
