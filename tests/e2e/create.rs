@@ -336,8 +336,7 @@ fn archives_reuse_unchanged_files_and_continue_appended_logs_byte_for_byte() {
         .parent()
         .unwrap()
         .join(".index/current-pages.json");
-    let mut lie: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    let mut lie: Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
     assert!(!lie["changed"].as_array().unwrap().is_empty(), "{lie}");
     lie["changed"] = serde_json::json!([]);
     std::fs::write(&record, lie.to_string()).unwrap();
