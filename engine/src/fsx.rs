@@ -374,7 +374,8 @@ pub fn copy_new_unsynced(src: &Path, dst: &Path) -> Result<(File, FileDigest)> {
     let mut writer = hashed_file(create_new(dst)?, Algorithm::Blake3);
     // 256 KiB at a time (`io::copy` into a `dyn Write` goes 8 KiB at a time), and each error
     // names its own file: a full disk is the backup's, an unreadable file the workspace's.
-    let mut block = vec![0u8; 256 * 1024];
+    let size = input.metadata().map_or(0, |m| m.len());
+    let mut block = vec![0u8; size.clamp(4096, 256 * 1024) as usize];
     loop {
         let n = match input.read(&mut block) {
             Ok(0) => break,

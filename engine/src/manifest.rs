@@ -80,6 +80,11 @@ pub struct Manifest {
     /// and restored exactly as they were, reported.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub jsonl: Vec<JsonlIssue>,
+    /// Every JSON Lines file of thrum's in the snapshot was checked (`jsonl` lists what was
+    /// found): whole, or past a prefix that an earlier snapshot so marked holds. The next
+    /// snapshot checks only what its grown files appended.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub jsonl_checked: bool,
     /// How the database and the wire streams were captured relative to each other.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capture: Option<CaptureInfo>,
@@ -404,6 +409,7 @@ mod tests {
             unknown: vec![],
             skipped: vec![],
             jsonl: vec![],
+            jsonl_checked: true,
             shrink: vec![],
             partial: false,
             capture: None,

@@ -72,6 +72,51 @@ fn jsonl_that_create_accepts_is_restored_exactly_torn_line_and_all() {
 }
 
 #[test]
+fn a_bad_line_appended_to_a_grown_log_is_found_by_checking_only_the_tail() {
+    let mut fx = Fx::with_scale(crate::sample::Scale {
+        agents: 3,
+        messages: 1_500,
+    });
+    let r = fx.json(&["create", "--no-prune"]);
+    assert_eq!(r["manifest"]["jsonl_checked"], true);
+    assert_eq!(r["manifest"].get("jsonl"), None);
+    // The log grows by sound lines and one that is not JSON, then a sound one.
+    fx.ws.add_messages(50).unwrap();
+    let log = fx.ws.sync_dir.join("events.jsonl");
+    let mut f = std::fs::File::options().append(true).open(&log).unwrap();
+    std::io::Write::write_all(&mut f, b"not json\n{\"ok\":1}\n").unwrap();
+    drop(f);
+    let bad_line = std::fs::read(&log)
+        .unwrap()
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        - 1;
+    let r = fx.json(&["create", "--no-prune"]);
+    let grown = r["manifest"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "events.jsonl")
+        .unwrap()
+        .clone();
+    assert!(grown.get("prefix").is_some(), "{grown}");
+    // Found in the tail, with the line number it has in the whole file.
+    let issues = r["manifest"]["jsonl"].as_array().unwrap();
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    assert_eq!(issues[0]["path"], "events.jsonl");
+    assert_eq!(issues[0]["line"], bad_line as u64, "{issues:?}");
+    // A snapshot with an issue is not sound to grow from unchecked: the next one checks the
+    // whole file again and finds the same line.
+    fx.ws.add_messages(10).unwrap();
+    let r = fx.json(&["create", "--no-prune"]);
+    let issues = r["manifest"]["jsonl"].as_array().unwrap();
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    assert_eq!(issues[0]["line"], bad_line as u64, "{issues:?}");
+    fx.cmd().args(["verify", "--all"]).assert().success();
+}
+
+#[test]
 fn a_thrum_archive_with_a_bad_line_is_refused_naming_file_and_line() {
     let fx = Fx::new();
     fx.create();

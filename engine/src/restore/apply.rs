@@ -107,8 +107,13 @@ pub(crate) fn apply(
     Ok(applied)
 }
 
-/// Copy each step's snapshot file into its temporary file, with the mode it is restored with.
+/// Copy each step's snapshot file into its temporary file, with the mode it is restored with,
+/// then flush them to disk before anything is committed: one `syncfs` per filesystem they
+/// are on rather than an fsync per file.
 fn fill_temps(plan: &RestorePlan, progress: &dyn Progress, cancel: &Cancel) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    // One folder per filesystem written to.
+    let mut filesystems: BTreeMap<u64, PathBuf> = BTreeMap::new();
     for (s, copy) in plan.steps.iter().zip(&plan.copies) {
         let (Some((from, mode)), Some(temp)) = (copy, &s.temp) else {
             continue;
@@ -118,9 +123,17 @@ fn fill_temps(plan: &RestorePlan, progress: &dyn Progress, cancel: &Cancel) -> R
         if let (Some(dir_mode), Some(parent)) = (s.dir_mode, temp.parent()) {
             fsx::create_dir_all_mode(parent, dir_mode)?;
         }
-        let d = fsx::copy_new(from, temp)?;
+        let (file, d) = fsx::copy_new_unsynced(from, temp)?;
         fsx::set_mode(temp, *mode)?;
+        if let (Ok(m), Some(parent)) = (file.metadata(), temp.parent()) {
+            filesystems
+                .entry(m.dev())
+                .or_insert_with(|| parent.to_path_buf());
+        }
         progress.advance(d.size);
+    }
+    for dir in filesystems.values() {
+        fsx::sync_filesystem(dir)?;
     }
     Ok(())
 }

@@ -176,7 +176,7 @@ fn run_lanes<'s>(
             ))
         });
         let jsonl = match &copied {
-            Ok((files, _)) => check_jsonl(files, root, cancel),
+            Ok((files, _)) => check_jsonl(files, root, base, cancel),
             Err(_) => Ok(Vec::new()),
         };
         let bundle = bundle.map(|h| {
@@ -284,14 +284,26 @@ fn closing_notes(opts: &CaptureOptions, cap: &mut Captured) {
 fn check_jsonl(
     copied: &[CopiedFile<'_>],
     root: &Path,
+    base: Option<&Base<'_>>,
     cancel: &Cancel,
 ) -> Result<Vec<crate::jsonl::Issue>> {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    let files: Vec<&str> = copied
-        .iter()
-        .map(|(s, _, _)| s.rel.as_str())
-        .filter(|rel| crate::jsonl::is_jsonl(rel))
-        .collect();
+    let mut files: Vec<(&str, u64, u64)> = Vec::new();
+    for (source, d, prefix) in copied {
+        let rel = source.rel.as_str();
+        if !crate::jsonl::is_jsonl(rel) {
+            continue;
+        }
+        let sound = base.is_some_and(|b| b.jsonl_sound.contains(rel));
+        match prefix {
+            Some(p) if sound => {
+                if let Some(from) = unchecked_tail(&root.join(rel), p.size, d)? {
+                    files.push((rel, from.0, from.1));
+                }
+            }
+            _ => files.push((rel, 0, 1)),
+        }
+    }
     let next = AtomicUsize::new(0);
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
@@ -301,9 +313,12 @@ fn check_jsonl(
         let workers: Vec<_> = (0..threads.min(files.len()))
             .map(|_| {
                 s.spawn(|| -> Result<()> {
-                    while let Some(rel) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    while let Some(&(rel, from, line)) =
+                        files.get(next.fetch_add(1, Ordering::Relaxed))
+                    {
                         cancel.check()?;
-                        if let Some(issue) = crate::jsonl::check_file(&root.join(rel), 0, 1, rel)? {
+                        let path = root.join(rel);
+                        if let Some(issue) = crate::jsonl::check_file(&path, from, line, rel)? {
                             found.lock().unwrap_or_else(|p| p.into_inner()).push(issue);
                         }
                     }
@@ -318,6 +333,40 @@ fn check_jsonl(
     let mut found = found.into_inner().unwrap_or_else(|p| p.into_inner());
     found.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(found)
+}
+
+/// What of the snapshot file `path` (digest `d`), grown from a sound earlier copy of
+/// `prefix` bytes, is left to check: `None` when nothing was appended; else where its first
+/// new line starts and that line's number. When the earlier copy does not end with a whole
+/// line, the file is checked whole (`(0, 1)`): its last line goes on in the tail.
+fn unchecked_tail(path: &Path, prefix: u64, d: &FileDigest) -> Result<Option<(u64, u64)>> {
+    use crate::error::IoContext;
+    use std::io::Read;
+    use std::os::unix::fs::FileExt;
+    if prefix == d.size {
+        return Ok(None);
+    }
+    let file = std::fs::File::open(path).at("open", path)?;
+    if prefix > 0 {
+        let mut last = [0u8];
+        file.read_exact_at(&mut last, prefix - 1).at("read", path)?;
+        if last[0] != b'\n' {
+            return Ok(Some((0, 1)));
+        }
+    }
+    // The tail's lines: the lines before it are the file's less those.
+    let mut tail = std::io::BufReader::with_capacity(256 * 1024, &file);
+    std::io::Seek::seek(&mut tail, std::io::SeekFrom::Start(prefix)).at("read", path)?;
+    let mut block = vec![0u8; 256 * 1024];
+    let mut lines = 0u64;
+    loop {
+        let n = tail.read(&mut block).at("read", path)?;
+        if n == 0 {
+            break;
+        }
+        lines += block[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+    }
+    Ok(Some((prefix, d.lines.saturating_sub(lines) + 1)))
 }
 
 /// A file of the new snapshot: where it came from, its digest, and what it is known to begin

@@ -219,6 +219,7 @@ pub fn new_manifest(
         unknown: captured.unknown,
         skipped: captured.skipped,
         jsonl: captured.jsonl,
+        jsonl_checked: true,
         shrink: Vec::new(),
         partial: false,
         capture: captured.capture,

@@ -23,10 +23,14 @@ pub(super) fn pack(j: Job, level: u32) -> io::Result<Packed> {
     {
         return Ok((packed, true, k.hash));
     }
-    let hash = chunk_hash(&j.dict, &j.data);
+    let hash = if j.hash {
+        chunk_hash(&j.dict, &j.data)
+    } else {
+        [0; 32]
+    };
     if let Some(Candidate { packed, checks, .. }) = j.earlier {
         let same = match checks {
-            Some(k) if k.hash == hash => crc32fast::hash(&packed) == k.packed_crc,
+            Some(k) if j.hash && k.hash == hash => crc32fast::hash(&packed) == k.packed_crc,
             // The same bytes after another dictionary (a database page before them changed):
             // the earlier data still encodes them unless it reaches back into what changed,
             // and inflating it (far cheaper than compressing) tells.
