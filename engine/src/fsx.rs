@@ -272,16 +272,6 @@ pub fn create_dir_all(dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).at("create directory", dir)
 }
 
-/// Flush everything written to the filesystem that holds `dir` to disk, and wait: one
-/// `syncfs` instead of an fsync per file, for a folder of many new files that mean nothing
-/// until something written after them (a snapshot's manifest) says they are complete.
-pub fn sync_filesystem(dir: &Path) -> Result<()> {
-    let d = File::open(dir).at("open", dir)?;
-    rustix::fs::syncfs(&d)
-        .map_err(io::Error::from)
-        .at("flush to disk the filesystem of", dir)
-}
-
 /// Flush a directory's entries (renames, creations) to disk.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
@@ -367,8 +357,8 @@ pub fn copy_new(src: &Path, dst: &Path) -> Result<FileDigest> {
     Ok(digest)
 }
 
-/// [`copy_new`], leaving the flush to disk to the caller (one [`sync_filesystem`] for many
-/// files); returns the new file too.
+/// [`copy_new`], leaving the flush to disk to the caller (one [`sync_paths`] for many files);
+/// returns the new file too.
 pub fn copy_new_unsynced(src: &Path, dst: &Path) -> Result<(File, FileDigest)> {
     let mut input = File::open(src).at("open", src)?;
     let mut writer = hashed_file(create_new(dst)?, Algorithm::Blake3);
@@ -485,7 +475,7 @@ pub fn buffered(hashed: HashingWriter<File>) -> io::BufWriter<HashingWriter<File
 }
 
 /// Flush a [`hashed_file`] writer; returns the file and the digest of everything written.
-/// The file is not flushed to disk (see [`finish_synced`] and [`sync_filesystem`]).
+/// The file is not flushed to disk (see [`finish_synced`] and [`sync_paths`]).
 pub fn finish_hashed(writer: io::BufWriter<HashingWriter<File>>) -> io::Result<(File, FileDigest)> {
     let hashed = writer.into_inner().map_err(|e| e.into_error())?;
     Ok(hashed.finish())

@@ -108,12 +108,10 @@ pub(crate) fn apply(
 }
 
 /// Copy each step's snapshot file into its temporary file, with the mode it is restored with,
-/// then flush them to disk before anything is committed: one `syncfs` per filesystem they
-/// are on rather than an fsync per file.
+/// then flush them to disk before anything is committed, several at a time (see
+/// [`fsx::sync_paths`]) rather than one after the other.
 fn fill_temps(plan: &RestorePlan, progress: &dyn Progress, cancel: &Cancel) -> Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    // One folder per filesystem written to.
-    let mut filesystems: BTreeMap<u64, PathBuf> = BTreeMap::new();
+    let mut written = Vec::new();
     for (s, copy) in plan.steps.iter().zip(&plan.copies) {
         let (Some((from, mode)), Some(temp)) = (copy, &s.temp) else {
             continue;
@@ -123,19 +121,12 @@ fn fill_temps(plan: &RestorePlan, progress: &dyn Progress, cancel: &Cancel) -> R
         if let (Some(dir_mode), Some(parent)) = (s.dir_mode, temp.parent()) {
             fsx::create_dir_all_mode(parent, dir_mode)?;
         }
-        let (file, d) = fsx::copy_new_unsynced(from, temp)?;
+        let (_, d) = fsx::copy_new_unsynced(from, temp)?;
         fsx::set_mode(temp, *mode)?;
-        if let (Ok(m), Some(parent)) = (file.metadata(), temp.parent()) {
-            filesystems
-                .entry(m.dev())
-                .or_insert_with(|| parent.to_path_buf());
-        }
+        written.push(temp.clone());
         progress.advance(d.size);
     }
-    for dir in filesystems.values() {
-        fsx::sync_filesystem(dir)?;
-    }
-    Ok(())
+    fsx::sync_paths(&written)
 }
 
 /// The live files a partial restore replaces, saved as a partial snapshot (under the same

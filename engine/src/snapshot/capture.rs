@@ -57,6 +57,9 @@ pub fn capture_workspace(
     for (source, d, prefix) in copied {
         let rel = &source.rel;
         staging.record_full(rel, &d, prefix, source.mode, source.secret);
+        if opts.link {
+            staging.linked.insert(rel.clone());
+        }
         if rel == "events.jsonl" {
             cap.counts.events = d.lines;
         } else if rel.starts_with("messages/") {
