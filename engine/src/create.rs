@@ -46,6 +46,9 @@ pub struct CreateOptions {
     pub force: bool,
     /// Push the new snapshot to the replicas of `backup.replicas`.
     pub replicas: bool,
+    /// Run SQLite's full integrity check on the database whatever `backup.db_check_every`
+    /// says (see [`snapshot::DbCheck`]).
+    pub check_db: bool,
 }
 
 impl Default for CreateOptions {
@@ -62,6 +65,7 @@ impl Default for CreateOptions {
             exclude_secrets: false,
             force: false,
             replicas: true,
+            check_db: false,
         }
     }
 }
@@ -365,9 +369,11 @@ fn stage(
     cancel: &Cancel,
 ) -> Result<(Manifest, Vec<String>, snapshot::Grown)> {
     let mut staging = Staging::new(stage_dir);
+    let mut capture = ctx.capture_options(opts.exclude_secrets, opts.db_wait);
+    capture.db_check.now = opts.check_db;
     let captured = snapshot::capture_workspace(
         &ctx.workspace,
-        &ctx.capture_options(opts.exclude_secrets, opts.db_wait),
+        &capture,
         &mut staging,
         base,
         progress,

@@ -261,6 +261,34 @@ pub struct DatabaseInfo {
     pub path: String,
     /// Rows per table at the instant of the copy.
     pub tables: BTreeMap<String, u64>,
+    /// Whether SQLite's `PRAGMA quick_check` found the database sound at the instant of this
+    /// copy. A copy brought up to date page by page from the previous snapshot's is checked
+    /// on a schedule (`backup.db_check_every`) instead: it is then proven to hold exactly the
+    /// live database's pages of that instant, not that they are sound, and a restore checks it
+    /// before putting it back. Absent in manifests from before the schedule, whose copies were
+    /// all checked.
+    #[serde(default = "checked")]
+    pub quick_check: bool,
+    /// For a copy not checked itself: when the newest check it follows found the database
+    /// sound (the schedule counts from there). `None` when it was never checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_at: Option<DateTime<Utc>>,
+}
+
+fn checked() -> bool {
+    true
+}
+
+impl DatabaseInfo {
+    /// When the database was last found sound, as far as this snapshot knows: at `taken`
+    /// (the snapshot's time) when this copy was checked.
+    pub fn last_checked(&self, taken: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if self.quick_check {
+            Some(taken)
+        } else {
+            self.checked_at
+        }
+    }
 }
 
 /// What one plugin did during a backup.

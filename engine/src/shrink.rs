@@ -148,6 +148,8 @@ mod tests {
                 .iter()
                 .map(|(t, n)| ((*t).to_owned(), *n))
                 .collect::<BTreeMap<_, _>>(),
+            quick_check: true,
+            checked_at: None,
         });
         m
     }

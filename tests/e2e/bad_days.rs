@@ -593,3 +593,124 @@ fn random_bad_days_never_cost_the_last_good_backup() {
         }
     }
 }
+
+/// Set `backup.db_check_every` in config.json.
+fn set_db_check_every(fx: &Fx, every: &str) {
+    let cfg = fx.thrum().join("config.json");
+    let mut v: Value = serde_json::from_slice(&std::fs::read(&cfg).unwrap()).unwrap();
+    v["backup"]["db_check_every"] = every.into();
+    std::fs::write(&cfg, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+}
+
+#[test]
+fn a_database_damaged_between_full_checks_is_refused_by_restore_and_by_the_next_check() {
+    let mut fx = Fx::with_scale(crate::sample::Scale {
+        agents: 3,
+        messages: 1_500,
+    });
+    let db_of = |r: &Value| r["manifest"]["database"].clone();
+    let first = fx.json(&["create", "--no-prune"]);
+    assert_eq!(
+        db_of(&first)["quick_check"],
+        true,
+        "a whole copy is checked"
+    );
+
+    // Brought up to date page by page within the day: compared and hashed, not checked.
+    fx.ws.add_messages(50).unwrap();
+    let second = fx.json(&["create", "--no-prune"]);
+    assert!(second["grown"]["database_pages_written"].as_u64().unwrap() > 0);
+    assert_eq!(db_of(&second)["quick_check"], false, "{second}");
+    assert_eq!(db_of(&second)["checked_at"], first["manifest"]["timestamp"]);
+    // Checked when asked, and at every backup with "0".
+    fx.ws.add_messages(50).unwrap();
+    let asked = fx.json(&["create", "--no-prune", "--check-db"]);
+    assert_eq!(db_of(&asked)["quick_check"], true);
+    set_db_check_every(&fx, "0");
+    fx.ws.add_messages(50).unwrap();
+    assert_eq!(
+        db_of(&fx.json(&["create", "--no-prune"]))["quick_check"],
+        true
+    );
+    set_db_check_every(&fx, "24h");
+
+    // A sound copy that was not checked is checked by restore, and put back.
+    fx.ws.add_messages(50).unwrap();
+    let sound = fx.json(&["create", "--no-prune"]);
+    assert_eq!(db_of(&sound)["quick_check"], false);
+    let live = fx.state();
+    fx.ws.add_messages(10).unwrap();
+    fx.cmd().args(["restore", "--yes"]).assert().success();
+    assert_eq!(fx.state(), live);
+
+    // The live database damaged where reading it never goes (its header's count of free
+    // pages): the next copy holds the damage faithfully, pages compared and hashed ...
+    let db = fx.ws.db_path.clone();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+    drop(conn);
+    let mut bytes = std::fs::read(&db).unwrap();
+    bytes[36..40].copy_from_slice(&7u32.to_be_bytes());
+    std::fs::write(&db, &bytes).unwrap();
+    let damaged = fx.json(&["create", "--no-prune"]);
+    assert_eq!(db_of(&damaged)["quick_check"], false);
+    // ... so restore checks it, refuses it, naming it, and changes nothing.
+    let before = (
+        fx.state(),
+        std::fs::read(&db).unwrap(),
+        tree(&fx.repo_dir()),
+    );
+    let out = fx.cmd().args(["restore", "--yes"]).output().unwrap();
+    assert!(!out.status.success(), "a damaged copy was restored");
+    let err = stderr(&out);
+    assert!(
+        err.contains("current: db/messages.db: database is corrupt")
+            && err.contains("not checked when it was taken")
+            && err.contains("nothing was changed"),
+        "{err}"
+    );
+    let after = (
+        fx.state(),
+        std::fs::read(&db).unwrap(),
+        tree(&fx.repo_dir()),
+    );
+    assert!(after == before, "a refused restore changed something");
+    // The next full check finds it and refuses the backup, changing nothing.
+    let out = fx
+        .cmd()
+        .args(["create", "--no-prune", "--check-db"])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "a damaged database was checked sound"
+    );
+    assert!(
+        stderr(&out).contains("messages.db: database is corrupt"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        tree(&fx.repo_dir()) == before.2,
+        "a failed create changed the backups"
+    );
+    // The snapshot from before the damage is there, and restores over the damaged database
+    // (which the restore's safety archive keeps as it is).
+    let good = std::path::Path::new(damaged["archived"].as_str().unwrap());
+    let good = good.file_name().unwrap().to_str().unwrap();
+    let restored = fx.json(&["restore", good, "--yes"]);
+    assert_eq!(fx.state(), live);
+    let saved = restored["pre_restore"].as_str().unwrap();
+    let out = fx
+        .cmd()
+        .args(["dump", saved, "db/messages.db"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        out.stdout[36..40],
+        7u32.to_be_bytes(),
+        "the damage was not kept"
+    );
+}

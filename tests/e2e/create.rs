@@ -566,7 +566,11 @@ fn a_create_that_fails_after_growing_logs_cuts_them_back() {
         *b = 0x5a;
     }
     std::fs::write(db, bytes).unwrap();
-    let out = fx.cmd().args(["create", "--no-prune"]).output().unwrap();
+    let out = fx
+        .cmd()
+        .args(["create", "--no-prune", "--check-db"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("messages.db"),

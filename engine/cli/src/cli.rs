@@ -246,6 +246,14 @@ pub struct CreateArgs {
     /// default, naming both).
     #[arg(long)]
     pub force: bool,
+    /// Run SQLite's full integrity check (PRAGMA quick_check, which reads every page) on the
+    /// database now. Without it, a database copy brought up to date page by page from the
+    /// previous snapshot's is checked when the last check is older than
+    /// backup.db_check_every (default 24h; "0": every backup) or a quarter of its pages
+    /// changed; in between, its pages are compared with the live database's and hashed, and a
+    /// restore checks it before putting it back. A first or whole copy is always checked.
+    #[arg(long)]
+    pub check_db: bool,
 }
 
 #[derive(Debug, Args)]

@@ -79,7 +79,13 @@ pub struct BackupConfig {
     /// `backup.thrum_backup_schedule`: the interval of `thrum-backup daemon`. Ours alone:
     /// thrum's daemon starts its own backup scheduler whenever `backup.schedule` is set.
     pub own_schedule: Option<String>,
+    /// `backup.db_check_every` (ours): how often a database copy brought up to date page by
+    /// page gets SQLite's full `quick_check` (see [`crate::snapshot::DbCheck`]).
+    pub db_check_every: Option<String>,
 }
+
+/// The default of `backup.db_check_every`: a day.
+pub const DB_CHECK_EVERY: Duration = Duration::from_secs(24 * 3600);
 
 /// Whether snapshots capture thrum's secrets (`backup.secrets`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -103,6 +109,15 @@ impl BackupConfig {
             monthly: self.monthly.unwrap_or(d.monthly),
             last: self.last.unwrap_or(d.last),
         }
+    }
+
+    /// How often a database copy brought up to date page by page gets a full `quick_check`:
+    /// `backup.db_check_every` (validated on load), a day by default.
+    pub fn db_check_every(&self) -> Duration {
+        self.db_check_every
+            .as_deref()
+            .and_then(|s| duration::parse(s).ok())
+            .unwrap_or(DB_CHECK_EVERY)
     }
 
     /// The interval `thrum-backup daemon` follows: ours (`backup.thrum_backup_schedule`), or
@@ -582,7 +597,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cfg = ThrumConfig::load(dir.path()).unwrap();
         assert_eq!(cfg.backup.retention(), Retention::DEFAULT);
+        assert_eq!(cfg.backup.db_check_every(), DB_CHECK_EVERY);
         assert!(!cfg.local_only);
+    }
+
+    #[test]
+    fn the_database_check_interval_is_a_go_duration_and_zero_means_every_backup() {
+        let every = |v: &str| {
+            load_str(&format!(r#"{{"backup": {{"db_check_every": "{v}"}}}}"#))
+                .unwrap()
+                .backup
+                .db_check_every()
+        };
+        assert_eq!(every("6h"), Duration::from_secs(6 * 3600));
+        assert_eq!(every("0"), Duration::ZERO);
     }
 
     #[test]
@@ -686,6 +714,10 @@ mod tests {
             (
                 r#"{"backup": {"thrum_backup_schedule": "soon"}}"#,
                 "backup.thrum_backup_schedule",
+            ),
+            (
+                r#"{"backup": {"db_check_every": "off"}}"#,
+                "backup.db_check_every: invalid duration \"off\": use a Go duration such as \"24h\"",
             ),
             (
                 r#"{"backup": {"retention": [5, 4]}}"#,

@@ -57,6 +57,7 @@ pub(super) fn backup(
         dir: raw.dir.filter(|s| !s.is_empty()),
         schedule: raw.schedule.and_then(|s| s.0),
         own_schedule: raw.thrum_backup_schedule.and_then(|s| s.0),
+        db_check_every: raw.db_check_every.map(|c| c.0),
         secrets: raw.secrets.map(|s| s.0).unwrap_or_default(),
         post_backup: raw.post_backup.filter(|s| !s.trim().is_empty()),
         daily: retention.daily.map(|t| t.0),
@@ -124,6 +125,7 @@ struct RawBackup {
     dir: Option<String>,
     schedule: Option<Interval>,
     thrum_backup_schedule: Option<Interval>,
+    db_check_every: Option<CheckEvery>,
     secrets: Option<SecretsValue>,
     post_backup: Option<String>,
     retention: Option<Obj<RawRetention>>,
@@ -332,6 +334,20 @@ impl TryFrom<String> for Interval {
         }
         duration::parse(&s)?;
         Ok(Self(Some(s)))
+    }
+}
+
+/// `backup.db_check_every`: a Go duration, `"0"` for every backup. It cannot be turned off.
+#[derive(Deserialize)]
+#[serde(try_from = "String")]
+struct CheckEvery(String);
+
+impl TryFrom<String> for CheckEvery {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        duration::parse(&s)
+            .map(|_| Self(s))
+            .map_err(|e| format!("{e}: use a Go duration such as \"24h\" (\"0\": at every backup)"))
     }
 }
 

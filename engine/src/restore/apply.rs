@@ -202,19 +202,16 @@ fn save_live(
     if !ctx.workspace.thrum_dir.is_dir() {
         return Ok(None);
     }
-    let captured = snapshot::capture_workspace(
-        &ctx.workspace,
-        &snapshot::CaptureOptions {
-            // thrum's daemon is stopped and the commit renames files in: the live files stay
-            // as they are until the safety archive is written, so links are copies.
-            link: true,
-            ..ctx.capture_options(false, db_wait)
-        },
-        &mut staging,
-        None,
-        progress,
-        cancel,
-    )?;
+    let mut opts = snapshot::CaptureOptions {
+        // thrum's daemon is stopped and the commit renames files in: the live files stay as
+        // they are until the safety archive is written, so links are copies.
+        link: true,
+        ..ctx.capture_options(false, db_wait)
+    };
+    // A damaged database is what a restore is often for: it is kept, not refused.
+    opts.db_check.keep_damaged = true;
+    let captured =
+        snapshot::capture_workspace(&ctx.workspace, &opts, &mut staging, None, progress, cancel)?;
     let nothing = captured.database.is_none()
         && captured.counts.events == 0
         && captured.counts.message_files == 0

@@ -29,6 +29,9 @@ pub(crate) struct DbPlan {
     /// The rows of each local table as the snapshot's manifest records them, when they were
     /// exported from the very copy restored (a snapshot we took): rows its tables already hold.
     pub exported: Option<BTreeMap<String, u64>>,
+    /// The snapshot's copy, as errors name it, when it is to be checked before it is put back:
+    /// a copy `create` did not check (see [`snapshot::DbCheck`]).
+    pub unchecked: Option<PathBuf>,
 }
 
 /// Decide where the database comes from; `None` when none is put back.
@@ -63,20 +66,25 @@ pub(crate) fn plan(
     };
     let exported =
         (from == "snapshot" && manifest.database.is_some()).then(|| manifest.local_tables.clone());
+    let unchecked = (from == "snapshot"
+        && manifest.database.as_ref().is_some_and(|d| !d.quick_check))
+    .then(|| PathBuf::from(format!("{label}: {DB_PATH}")));
     Ok(Some(DbPlan {
         base,
         from,
         temp: fsx::temp_sibling(&ws.db_path, "restore-tmp"),
         local_files,
         exported,
+        unchecked,
     }))
 }
 
 /// Copy the base to the plan's temporary file consistently, import the local tables into it,
 /// and leave it a self-contained WAL-mode database, as thrum keeps it.
 ///
-/// A snapshot's own copy is not checked again (`quick_check`): it was checked when it was taken
-/// and its checksum was verified with the rest of the source. Its local tables were exported
+/// A snapshot's own copy is not checked again (`quick_check`) when it was checked when it was
+/// taken: its checksum was verified with the rest of the source. One that was not (brought up
+/// to date page by page between scheduled checks) is checked here, before anything changes. Its local tables were exported
 /// from that very copy, so when every table still holds the rows the manifest records, there
 /// is nothing to import: the import (`INSERT OR IGNORE` of every row) is for snapshots whose
 /// local tables come without that copy (thrum's).
@@ -94,6 +102,13 @@ pub(crate) fn prepare(plan: &DbPlan, db_wait: Duration) -> Result<BTreeMap<Strin
         database::copy_unchecked(&plan.base, temp, db_wait)?;
         database::sync_copy(temp)?;
         let conn = rusqlite::Connection::open(temp).map_err(sql_err("open"))?;
+        if let Some(shown) = &plan.unchecked {
+            database::check_integrity(&conn, shown).map_err(|e| {
+                Error::Invalid(format!(
+                    "{e}. This copy was not checked when it was taken (its pages were compared with the live database's, which must already have been damaged; see backup.db_check_every): nothing was changed. Restore an earlier snapshot (`thrum-backup archives` lists them)"
+                ))
+            })?;
+        }
         database::table_counts(&conn, temp)?
     } else {
         database::copy_consistent(&plan.base, temp, db_wait)?

@@ -152,7 +152,7 @@ fn run_lanes<'s>(
                     &ws.db_path,
                     root,
                     base,
-                    opts.db_wait,
+                    (opts.db_wait, opts.db_check),
                     &taken,
                     progress,
                     cancel,
@@ -242,9 +242,15 @@ fn record_database(
     }
     cap.notes.extend(db.notes);
     cap.counts.local_tables = cap.local_tables.len() as u64;
+    let (quick_check, checked_at) = match db.checked {
+        Checked::Now => (true, None),
+        Checked::Before(at) => (false, at),
+    };
     cap.database = Some(DatabaseInfo {
         path: DB_PATH.into(),
         tables: db.tables,
+        quick_check,
+        checked_at,
     });
     if let Some(gap) = gap {
         cap.capture = Some(CaptureInfo {
@@ -473,6 +479,16 @@ struct DbCapture {
     notes: Vec<String>,
     /// Pages of the copy and pages written, when it was brought up to date page by page.
     pages: Option<(u64, u64)>,
+    checked: Checked,
+}
+
+/// Whether a database copy was found sound by `PRAGMA quick_check` (see [`super::DbCheck`]).
+enum Checked {
+    /// At its own instant.
+    Now,
+    /// Not itself: the database was last found sound then (never, as far as we know, if
+    /// `None`).
+    Before(Option<chrono::DateTime<chrono::Utc>>),
 }
 
 fn join_db(h: std::thread::ScopedJoinHandle<'_, Result<DbCapture>>) -> Result<DbCapture> {
@@ -486,7 +502,7 @@ fn capture_database(
     db_path: &Path,
     root: &Path,
     base: Option<&Base<'_>>,
-    db_wait: Duration,
+    (db_wait, check): (Duration, super::DbCheck),
     taken: &std::sync::mpsc::Sender<std::time::Instant>,
     progress: &dyn Progress,
     cancel: &Cancel,
@@ -506,31 +522,35 @@ fn capture_database(
         && snap.fits(&old)
     {
         let _ = taken.send(snap.taken);
-        let done = capture_incremental(snap, (b, &old, whole), root, cancel)?;
+        let done = capture_incremental(snap, (b, &old, whole), root, check, cancel)?;
         progress.advance(size);
         return Ok(done);
     }
-    capture_whole(db_path, root, db_wait, taken, progress, cancel)
+    capture_whole(db_path, root, (db_wait, check), taken, progress, cancel)
 }
 
 /// Bring the earlier snapshot's copy `old` up to the state of the live database `snap` holds,
-/// writing only the pages that differ ([`database::pages`]). The integrity check, the row
-/// counts and the local tables are read from the live database inside the same read
-/// transaction, so they describe the very instant the pages are of, and all of it runs
-/// before the gate opens, beside the archive of the earlier snapshot; once the gate opens,
-/// the pages are written into `current/`'s copy (hard-linked, with an undo file).
+/// writing only the pages that differ ([`database::pages`]). The integrity check (when `check`
+/// says it is due), the row counts and the local tables are read from the live database
+/// inside the same read transaction, so they describe the very instant the pages are of, and
+/// all of it runs before the gate opens, beside the archive of the earlier snapshot; once the
+/// gate opens, the pages are written into `current/`'s copy (hard-linked, with an undo file).
 fn capture_incremental(
     snap: database::pages::Snapshot,
     (base, old, whole): (&Base<'_>, &Path, &Prefix),
     root: &Path,
+    check: super::DbCheck,
     cancel: &Cancel,
 ) -> Result<DbCapture> {
     let db_path = snap.path().to_path_buf();
     let work = base.work.join(super::DB_WORK);
     let mut delta = snap.diff(old, &whole.checksum, &work, cancel)?;
+    let checked = check.due(base.db_checked, delta.changed, delta.pages);
     let read = (|| -> Result<_> {
         let conn = snap.conn();
-        database::check_integrity(conn, &db_path)?;
+        if checked {
+            database::check_integrity(conn, &db_path)?;
+        }
         let tables = database::table_counts(conn, &db_path)?;
         let mut local = Vec::new();
         let mut notes = Vec::new();
@@ -585,6 +605,11 @@ fn capture_incremental(
         local,
         notes,
         pages: Some((pages, written)),
+        checked: if checked {
+            Checked::Now
+        } else {
+            Checked::Before(base.db_checked)
+        },
     })
 }
 
@@ -594,7 +619,7 @@ fn capture_incremental(
 fn capture_whole(
     db_path: &Path,
     root: &Path,
-    db_wait: Duration,
+    (db_wait, check): (Duration, super::DbCheck),
     taken: &std::sync::mpsc::Sender<std::time::Instant>,
     progress: &dyn Progress,
     cancel: &Cancel,
@@ -634,7 +659,18 @@ fn capture_whole(
         }
         let panicked = || crate::Error::Invalid("a database thread panicked".into());
         // The integrity check's verdict comes first: a corrupt database is the real news.
-        let tables = checked.join().map_err(|_| panicked())??;
+        let mut sound = Checked::Now;
+        let tables = match checked.join().map_err(|_| panicked())? {
+            Err(database::DbError::Corrupt { path, detail }) if check.keep_damaged => {
+                notes.push(format!(
+                    "{}: the database is damaged ({detail}): saved as it is",
+                    path.display()
+                ));
+                sound = Checked::Before(None);
+                database::count_copy(&dst).unwrap_or_default()
+            }
+            r => r?,
+        };
         let digest = digest.join().map_err(|_| panicked())??;
         exported?;
         synced.join().map_err(|_| panicked())??;
@@ -644,6 +680,7 @@ fn capture_whole(
             local,
             notes,
             pages: None,
+            checked: sound,
         })
     })
 }

@@ -53,6 +53,8 @@ pub struct Base<'a> {
     /// The JSON Lines files the earlier snapshot checked and found sound (none when it did
     /// not check them all): a file grown from one needs only its tail checked.
     pub(super) jsonl_sound: std::collections::HashSet<String>,
+    /// When the earlier snapshot's database was last found sound (see [`super::DbCheck`]).
+    pub(super) db_checked: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Name, in the backup directory's `.tmp/`, of the database copy's work files: `<name>.redo`,
@@ -87,12 +89,17 @@ impl<'a> Base<'a> {
             .filter(|f| manifest.jsonl_checked && !issues.contains(f.path.as_str()))
             .map(|f| f.path.clone())
             .collect();
+        let db_checked = manifest
+            .database
+            .as_ref()
+            .and_then(|d| d.last_checked(manifest.timestamp));
         Self {
             dir,
             files,
             gate,
             work,
             jsonl_sound,
+            db_checked,
         }
     }
 }

@@ -216,6 +216,46 @@ pub struct CaptureOptions {
     /// them and archived before anything replaces them: a restore's safety snapshot (thrum's
     /// daemon is stopped, and a restore renames its files in, never writes into them).
     pub link: bool,
+    /// When the database copy gets SQLite's full integrity check.
+    pub db_check: DbCheck,
+}
+
+/// When a database copy brought up to date page by page from the previous snapshot's gets
+/// SQLite's full `PRAGMA quick_check`, which reads every page (a copy made whole always does).
+/// Between checks, the copy is proven to hold exactly the live database's pages of its
+/// instant (each page compared, the whole hashed), not that they are sound; a restore checks
+/// such a copy before putting it back.
+#[derive(Debug, Clone, Copy)]
+pub struct DbCheck {
+    /// When the last check that found the database sound is this old (`backup.db_check_every`).
+    pub every: Duration,
+    /// At this snapshot, whatever the schedule says (`create --check-db`).
+    pub now: bool,
+    /// A database the check finds damaged is saved as it is (with a note, not marked
+    /// checked) instead of refused: a restore's safety snapshot, which must keep whatever it
+    /// replaces.
+    pub keep_damaged: bool,
+}
+
+impl Default for DbCheck {
+    fn default() -> Self {
+        Self {
+            every: crate::config::DB_CHECK_EVERY,
+            now: false,
+            keep_damaged: false,
+        }
+    }
+}
+
+impl DbCheck {
+    /// Whether a copy of `pages` pages, `changed` of them since a copy whose database was last
+    /// found sound at `last`, is to be checked: when asked, when the check is due, when it was
+    /// never checked (or the clock went back), and when a quarter or more of it changed (a
+    /// rewrite, `VACUUM`: the check then costs little more than the copy).
+    pub fn due(&self, last: Option<chrono::DateTime<Utc>>, changed: u64, pages: u64) -> bool {
+        let age = last.and_then(|t| Utc::now().signed_duration_since(t).to_std().ok());
+        self.now || age.is_none_or(|age| age >= self.every) || changed.saturating_mul(4) >= pages
+    }
 }
 
 /// Where a snapshot keeps the history of the `a-sync` branch.
@@ -273,4 +313,30 @@ pub fn list_files(dir: &Path, suffix: &str) -> Result<Vec<String>> {
     }
     out.sort();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_full_database_check_runs_when_due_asked_never_run_or_much_changed() {
+        let day = Duration::from_secs(24 * 3600);
+        let check = DbCheck {
+            every: day,
+            ..DbCheck::default()
+        };
+        let ago = |h: i64| Some(Utc::now() - chrono::Duration::hours(h));
+        assert!(!check.due(ago(1), 10, 1000), "checked an hour ago");
+        assert!(check.due(ago(25), 10, 1000), "last checked over a day ago");
+        assert!(check.due(None, 10, 1000), "never checked");
+        assert!(check.due(ago(-2), 10, 1000), "checked in the future");
+        assert!(check.due(ago(1), 250, 1000), "a quarter rewritten");
+        assert!(DbCheck { now: true, ..check }.due(ago(1), 0, 1000));
+        let always = DbCheck {
+            every: Duration::ZERO,
+            ..DbCheck::default()
+        };
+        assert!(always.due(ago(0), 0, 1000), "\"0\": every backup");
+    }
 }

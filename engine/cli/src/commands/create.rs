@@ -21,6 +21,7 @@ pub fn run(g: &Global, a: CreateArgs, ui: &Ui) -> Result<ExitCode> {
         exclude_secrets: a.exclude_secrets,
         force: a.force,
         replicas: !a.no_replicas,
+        check_db: a.check_db,
         ..CreateOptions::default()
     };
     let progress = ui.progress();
@@ -89,8 +90,19 @@ fn print_summary(ui: &Ui, repo_name: &str, report: &create::CreateReport) {
     ));
     if let Some(db) = &m.database {
         let rows: u64 = db.tables.values().sum();
+        let check = if db.quick_check {
+            "integrity checked (quick_check)".to_owned()
+        } else {
+            match db.checked_at {
+                Some(t) => format!(
+                    "pages compared; last full integrity check {} (again per backup.db_check_every, or now with --check-db)",
+                    t.format("%Y-%m-%d %H:%M UTC")
+                ),
+                None => "pages compared; never fully checked (--check-db checks it)".to_owned(),
+            }
+        };
         ui.line(format!(
-            "  database: consistent copy, {} tables, {rows} rows",
+            "  database: consistent copy, {} tables, {rows} rows, {check}",
             db.tables.len()
         ));
     }
