@@ -281,9 +281,19 @@ impl<W: Write + Seek> ZipOut<W> {
         advance: &mut dyn FnMut(u64),
         check: &mut dyn FnMut() -> io::Result<()>,
     ) -> io::Result<()> {
-        self.add_deflated(name, data, size, modified, zip64, None, advance, check)
-            .map(|_| ())
-            .map_err(ReuseError::into_io)
+        let input = Input::Stream(data);
+        self.add_deflated(
+            name,
+            input,
+            (size, None),
+            modified,
+            zip64,
+            None,
+            advance,
+            check,
+        )
+        .map(|_| ())
+        .map_err(ReuseError::into_io)
     }
 
     /// Add `name` (a file that changed since the earlier archive), cutting it where the
@@ -305,17 +315,28 @@ impl<W: Write + Seek> ZipOut<W> {
     ) -> Result<u64, ReuseError> {
         let zip64 = size >= ZIP64_FROM;
         let earlier = Some((raw, chunks));
-        self.add_deflated(name, data, size, modified, zip64, earlier, advance, check)
+        let input = Input::Stream(data);
+        self.add_deflated(
+            name,
+            input,
+            (size, None),
+            modified,
+            zip64,
+            earlier,
+            advance,
+            check,
+        )
     }
 
     /// One entry compressed by [`ZipOut::deflate`] (copying the `earlier` entry's unchanged
-    /// chunks, if given) between its local header and its descriptor. Returns the bytes reused.
+    /// chunks, if given) between its local header and its descriptor: `size` bytes, and when
+    /// `expect` gives a CRC-32, with that CRC or refused. Returns the bytes reused.
     #[allow(clippy::too_many_arguments)]
     fn add_deflated(
         &mut self,
         name: &str,
-        data: &mut dyn Read,
-        size: u64,
+        input: Input<'_>,
+        (size, expect): (u64, Option<u32>),
         modified: zip::DateTime,
         zip64: bool,
         earlier: Option<(&mut dyn Read, &[ChunkInfo])>,
@@ -323,14 +344,15 @@ impl<W: Write + Seek> ZipOut<W> {
         check: &mut dyn FnMut() -> io::Result<()>,
     ) -> Result<u64, ReuseError> {
         let offset = self.start_entry(name, modified, zip64)?;
-        let d = self.deflate(
-            Input::Stream(data),
-            chunk_size(name),
-            Vec::new(),
-            earlier,
-            advance,
-            check,
-        )?;
+        let d = self.deflate(input, chunk_size(name), Vec::new(), earlier, advance, check)?;
+        if let Some(expect) = expect
+            && (d.crc != expect || d.read != size)
+        {
+            return Err(ReuseError::Refused(format!(
+                "put together from its unchanged chunks it is {} bytes with CRC-32 {:08x}, not {size} bytes with {expect:08x}",
+                d.read, d.crc
+            )));
+        }
         self.finish_entry(
             name,
             offset,

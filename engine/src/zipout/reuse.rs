@@ -113,32 +113,16 @@ impl<W: Write + Seek> ZipOut<W> {
         check: &mut dyn FnMut() -> io::Result<()>,
     ) -> Result<u64, ReuseError> {
         let (size, expect) = (patch.size, patch.crc);
-        let zip64 = size >= ZIP64_FROM;
-        let offset = self.start_entry(name, modified, zip64)?;
-        let d = self.deflate(
+        self.add_deflated(
+            name,
             Input::Patched(patch),
-            chunk_size(name),
-            Vec::new(),
+            (size, Some(expect)),
+            modified,
+            size >= ZIP64_FROM,
             Some((raw, chunks)),
             advance,
             check,
-        )?;
-        if d.crc != expect || d.read != size {
-            return Err(ReuseError::Refused(format!(
-                "put together from its unchanged chunks it is {} bytes with CRC-32 {:08x}, not {size} bytes with {expect:08x}",
-                d.read, d.crc
-            )));
-        }
-        self.finish_entry(
-            name,
-            offset,
-            modified,
-            zip64,
-            size,
-            (d.crc, d.read, d.written),
-            Some(d.chunks),
-        )?;
-        Ok(d.reused)
+        )
     }
 
     /// Copy exactly `n` raw bytes from `raw` to the output, feeding them to `check`.
