@@ -713,4 +713,32 @@ fn a_database_damaged_between_full_checks_is_refused_by_restore_and_by_the_next_
         7u32.to_be_bytes(),
         "the damage was not kept"
     );
+    // That copy was not checked when it was saved (its manifest says so), so restoring it
+    // checks it, and refuses it, changing nothing.
+    let out = fx
+        .cmd()
+        .args(["dump", saved, "manifest.json"])
+        .output()
+        .unwrap();
+    let m: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(m["database"]["quick_check"], false, "{m}");
+    assert!(m["database"]["checked_at"].is_null(), "{m}");
+    let before = (fx.state(), tree(&fx.repo_dir()));
+    let saved = std::path::Path::new(saved)
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap();
+    let out = fx.cmd().args(["restore", saved, "--yes"]).output().unwrap();
+    assert!(!out.status.success(), "a damaged safety copy was restored");
+    assert!(
+        stderr(&out).contains("database is corrupt")
+            && stderr(&out).contains("nothing was changed"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        (fx.state(), tree(&fx.repo_dir())) == before,
+        "a refused restore changed something"
+    );
 }

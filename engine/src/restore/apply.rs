@@ -3,7 +3,8 @@
 //! 1. The journal is written before the first temporary file exists: from here on, a kill is
 //!    rolled back by the next command ([`crate::recovery`]).
 //! 2. The database is prepared on its private copy, and its event sequence compared with the
-//!    live one's.
+//!    live one's. A snapshot's copy that `create` did not check is checked on a thread beside
+//!    steps 2–4, and must pass before the commit.
 //! 3. The live data about to be replaced is saved as `archives/pre-restore-<time>.zip`.
 //! 4. Every temporary file is filled from the snapshot, then the journal commits: each target
 //!    is moved aside and its replacement renamed in. Any error undoes every step (and drops
@@ -55,56 +56,71 @@ pub(crate) fn apply(
         steps: plan.steps.clone(),
     };
     journal::write(&journal_path, &journal)?;
-    let mut applied = Applied::default();
-    let undo = |e: Error| -> Error {
-        // Every temporary file goes with it, the prepared database and SQLite's files beside it.
-        let complete = journal::rollback(&journal.steps);
-        if complete {
-            let _ = fs::remove_file(&journal_path);
+    // The database's check runs beside the rest on a thread of this scope.
+    std::thread::scope(|scope| {
+        let mut applied = Applied::default();
+        let undo = |e: Error| -> Error {
+            // Every temporary file goes with it, the prepared database and SQLite's files
+            // beside it.
+            let complete = journal::rollback(&journal.steps);
+            if complete {
+                let _ = fs::remove_file(&journal_path);
+            }
+            e
+        };
+        let mut check = None;
+        if let Some(d) = &plan.database {
+            check = db::check_beside(scope, d).map_err(undo)?;
+            progress.phase("preparing the database", None);
+            // A copy that fails its check may fail to prepare too: the check says why.
+            applied.local_rows = db::prepare(d, opts.db_wait)
+                .or_else(|e| match check.take().map(|c| c.finish(progress)) {
+                    Some(Err(damaged)) => Err(damaged),
+                    _ => Err(e),
+                })
+                .map_err(undo)?;
+            let ws = &ctx.workspace;
+            let sequence = db::check_sequence(
+                ws,
+                &d.temp,
+                &source.manifest,
+                opts.raise_sequence,
+                &mut applied.notes,
+            );
+            applied.sequence = Some(sequence.map_err(undo)?);
         }
-        e
-    };
-    if let Some(d) = &plan.database {
-        progress.phase("preparing the database", None);
-        applied.local_rows = db::prepare(d, opts.db_wait).map_err(undo)?;
-        let ws = &ctx.workspace;
-        let sequence = db::check_sequence(
-            ws,
-            &d.temp,
-            &source.manifest,
-            opts.raise_sequence,
-            &mut applied.notes,
-        );
-        applied.sequence = Some(sequence.map_err(undo)?);
-    }
-    cancel.check().map_err(undo)?;
+        cancel.check().map_err(undo)?;
 
-    // A restore that fails and is put back whole replaced nothing: its safety archive goes.
-    // A partial restore of files alone saves only the live files it replaces.
-    let saved = if plan.partial && plan.database.is_none() && plan.plugins.is_empty() {
-        save_replaced(ctx, plan, source, work, progress, cancel)
-    } else {
-        save_live(ctx, work, opts.db_wait, progress, cancel)
-    };
-    applied.pre_restore = saved.map_err(undo)?;
-    let undo = |e: Error| -> Error {
-        let e = undo(e);
-        if let (false, Some(p)) = (journal_path.exists(), &applied.pre_restore) {
-            let _ = fs::remove_file(p);
+        // A restore that fails and is put back whole replaced nothing: its safety archive goes.
+        // A partial restore of files alone saves only the live files it replaces.
+        let saved = if plan.partial && plan.database.is_none() && plan.plugins.is_empty() {
+            save_replaced(ctx, plan, source, work, progress, cancel)
+        } else {
+            save_live(ctx, work, opts.db_wait, progress, cancel)
+        };
+        applied.pre_restore = saved.map_err(undo)?;
+        let undo = |e: Error| -> Error {
+            let e = undo(e);
+            if let (false, Some(p)) = (journal_path.exists(), &applied.pre_restore) {
+                let _ = fs::remove_file(p);
+            }
+            e
+        };
+
+        progress.phase("restoring", Some(plan.needed));
+        fill_temps(plan, progress, cancel).map_err(undo)?;
+        if let Some(check) = check {
+            check.finish(progress).map_err(undo)?;
         }
-        e
-    };
-
-    progress.phase("restoring", Some(plan.needed));
-    fill_temps(plan, progress, cancel).map_err(undo)?;
-    let notes = journal::commit(&journal.steps, journal::fault_at())
-        .map_err(|e| Error::RolledBack(Box::new(undo(e))))?;
-    applied.notes.extend(notes);
-    journal.committed = true;
-    journal::write(&journal_path, &journal)?;
-    journal::finish(&journal.steps);
-    fs::remove_file(&journal_path).at("remove", &journal_path)?;
-    Ok(applied)
+        let notes = journal::commit(&journal.steps, journal::fault_at())
+            .map_err(|e| Error::RolledBack(Box::new(undo(e))))?;
+        applied.notes.extend(notes);
+        journal.committed = true;
+        journal::write(&journal_path, &journal)?;
+        journal::finish(&journal.steps);
+        fs::remove_file(&journal_path).at("remove", &journal_path)?;
+        Ok(applied)
+    })
 }
 
 /// Copy each step's snapshot file into its temporary file, with the mode it is restored with,
@@ -208,8 +224,11 @@ fn save_live(
         link: true,
         ..ctx.capture_options(false, db_wait)
     };
-    // A damaged database is what a restore is often for: it is kept, not refused.
-    opts.db_check.keep_damaged = true;
+    // A damaged database is what a restore is often for: it is kept, not refused. Nor is it
+    // checked: the copy is the database's pages of one instant, checked if it is ever
+    // restored (its manifest says it was not), and a full check is the safety snapshot's
+    // largest cost.
+    opts.db_check.never = true;
     let captured =
         snapshot::capture_workspace(&ctx.workspace, &opts, &mut staging, None, progress, cancel)?;
     let nothing = captured.database.is_none()

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::fsx;
 use crate::locate::Workspace;
 use crate::manifest::Manifest;
+use crate::progress::Progress;
 use crate::snapshot::{self, DB_PATH};
 
 /// How the database is put back.
@@ -84,7 +85,8 @@ pub(crate) fn plan(
 ///
 /// A snapshot's own copy is not checked again (`quick_check`) when it was checked when it was
 /// taken: its checksum was verified with the rest of the source. One that was not (brought up
-/// to date page by page between scheduled checks) is checked here, before anything changes. Its local tables were exported
+/// to date page by page between scheduled checks) is checked by [`check_beside`] while the
+/// restore goes on, and must pass before anything is committed. Its local tables were exported
 /// from that very copy, so when every table still holds the rows the manifest records, there
 /// is nothing to import: the import (`INSERT OR IGNORE` of every row) is for snapshots whose
 /// local tables come without that copy (thrum's).
@@ -101,15 +103,7 @@ pub(crate) fn prepare(plan: &DbPlan, db_wait: Duration) -> Result<BTreeMap<Strin
     let counts = if plan.from == "snapshot" {
         database::copy_unchecked(&plan.base, temp, db_wait)?;
         database::sync_copy(temp)?;
-        let conn = rusqlite::Connection::open(temp).map_err(sql_err("open"))?;
-        if let Some(shown) = &plan.unchecked {
-            database::check_integrity(&conn, shown).map_err(|e| {
-                Error::Invalid(format!(
-                    "{e}. This copy was not checked when it was taken (its pages were compared with the live database's, which must already have been damaged; see backup.db_check_every): nothing was changed. Restore an earlier snapshot (`thrum-backup archives` lists them)"
-                ))
-            })?;
-        }
-        database::table_counts(&conn, temp)?
+        database::count_copy(temp)?
     } else {
         database::copy_consistent(&plan.base, temp, db_wait)?
     };
@@ -135,6 +129,69 @@ pub(crate) fn prepare(plan: &DbPlan, db_wait: Duration) -> Result<BTreeMap<Strin
         let _ = fs::remove_file(fsx::with_suffix(temp, side));
     }
     Ok(rows)
+}
+
+/// The full check (`quick_check`) of a snapshot's copy that `create` did not check, running on
+/// its own thread while the restore prepares, saves the live data and fills its temporary
+/// files: those only read the snapshot, and its copy is read here as it stands in the
+/// snapshot (the prepared database is a page-for-page copy of it). [`Beside::finish`] waits
+/// for the verdict before the commit; dropping a `Beside` unfinished (the restore failed or
+/// was cancelled) interrupts the check.
+pub(crate) struct Beside<'scope> {
+    thread: Option<std::thread::ScopedJoinHandle<'scope, Result<()>>>,
+    interrupt: rusqlite::InterruptHandle,
+}
+
+/// Start checking `plan`'s copy on a thread of `scope`; `None` when it was checked when taken.
+pub(crate) fn check_beside<'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    plan: &DbPlan,
+) -> Result<Option<Beside<'scope>>> {
+    let Some(shown) = plan.unchecked.clone() else {
+        return Ok(None);
+    };
+    let conn = rusqlite::Connection::open_with_flags(
+        &plan.base,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|source| database::DbError::Sqlite {
+        path: shown.clone(),
+        action: "open",
+        source,
+    })?;
+    let interrupt = conn.get_interrupt_handle();
+    let thread = scope.spawn(move || {
+        database::check_integrity(&conn, &shown).map_err(|e| {
+            Error::Invalid(format!(
+                "{e}. This copy was not checked when it was taken (between the scheduled full checks of backup.db_check_every, or as a restore's safety copy of the live data), so the database it was taken from was already damaged: nothing was changed. Restore an earlier snapshot (`thrum-backup archives` lists them)"
+            ))
+        })
+    });
+    Ok(Some(Beside {
+        thread: Some(thread),
+        interrupt,
+    }))
+}
+
+impl Beside<'_> {
+    /// Wait for the check's verdict.
+    pub(crate) fn finish(mut self, progress: &dyn Progress) -> Result<()> {
+        let thread = self.thread.take().expect("a check is finished once");
+        if !thread.is_finished() {
+            progress.phase("checking the database", None);
+        }
+        thread
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    }
+}
+
+impl Drop for Beside<'_> {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            self.interrupt.interrupt();
+        }
+    }
 }
 
 /// Compare the restored database's newest event with what the live database had reached,

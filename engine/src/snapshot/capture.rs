@@ -635,7 +635,7 @@ fn capture_whole(
     let present = database::table_names(&dst)?;
     std::thread::scope(|s| {
         let synced = s.spawn(|| database::sync_copy(&dst));
-        let checked = s.spawn(|| database::check_copy(&dst, db_path));
+        let checked = (!check.never).then(|| s.spawn(|| database::check_copy(&dst, db_path)));
         let digest = s.spawn(|| fsx::digest_file(&dst));
         let mut local = Vec::new();
         let mut notes = Vec::new();
@@ -659,17 +659,16 @@ fn capture_whole(
         }
         let panicked = || crate::Error::Invalid("a database thread panicked".into());
         // The integrity check's verdict comes first: a corrupt database is the real news.
-        let mut sound = Checked::Now;
-        let tables = match checked.join().map_err(|_| panicked())? {
-            Err(database::DbError::Corrupt { path, detail }) if check.keep_damaged => {
-                notes.push(format!(
-                    "{}: the database is damaged ({detail}): saved as it is",
-                    path.display()
-                ));
-                sound = Checked::Before(None);
-                database::count_copy(&dst).unwrap_or_default()
-            }
-            r => r?,
+        let (tables, sound) = match checked {
+            Some(h) => (h.join().map_err(|_| panicked())??, Checked::Now),
+            // Unchecked, kept as it is: a damaged copy may not even count its rows.
+            None => match database::count_copy(&dst) {
+                Ok(tables) => (tables, Checked::Before(None)),
+                Err(e) => {
+                    notes.push(format!("{e}: the copy is saved as it is"));
+                    (BTreeMap::new(), Checked::Before(None))
+                }
+            },
         };
         let digest = digest.join().map_err(|_| panicked())??;
         exported?;

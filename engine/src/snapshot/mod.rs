@@ -231,10 +231,10 @@ pub struct DbCheck {
     pub every: Duration,
     /// At this snapshot, whatever the schedule says (`create --check-db`).
     pub now: bool,
-    /// A database the check finds damaged is saved as it is (with a note, not marked
-    /// checked) instead of refused: a restore's safety snapshot, which must keep whatever it
-    /// replaces.
-    pub keep_damaged: bool,
+    /// Never, not even a whole copy: a restore's safety snapshot, which must keep whatever it
+    /// replaces, damaged or not, and is checked only if it is ever restored (its manifest
+    /// says it was not: `quick_check: false`, no `checked_at`).
+    pub never: bool,
 }
 
 impl Default for DbCheck {
@@ -242,7 +242,7 @@ impl Default for DbCheck {
         Self {
             every: crate::config::DB_CHECK_EVERY,
             now: false,
-            keep_damaged: false,
+            never: false,
         }
     }
 }
@@ -253,6 +253,9 @@ impl DbCheck {
     /// never checked (or the clock went back), and when a quarter or more of it changed (a
     /// rewrite, `VACUUM`: the check then costs little more than the copy).
     pub fn due(&self, last: Option<chrono::DateTime<Utc>>, changed: u64, pages: u64) -> bool {
+        if self.never {
+            return false;
+        }
         let age = last.and_then(|t| Utc::now().signed_duration_since(t).to_std().ok());
         self.now || age.is_none_or(|age| age >= self.every) || changed.saturating_mul(4) >= pages
     }
@@ -338,5 +341,14 @@ mod tests {
             ..DbCheck::default()
         };
         assert!(always.due(ago(0), 0, 1000), "\"0\": every backup");
+        let never = DbCheck {
+            never: true,
+            now: true,
+            ..always
+        };
+        assert!(
+            !never.due(None, 1000, 1000),
+            "a safety snapshot is never checked"
+        );
     }
 }
