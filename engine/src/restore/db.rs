@@ -161,10 +161,11 @@ pub(crate) fn check_beside<'scope>(
     })?;
     let interrupt = conn.get_interrupt_handle();
     let thread = scope.spawn(move || {
-        database::check_integrity(&conn, &shown).map_err(|e| {
-            Error::Invalid(format!(
+        database::check_integrity(&conn, &shown).map_err(|e| match e {
+            database::DbError::Corrupt { .. } => Error::Invalid(format!(
                 "{e}. This copy was not checked when it was taken (between the scheduled full checks of backup.db_check_every, or as a restore's safety copy of the live data), so the database it was taken from was already damaged: nothing was changed. Restore an earlier snapshot (`thrum-backup archives` lists them)"
-            ))
+            )),
+            other => other.into(),
         })
     });
     Ok(Some(Beside {
