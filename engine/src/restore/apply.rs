@@ -74,9 +74,9 @@ pub(crate) fn apply(
             progress.phase("preparing the database", None);
             // A copy that fails its check may fail to prepare too: the check says why.
             applied.local_rows = db::prepare(d, opts.db_wait)
-                .or_else(|e| match check.take().map(|c| c.finish(progress)) {
-                    Some(Err(damaged)) => Err(damaged),
-                    _ => Err(e),
+                .map_err(|e| match check.take().map(|c| c.finish(progress)) {
+                    Some(Err(damaged)) => damaged,
+                    _ => e,
                 })
                 .map_err(undo)?;
             let ws = &ctx.workspace;
