@@ -32,6 +32,21 @@ fn sql<'a>(path: &'a Path, action: &'static str) -> impl FnOnce(rusqlite::Error)
     }
 }
 
+/// Open the database file `path` read-only, for one thread (no SQLite mutex); a failure is
+/// reported against `shown` (the file the user knows: the live database, or the snapshot a copy
+/// belongs to) as `action`.
+pub(crate) fn open_read_only(
+    path: &Path,
+    shown: &Path,
+    action: &'static str,
+) -> Result<Connection, DbError> {
+    Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(sql(shown, action))
+}
+
 fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(
         e.sqlite_error_code(),
@@ -54,22 +69,14 @@ pub fn copy_consistent(
 /// Check the copy `dst` made by [`copy_unchecked`] (`PRAGMA quick_check`) and return the row
 /// count of every table; errors name `src`, the database the copy came from.
 pub fn check_copy(dst: &Path, src: &Path) -> Result<BTreeMap<String, u64>, DbError> {
-    let conn = Connection::open_with_flags(
-        dst,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(sql(dst, "open copy"))?;
+    let conn = open_read_only(dst, dst, "open copy")?;
     check_integrity(&conn, src)?;
     table_counts(&conn, dst)
 }
 
 /// The row count of every table of the copy `dst`, unchecked.
 pub fn count_copy(dst: &Path) -> Result<BTreeMap<String, u64>, DbError> {
-    let conn = Connection::open_with_flags(
-        dst,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(sql(dst, "open copy"))?;
+    let conn = open_read_only(dst, dst, "open copy")?;
     table_counts(&conn, dst)
 }
 
@@ -78,11 +85,7 @@ pub fn count_copy(dst: &Path) -> Result<BTreeMap<String, u64>, DbError> {
 /// may run them side by side; the copy is durable only once [`sync_copy`] has returned.
 pub fn copy_unchecked(src: &Path, dst: &Path, wait: Duration) -> Result<(), DbError> {
     readable(src)?;
-    let source = Connection::open_with_flags(
-        src,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(sql(src, "open"))?;
+    let source = open_read_only(src, src, "open")?;
     source
         .busy_timeout(Duration::from_millis(200))
         .map_err(sql(src, "configure"))?;

@@ -26,7 +26,7 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use super::{DbError, is_busy, sql};
@@ -68,11 +68,7 @@ impl Snapshot {
     /// `SQLITE_ENABLE_DBPAGE_VTAB`).
     pub fn open(src: &Path, wait: Duration) -> std::result::Result<Option<Self>, DbError> {
         super::readable(src)?;
-        let conn = Connection::open_with_flags(
-            src,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(sql(src, "open"))?;
+        let conn = super::open_read_only(src, src, "open")?;
         conn.busy_timeout(Duration::from_millis(200))
             .map_err(sql(src, "configure"))?;
         if conn
@@ -485,6 +481,7 @@ impl Write for TrailedWriter {
 mod tests {
     use super::*;
     use crate::fsx::digest_file;
+    use rusqlite::OpenFlags;
 
     fn live_db(path: &Path) -> Connection {
         let c = Connection::open(path).unwrap();

@@ -150,15 +150,7 @@ pub(crate) fn check_beside<'scope>(
     let Some(shown) = plan.unchecked.clone() else {
         return Ok(None);
     };
-    let conn = rusqlite::Connection::open_with_flags(
-        &plan.base,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|source| database::DbError::Sqlite {
-        path: shown.clone(),
-        action: "open",
-        source,
-    })?;
+    let conn = database::open_read_only(&plan.base, &shown, "open")?;
     let interrupt = conn.get_interrupt_handle();
     let thread = scope.spawn(move || {
         database::check_integrity(&conn, &shown).map_err(|e| match e {
