@@ -211,16 +211,14 @@ fn quote(ident: &str) -> String {
 
 /// Names of the user tables of the database at `db`.
 pub fn table_names(db: &Path) -> Result<Vec<String>, DbError> {
-    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(sql(db, "open"))?;
+    let conn = open_read_only(db, db, "open")?;
     list_tables(&conn, db)
 }
 
 /// Export `table` of the database at `db` as JSONL into `out`: one object per row, keys in
 /// column order. Returns the number of rows.
 pub fn export_table(db: &Path, table: &str, out: &mut dyn Write) -> Result<u64, DbError> {
-    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(sql(db, "open"))?;
+    let conn = open_read_only(db, db, "open")?;
     export_table_from(&conn, db, table, out)
 }
 

@@ -6,7 +6,7 @@
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 
 use crate::database::DbError;
 use crate::error::{Error, Result};
@@ -63,7 +63,7 @@ where
         .map(|s| crate::fsx::with_suffix(db, s))
         .filter(|p| !p.exists())
         .collect();
-    let value = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
+    let value = crate::database::open_read_only(db, db, "open")
         .ok()
         .and_then(|conn| {
             let v = conn.query_row(query, [], |r| r.get::<_, Option<T>>(0)).ok();

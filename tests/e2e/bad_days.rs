@@ -55,6 +55,17 @@ fn jsonl_that_create_accepts_is_restored_exactly_torn_line_and_all() {
         "{}",
         stderr(&out)
     );
+    // Each of the three, named with its line: what the snapshot's manifest found when it was
+    // taken (its checksums vouch for the same bytes, so they are not read again).
+    for issue in issues {
+        let line = format!(
+            "current: {}: line {}: {}",
+            issue["path"].as_str().unwrap(),
+            issue["line"],
+            issue["problem"].as_str().unwrap()
+        );
+        assert!(stderr(&out).contains(&line), "{line}: {}", stderr(&out));
+    }
     assert_eq!(fx.state(), before);
     // The snapshot saved before a restore holds the same: that restore can be undone.
     let second = fx.create();
@@ -67,7 +78,30 @@ fn jsonl_that_create_accepts_is_restored_exactly_torn_line_and_all() {
         "--yes",
     ]);
     let pre = r["pre_restore"].as_str().unwrap().to_owned();
-    fx.json(&["restore", &pre, "--yes"]);
+    // The safety snapshot keeps the live logs without checking them (it says so), so
+    // restoring it reads them, and warns of the same lines.
+    let out = fx
+        .cmd()
+        .args(["dump", &pre, "manifest.json"])
+        .output()
+        .unwrap();
+    let m: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(m.get("jsonl_checked"), None, "{m}");
+    assert_eq!(m.get("jsonl"), None, "{m}");
+    let out = fx.cmd().args(["restore", &pre, "--yes"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    for file in ["thrum/events.jsonl", "events.jsonl"] {
+        assert!(
+            stderr(&out).contains(&format!("{file}: line")),
+            "{file}: {}",
+            stderr(&out)
+        );
+    }
+    assert!(
+        stderr(&out).contains("restored exactly as it was backed up"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(fx.state(), live);
 }
 

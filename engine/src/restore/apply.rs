@@ -159,7 +159,7 @@ fn save_replaced(
 ) -> Result<Option<PathBuf>> {
     let live = work.join("live");
     fsx::create_dir_all(&live)?;
-    let mut staging = Staging::new(live.clone());
+    let mut staging = Staging::scratch(live.clone());
     let (restored, src) = (&source.manifest, &source.dir);
     let secret: std::collections::BTreeSet<&str> = restored
         .files
@@ -214,7 +214,7 @@ fn save_live(
 ) -> Result<Option<PathBuf>> {
     let live = work.join("live");
     fsx::create_dir_all(&live)?;
-    let mut staging = Staging::new(live.clone());
+    let mut staging = Staging::scratch(live.clone());
     if !ctx.workspace.thrum_dir.is_dir() {
         return Ok(None);
     }
@@ -222,6 +222,9 @@ fn save_live(
         // thrum's daemon is stopped and the commit renames files in: the live files stay as
         // they are until the safety archive is written, so links are copies.
         link: true,
+        // Zipped, then deleted; the live JSON Lines files are kept as they are, checked if
+        // this snapshot is ever restored (as its database, below).
+        scratch: true,
         ..ctx.capture_options(false, db_wait)
     };
     // A damaged database is what a restore is often for: it is kept, not refused. Nor is it

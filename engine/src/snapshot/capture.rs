@@ -49,6 +49,7 @@ pub fn capture_workspace(
     let (copied, grown) = lanes.copied?;
     cap.grown = grown;
     cap.jsonl = lanes.jsonl?;
+    cap.jsonl_checked = !opts.scratch;
     for issue in &cap.jsonl {
         cap.notes.push(format!(
             "{issue}: backed up as it is, and restored as it is"
@@ -152,7 +153,7 @@ fn run_lanes<'s>(
                     &ws.db_path,
                     root,
                     base,
-                    (opts.db_wait, opts.db_check),
+                    (opts.db_wait, opts.db_check, !opts.scratch),
                     &taken,
                     progress,
                     cancel,
@@ -179,8 +180,8 @@ fn run_lanes<'s>(
             ))
         });
         let jsonl = match &copied {
-            Ok((files, _)) => check_jsonl(files, root, base, cancel),
-            Err(_) => Ok(Vec::new()),
+            Ok((files, _)) if !opts.scratch => check_jsonl(files, root, base, cancel),
+            _ => Ok(Vec::new()),
         };
         let bundle = bundle.map(|h| {
             h.join()
@@ -502,7 +503,7 @@ fn capture_database(
     db_path: &Path,
     root: &Path,
     base: Option<&Base<'_>>,
-    (db_wait, check): (Duration, super::DbCheck),
+    (db_wait, check, sync): (Duration, super::DbCheck, bool),
     taken: &std::sync::mpsc::Sender<std::time::Instant>,
     progress: &dyn Progress,
     cancel: &Cancel,
@@ -526,7 +527,14 @@ fn capture_database(
         progress.advance(size);
         return Ok(done);
     }
-    capture_whole(db_path, root, (db_wait, check), taken, progress, cancel)
+    capture_whole(
+        db_path,
+        root,
+        (db_wait, check, sync),
+        taken,
+        progress,
+        cancel,
+    )
 }
 
 /// Bring the earlier snapshot's copy `old` up to the state of the live database `snap` holds,
@@ -619,7 +627,7 @@ fn capture_incremental(
 fn capture_whole(
     db_path: &Path,
     root: &Path,
-    (db_wait, check): (Duration, super::DbCheck),
+    (db_wait, check, sync): (Duration, super::DbCheck, bool),
     taken: &std::sync::mpsc::Sender<std::time::Instant>,
     progress: &dyn Progress,
     cancel: &Cancel,
@@ -634,7 +642,8 @@ fn capture_whole(
     cancel.check()?;
     let present = database::table_names(&dst)?;
     std::thread::scope(|s| {
-        let synced = s.spawn(|| database::sync_copy(&dst));
+        // A scratch copy is not flushed: only its archive must last (it is synced).
+        let synced = sync.then(|| s.spawn(|| database::sync_copy(&dst)));
         let checked = (!check.never).then(|| s.spawn(|| database::check_copy(&dst, db_path)));
         let digest = s.spawn(|| fsx::digest_file(&dst));
         let mut local = Vec::new();
@@ -672,7 +681,9 @@ fn capture_whole(
         };
         let digest = digest.join().map_err(|_| panicked())??;
         exported?;
-        synced.join().map_err(|_| panicked())??;
+        if let Some(synced) = synced {
+            synced.join().map_err(|_| panicked())??;
+        }
         Ok(DbCapture {
             digest,
             tables,

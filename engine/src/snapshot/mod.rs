@@ -48,6 +48,8 @@ pub struct Staging {
     /// Files [`Staging::finish`] need not flush: linked from the live workspace for a
     /// restore's safety snapshot (see [`CaptureOptions::link`]).
     linked: std::collections::HashSet<String>,
+    /// [`Staging::finish`] flushes what was written (not for a [`Staging::scratch`]).
+    durable: bool,
 }
 
 impl Staging {
@@ -57,6 +59,16 @@ impl Staging {
             root,
             files: BTreeMap::new(),
             linked: std::collections::HashSet::new(),
+            durable: true,
+        }
+    }
+
+    /// Start writing into the empty directory `root` a snapshot that is zipped, then deleted
+    /// (a restore's safety snapshot): its archive is flushed, not its files.
+    pub fn scratch(root: PathBuf) -> Self {
+        Self {
+            durable: false,
+            ..Self::new(root)
         }
     }
 
@@ -147,7 +159,7 @@ impl Staging {
         manifest.files = self.files.into_values().collect();
         let mut paths = Vec::new();
         let mut dirs = std::collections::BTreeSet::new();
-        for f in &manifest.files {
+        for f in manifest.files.iter().filter(|_| self.durable) {
             let path = self.root.join(&f.path);
             dirs.extend(
                 path.ancestors()
@@ -198,6 +210,8 @@ pub struct Captured {
     pub capture: Option<CaptureInfo>,
     /// JSON Lines files that are not all JSON lines.
     pub jsonl: Vec<crate::jsonl::Issue>,
+    /// Every JSON Lines file was checked (`jsonl` is then complete).
+    pub jsonl_checked: bool,
 }
 
 /// How to capture a workspace.
@@ -218,6 +232,12 @@ pub struct CaptureOptions {
     pub link: bool,
     /// When the database copy gets SQLite's full integrity check.
     pub db_check: DbCheck,
+    /// The snapshot is zipped, then deleted: a restore's safety snapshot, whose archive is
+    /// what must last. Its database copy is not flushed to disk (the archive is; its staging
+    /// is a [`Staging::scratch`], which flushes none of its files), and its
+    /// JSON Lines files are kept as they are without being checked: its manifest says so
+    /// (`jsonl_checked` false), and restoring it checks them, as its database.
+    pub scratch: bool,
 }
 
 /// When a database copy brought up to date page by page from the previous snapshot's gets
@@ -288,7 +308,7 @@ pub fn new_manifest(
         unknown: captured.unknown,
         skipped: captured.skipped,
         jsonl: captured.jsonl,
-        jsonl_checked: true,
+        jsonl_checked: captured.jsonl_checked,
         shrink: Vec::new(),
         partial: false,
         capture: captured.capture,
