@@ -378,6 +378,16 @@ pub fn copy_new_unsynced(src: &Path, dst: &Path) -> Result<(File, FileDigest)> {
     finish_hashed(writer).at("write", dst)
 }
 
+/// Copy `src` into a new file `dst` (which must not exist, created 0600) without hashing it or
+/// flushing it to disk, and return its size: for a file whose bytes were just verified
+/// against its checksum (a restore's source). The kernel copies it (`copy_file_range`, which
+/// `io::copy` uses between two files), never through our memory.
+pub fn copy_verified_unsynced(src: &Path, dst: &Path) -> Result<u64> {
+    let mut input = File::open(src).at("open", src)?;
+    let mut output = create_new(dst)?;
+    io::copy(&mut input, &mut output).at("copy into", dst)
+}
+
 /// Hard-link `src` as the new name `dst` and hash it; where the filesystem cannot link (another
 /// device), copy it as [`copy_new`] does.
 pub fn link_new(src: &Path, dst: &Path) -> Result<FileDigest> {

@@ -30,6 +30,35 @@ fn restore_from_current_reproduces_every_byte_and_row() {
 }
 
 #[test]
+fn the_restored_database_keeps_the_live_ones_mode_and_its_row_counts() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut fx = Fx::new();
+    let first = fx.create();
+    fx.ws.add_messages(10).unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    std::fs::set_permissions(&fx.ws.db_path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let r = fx.json(&["restore", "--yes"]);
+    assert_eq!(r["database_from"], "snapshot");
+    assert_eq!(mode(&fx.ws.db_path), 0o640);
+    // The rows are the snapshot's, as its manifest counted them, and its local tables were
+    // already in the copy (nothing imported twice).
+    let conn = rusqlite::Connection::open(&fx.ws.db_path).unwrap();
+    for (table, rows) in first["manifest"]["database"]["tables"].as_object().unwrap() {
+        let n: i64 = conn
+            .query_row(&format!("SELECT count(*) FROM \"{table}\""), [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(Some(n), rows.as_i64(), "{table}");
+    }
+    assert_eq!(r["local_rows"], first["manifest"]["local_tables"]);
+    // Into a workspace without a database, it is made as SQLite and thrum make one.
+    std::fs::remove_file(&fx.ws.db_path).unwrap();
+    fx.json(&["restore", "--yes"]);
+    assert_eq!(mode(&fx.ws.db_path), 0o644);
+}
+
+#[test]
 fn restore_from_a_named_archive_brings_back_that_snapshot() {
     let mut fx = Fx::new();
     let old = fx.state();

@@ -99,6 +99,10 @@ pub(crate) fn apply(
             save_live(ctx, work, opts.db_wait, progress, cancel)
         };
         applied.pre_restore = saved.map_err(undo)?;
+        // The safety snapshot is in its zip now: its files (a whole copy of the live database
+        // among them, whose unlinking is not free) go while the restore goes on.
+        let saved_dir = work.join("live");
+        scope.spawn(move || fsx::remove_any(&saved_dir));
         let undo = |e: Error| -> Error {
             let e = undo(e);
             if let (false, Some(p)) = (journal_path.exists(), &applied.pre_restore) {
@@ -137,10 +141,11 @@ fn fill_temps(plan: &RestorePlan, progress: &dyn Progress, cancel: &Cancel) -> R
         if let (Some(dir_mode), Some(parent)) = (s.dir_mode, temp.parent()) {
             fsx::create_dir_all_mode(parent, dir_mode)?;
         }
-        let (_, d) = fsx::copy_new_unsynced(from, temp)?;
+        // The source's bytes were verified against its manifest when it was opened.
+        let size = fsx::copy_verified_unsynced(from, temp)?;
         fsx::set_mode(temp, *mode)?;
         written.push(temp.clone());
-        progress.advance(d.size);
+        progress.advance(size);
     }
     fsx::sync_paths(&written)
 }

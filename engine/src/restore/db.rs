@@ -33,6 +33,12 @@ pub(crate) struct DbPlan {
     /// The snapshot's copy, as errors name it, when it is to be checked before it is put back:
     /// a copy `create` did not check (see [`snapshot::DbCheck`]).
     pub unchecked: Option<PathBuf>,
+    /// The rows of every table of the snapshot's copy as its manifest records them (counted
+    /// in that very copy when it was taken), when it records them.
+    pub counted: Option<BTreeMap<String, u64>>,
+    /// The permission bits of the prepared database: the live one's, else what SQLite (and
+    /// thrum) create a database with.
+    pub mode: u32,
 }
 
 /// Decide where the database comes from; `None` when none is put back.
@@ -70,6 +76,11 @@ pub(crate) fn plan(
     let unchecked = (from == "snapshot"
         && manifest.database.as_ref().is_some_and(|d| !d.quick_check))
     .then(|| PathBuf::from(format!("{label}: {DB_PATH}")));
+    let counted = manifest
+        .database
+        .as_ref()
+        .filter(|d| from == "snapshot" && !d.tables.is_empty())
+        .map(|d| d.tables.clone());
     Ok(Some(DbPlan {
         base,
         from,
@@ -77,6 +88,8 @@ pub(crate) fn plan(
         local_files,
         exported,
         unchecked,
+        counted,
+        mode: fsx::mode_of(&ws.db_path).unwrap_or(0o644),
     }))
 }
 
@@ -101,9 +114,17 @@ pub(crate) fn prepare(plan: &DbPlan, db_wait: Duration) -> Result<BTreeMap<Strin
         }
     };
     let counts = if plan.from == "snapshot" {
-        database::copy_unchecked(&plan.base, temp, db_wait)?;
+        // The snapshot's copy is a self-contained database file whose bytes were verified
+        // against the manifest, and nothing writes to it: a copy of the file is a copy of the
+        // database, made by the kernel (SQLite's backup API would write it page by page).
+        fsx::copy_verified_unsynced(&plan.base, temp)?;
+        fsx::set_mode(temp, plan.mode)?;
         database::sync_copy(temp)?;
-        database::count_copy(temp)?
+        match &plan.counted {
+            // Counted in these very bytes when they were taken.
+            Some(counted) => counted.clone(),
+            None => database::count_copy(temp)?,
+        }
     } else {
         database::copy_consistent(&plan.base, temp, db_wait)?
     };
