@@ -83,7 +83,6 @@ impl Context {
                 .collect(),
             db_wait,
             link: false,
-            scratch: false,
             db_check: crate::snapshot::DbCheck {
                 every: self.config.backup.db_check_every(),
                 ..Default::default()

@@ -186,8 +186,14 @@ pub fn digest_file(path: &Path) -> Result<FileDigest> {
 
 /// Hash a file with `algorithm` by reading it once.
 pub fn digest_file_with(path: &Path, algorithm: Algorithm) -> Result<FileDigest> {
+    digest_prefix_with(path, u64::MAX, algorithm)
+}
+
+/// Hash the first `len` bytes of a file (all of it when shorter) with `algorithm`: does a file
+/// that grew still begin with a snapshot's file?
+pub fn digest_prefix_with(path: &Path, len: u64, algorithm: Algorithm) -> Result<FileDigest> {
     let file = File::open(path).at("open", path)?;
-    let mut reader = BufReader::with_capacity(256 * 1024, file);
+    let mut reader = BufReader::with_capacity(256 * 1024, file.take(len));
     let mut sink = HashingWriter::with(io::sink(), algorithm);
     io::copy(&mut reader, &mut sink).at("read", path)?;
     Ok(sink.finish().1)
@@ -384,6 +390,17 @@ pub fn copy_new_unsynced(src: &Path, dst: &Path) -> Result<(File, FileDigest)> {
 /// `io::copy` uses between two files), never through our memory.
 pub fn copy_verified_unsynced(src: &Path, dst: &Path) -> Result<u64> {
     let mut input = File::open(src).at("open", src)?;
+    let mut output = create_new(dst)?;
+    io::copy(&mut input, &mut output).at("copy into", dst)
+}
+
+/// Copy the bytes of `src` from offset `from` to its end into a new file `dst` (which must not
+/// exist, created 0600), without flushing it, by the kernel as [`copy_verified_unsynced`];
+/// returns how many bytes.
+pub fn copy_tail_unsynced(src: &Path, from: u64, dst: &Path) -> Result<u64> {
+    use std::io::{Seek, SeekFrom};
+    let mut input = File::open(src).at("open", src)?;
+    input.seek(SeekFrom::Start(from)).at("read", src)?;
     let mut output = create_new(dst)?;
     io::copy(&mut input, &mut output).at("copy into", dst)
 }

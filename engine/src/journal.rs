@@ -2,7 +2,9 @@
 //! committed in order, undone in reverse on any failure, and finished or undone by the next
 //! command after a kill ([`recover`], which [`crate::recovery`] runs).
 //!
-//! A file step moves its target aside and renames its prepared replacement in. The worktree
+//! A file step moves its target aside and renames its prepared replacement in; a trim step cuts
+//! a file that only grew since the snapshot back to the snapshot's length, its tail kept (and
+//! flushed) beside it until the restore ends, so that undoing writes the tail back. The worktree
 //! step moves an unhealthy sync directory aside, makes `refs/heads/a-sync` hold the
 //! snapshot's history and creates the sync worktree the way thrum does; undoing it removes the
 //! new worktree, puts the old directory back and puts the branch back where it was.
@@ -34,6 +36,20 @@ pub(crate) struct Step {
     /// Set for the step that rebuilds the sync worktree at `target`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worktree: Option<WorktreeStep>,
+    /// Set for a step that cuts `target` back to its first bytes instead of replacing it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trim: Option<Trim>,
+}
+
+/// A file that is the snapshot's file with bytes appended (a log that grew since): the restore
+/// cuts it back to the snapshot's length rather than writing a copy and renaming it in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Trim {
+    /// The snapshot's length: the target's first `len` bytes are the snapshot's file.
+    pub len: u64,
+    /// The target's bytes beyond `len`, copied (and flushed) before the commit cuts them off,
+    /// and written back at `len` to undo it.
+    pub tail: PathBuf,
 }
 
 /// What rebuilding the sync worktree needs, and what undoing it needs.
@@ -67,7 +83,25 @@ impl Step {
             existed: fs::symlink_metadata(target).is_ok(),
             dir_mode: None,
             worktree: None,
+            trim: None,
         }
+    }
+
+    /// A step that cuts `target`, whose first `len` bytes are the snapshot's file, back to them.
+    pub fn trim(target: &Path, len: u64) -> Self {
+        Self {
+            trim: Some(Trim {
+                len,
+                tail: fsx::temp_sibling(target, "restore-tail"),
+            }),
+            ..Self::file(target, None)
+        }
+    }
+
+    /// Whether the step leaves a file at `target` (replaced, created or cut back), rather than
+    /// moving it out.
+    pub fn puts_back(&self) -> bool {
+        self.temp.is_some() || self.trim.is_some()
     }
 }
 
@@ -95,6 +129,7 @@ fn exists(p: &Path) -> bool {
 /// Apply every step in order; returns what is worth telling the user.
 pub(crate) fn commit(steps: &[Step], fault_at: Option<usize>) -> Result<Vec<String>> {
     let mut notes = Vec::new();
+    let mut trimmed = Vec::new();
     for (i, s) in steps.iter().enumerate() {
         if fault_at == Some(i) {
             return Err(Error::Io {
@@ -113,6 +148,16 @@ pub(crate) fn commit(steps: &[Step], fault_at: Option<usize>) -> Result<Vec<Stri
             gitsync::add_worktree(&w.repo, &s.target)?;
             continue;
         }
+        if let Some(t) = &s.trim {
+            // Its tail was flushed before the commit began (see `apply::fill_temps`).
+            fs::OpenOptions::new()
+                .write(true)
+                .open(&s.target)
+                .and_then(|f| f.set_len(t.len))
+                .at("cut back", &s.target)?;
+            trimmed.push(s.target.clone());
+            continue;
+        }
         if let Some(parent) = s.target.parent() {
             match s.dir_mode {
                 Some(mode) => fsx::create_dir_all_mode(parent, mode)?,
@@ -128,6 +173,8 @@ pub(crate) fn commit(steps: &[Step], fault_at: Option<usize>) -> Result<Vec<Stri
             fs::rename(temp, &s.target).at("rename into place", &s.target)?;
         }
     }
+    // A cut is a change of the file's length: flushed before the journal says committed.
+    fsx::sync_paths(&trimmed)?;
     let mut dirs: Vec<&Path> = steps.iter().filter_map(|s| s.target.parent()).collect();
     dirs.sort();
     dirs.dedup();
@@ -141,6 +188,10 @@ pub(crate) fn commit(steps: &[Step], fault_at: Option<usize>) -> Result<Vec<Stri
 /// everything was put back (no step's old content is left aside).
 pub(crate) fn rollback(steps: &[Step]) -> bool {
     for s in steps.iter().rev() {
+        if let Some(t) = &s.trim {
+            untrim(&s.target, t);
+            continue;
+        }
         if let Some(w) = &s.worktree {
             // Ours when the old folder was moved aside, or when there was none.
             if exists(&s.aside) || (!s.existed && exists(&s.target)) {
@@ -164,7 +215,31 @@ pub(crate) fn rollback(steps: &[Step]) -> bool {
             remove_temp(t);
         }
     }
-    steps.iter().all(|s| !exists(&s.aside))
+    steps
+        .iter()
+        .all(|s| !exists(&s.aside) && s.trim.as_ref().is_none_or(|t| !exists(&t.tail)))
+}
+
+/// Undo a trim step whatever state it reached: its tail, when there is one, is written back at
+/// the snapshot's length (the same bytes the file holds there if it was never cut, or held
+/// before), flushed, then removed. The tail stays when that fails, for the next try.
+fn untrim(target: &Path, t: &Trim) {
+    use std::io::{Seek, SeekFrom};
+    let Ok(mut tail) = fs::File::open(&t.tail) else {
+        // No tail: it was never flushed, so nothing was cut.
+        return;
+    };
+    let put_back = fs::OpenOptions::new()
+        .write(true)
+        .open(target)
+        .and_then(|mut f| {
+            f.seek(SeekFrom::Start(t.len))?;
+            std::io::copy(&mut tail, &mut f)?;
+            f.sync_all()
+        });
+    if put_back.is_ok() {
+        let _ = fs::remove_file(&t.tail);
+    }
 }
 
 /// Remove a temporary file and what SQLite may have left beside it: the prepared database is
@@ -181,6 +256,9 @@ fn remove_temp(t: &Path) {
 pub(crate) fn finish(steps: &[Step]) {
     for s in steps {
         let _ = fsx::remove_any(&s.aside);
+        if let Some(t) = &s.trim {
+            let _ = fs::remove_file(&t.tail);
+        }
         if let Some(t) = &s.temp {
             remove_temp(t);
         }
@@ -220,13 +298,16 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
-    /// A folder with `keep` (replaced), `gone` (removed) and, after the restore, `new`
-    /// (created, in a folder that does not exist yet). Returns the steps and the journal's
-    /// folder.
+    /// A folder with `keep` (replaced), `gone` (removed), `grown` (cut back to its first
+    /// bytes, its tail copied as `apply::fill_temps` does) and, after the restore, `new`
+    /// (created, in a folder that does not exist yet). Returns the steps.
     fn setup(root: &Path) -> Vec<Step> {
         fs::write(root.join("keep"), "old keep").unwrap();
         fs::write(root.join("gone"), "old gone").unwrap();
-        let mut steps = Vec::new();
+        fs::write(root.join("grown"), "snapshot's lines\nappended since\n").unwrap();
+        let mut steps = vec![Step::trim(&root.join("grown"), 17)];
+        let tail = &steps[0].trim.as_ref().unwrap().tail;
+        fsx::copy_tail_unsynced(&root.join("grown"), 17, tail).unwrap();
         for (name, content) in [
             ("keep", Some("new keep")),
             ("gone", None),
@@ -257,15 +338,23 @@ mod tests {
     }
 
     fn before() -> BTreeMap<String, String> {
-        [("gone", "old gone"), ("keep", "old keep")]
-            .map(|(a, b)| (a.to_owned(), b.to_owned()))
-            .into()
+        [
+            ("gone", "old gone"),
+            ("grown", "snapshot's lines\nappended since\n"),
+            ("keep", "old keep"),
+        ]
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        .into()
     }
 
     fn after() -> BTreeMap<String, String> {
-        [("keep", "new keep"), ("sub/new", "new")]
-            .map(|(a, b)| (a.to_owned(), b.to_owned()))
-            .into()
+        [
+            ("grown", "snapshot's lines\n"),
+            ("keep", "new keep"),
+            ("sub/new", "new"),
+        ]
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        .into()
     }
 
     #[test]
@@ -279,7 +368,7 @@ mod tests {
 
     #[test]
     fn a_failure_at_any_step_rolls_back_to_exactly_what_was_there() {
-        for fault in 0..3 {
+        for fault in 0..4 {
             let dir = tempfile::tempdir().unwrap();
             let steps = setup(dir.path());
             let temps_before = tree(dir.path());
@@ -295,7 +384,7 @@ mod tests {
 
     #[test]
     fn recovery_rolls_back_an_uncommitted_journal_killed_at_any_step() {
-        for killed_at in 0..=3 {
+        for killed_at in 0..=4 {
             let dir = tempfile::tempdir().unwrap();
             let steps = setup(dir.path());
             let journal = Journal {
@@ -304,13 +393,32 @@ mod tests {
             };
             write(&dir.path().join(JOURNAL), &journal).unwrap();
             // A kill after `killed_at` steps: the fault stands in for the kill, nothing undone.
-            let _ = commit(&steps, (killed_at < 3).then_some(killed_at));
+            let _ = commit(&steps, (killed_at < 4).then_some(killed_at));
             let action = recover(dir.path()).unwrap().expect("a journal to recover");
             assert!(action.starts_with("rolled back"), "{action}");
             assert_eq!(tree(dir.path()), before(), "killed after {killed_at} steps");
             assert!(!dir.path().join(JOURNAL).exists());
             assert_eq!(recover(dir.path()).unwrap(), None);
         }
+    }
+
+    #[test]
+    fn a_trim_undone_before_its_tail_was_copied_or_after_it_was_put_back_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let grown = dir.path().join("grown");
+        fs::write(&grown, "abcdef").unwrap();
+        let step = Step::trim(&grown, 2);
+        // Killed before the tail was copied: nothing was cut.
+        assert!(rollback(std::slice::from_ref(&step)));
+        assert_eq!(fs::read(&grown).unwrap(), b"abcdef");
+        // Cut, undone, undone again.
+        fsx::copy_tail_unsynced(&grown, 2, &step.trim.as_ref().unwrap().tail).unwrap();
+        commit(std::slice::from_ref(&step), None).unwrap();
+        assert_eq!(fs::read(&grown).unwrap(), b"ab");
+        assert!(rollback(std::slice::from_ref(&step)));
+        assert!(rollback(std::slice::from_ref(&step)));
+        assert_eq!(fs::read(&grown).unwrap(), b"abcdef");
+        assert_eq!(fsx::walk_files(dir.path()).unwrap(), ["grown"]);
     }
 
     #[test]

@@ -124,6 +124,10 @@ pub struct RestoreReport {
     /// Files the workspace already held exactly as the snapshot does (same bytes and mode):
     /// left as they are, not written again.
     pub unchanged: u64,
+    /// Of `restored`, the files that were the snapshot's with bytes appended since (logs that
+    /// grew): cut back to the snapshot's length in place rather than copied whole (undone, if
+    /// the restore is, by writing the cut bytes back).
+    pub trimmed: u64,
     /// How the snapshot's files were used: `workspace` (put back as files), `database` (the
     /// copy and its exported tables, into messages.db), `history` (the a-sync bundle),
     /// `plugins`, `left` (kept in the backup). They add up to the snapshot's file count.
@@ -245,11 +249,12 @@ fn without_the_workspace(
             return Ok(report);
         }
         let mut plan = plan;
-        let unchanged = plan::drop_unchanged(&mut plan, &source)?;
+        let spared = plan::spare_live(&mut plan, &source)?;
         let changes = planned_changes(ctx, &plan);
         let mut report = report(ctx, source, plan, apply::Applied::default());
         report.dry_run = Some(changes);
-        report.unchanged = unchanged;
+        report.unchanged = spared.unchanged;
+        report.trimmed = spared.trimmed;
         Ok(report)
     })();
     let _ = fsx::remove_any(&work);
@@ -269,10 +274,10 @@ fn planned_changes(ctx: &Context, plan: &plan::RestorePlan) -> Vec<PlannedChange
                 .as_ref()
                 .and_then(|(src, _)| std::fs::metadata(src).ok())
                 .map(|m| m.len());
-            let action = match (&s.temp, live_size) {
-                (None, _) => "move out",
-                (Some(_), None) => "create",
-                (Some(_), Some(_)) => "replace",
+            let action = match (s.puts_back(), live_size) {
+                (false, _) => "move out",
+                (true, None) => "create",
+                (true, Some(_)) => "replace",
             };
             PlannedChange {
                 path: display_target(ctx, &s.target),
@@ -321,10 +326,11 @@ fn restore_locked(
     let source = source::open(ctx, opts, work, filter.as_ref(), progress, cancel)?;
     let filter = filter.or(for_partial(&source.manifest)?);
     let mut plan = plan::make(ctx, &source, work, filter.as_ref(), progress, cancel)?;
-    let unchanged = plan::drop_unchanged(&mut plan, &source)?;
+    let spared = plan::spare_live(&mut plan, &source)?;
     let applied = apply::apply(ctx, opts, &plan, &source, work, progress, cancel)?;
     let mut report = report(ctx, source, plan, applied);
-    report.unchanged = unchanged;
+    report.unchanged = spared.unchanged;
+    report.trimmed = spared.trimmed;
     Ok(report)
 }
 
@@ -338,13 +344,13 @@ fn report(
     let steps = &plan.steps;
     // SQLite's side files of a database put back are stale: removed, not worth a line.
     let stale_side = |s: &journal::Step| {
-        s.temp.is_none()
+        !s.puts_back()
             && ["-wal", "-shm"].iter().any(|side| {
                 let name = s.target.to_string_lossy();
                 name.strip_suffix(side).is_some_and(|base| {
                     steps
                         .iter()
-                        .any(|o| o.temp.is_some() && o.target.to_string_lossy() == base)
+                        .any(|o| o.puts_back() && o.target.to_string_lossy() == base)
                 })
             })
     };
@@ -355,9 +361,10 @@ fn report(
         .filter(|s| s.worktree.is_none() && !stale_side(s))
     {
         let shown = display_target(ctx, &s.target);
-        match &s.temp {
-            Some(_) => restored.push(shown),
-            None => removed.push(shown),
+        if s.puts_back() {
+            restored.push(shown);
+        } else {
+            removed.push(shown);
         }
     }
     let mut notes = plan.notes;
@@ -379,6 +386,7 @@ fn report(
         restored,
         removed,
         unchanged: 0,
+        trimmed: 0,
         database: plan.database.is_some(),
         database_from: plan.database.as_ref().map(|d| d.from.to_owned()),
         sync_worktree_rebuilt: steps.iter().any(|s| s.worktree.is_some()),

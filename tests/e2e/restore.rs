@@ -305,6 +305,64 @@ fn restore_needs_confirmation_without_a_terminal() {
 }
 
 #[test]
+fn logs_that_only_grew_are_cut_back_in_place_and_the_safety_archive_keeps_what_was_cut() {
+    use std::os::unix::fs::MetadataExt;
+    let mut fx = Fx::new();
+    let before = fx.state();
+    fx.create();
+    fx.ws.add_messages(40).unwrap();
+    let events = fx.ws.sync_dir.join("events.jsonl");
+    let inode = std::fs::metadata(&events).unwrap().ino();
+    // A log that grew and was also changed in its snapshot part: copied back whole.
+    let edited = std::fs::read_dir(fx.ws.sync_dir.join("messages"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .unwrap();
+    let mut bytes = std::fs::read(&edited).unwrap();
+    bytes[0] = b' ';
+    bytes.extend_from_slice(b"{\"appended\":true}\n");
+    std::fs::write(&edited, &bytes).unwrap();
+    let edited_inode = std::fs::metadata(&edited).unwrap().ino();
+    let live = fx.state();
+
+    let dry = fx.json(&["restore", "--dry-run"]);
+    assert!(dry["trimmed"].as_u64().unwrap() >= 2, "{dry}");
+    assert_eq!(fx.state(), live, "a dry run changed the workspace");
+    let r = fx.json(&["restore", "--yes"]);
+    assert_eq!(fx.state(), before, "the workspace is not the snapshot");
+    assert_eq!(r["trimmed"], dry["trimmed"], "{r}");
+    let restored = r["restored"].as_array().unwrap();
+    assert!(
+        restored
+            .iter()
+            .any(|p| p.as_str().unwrap().ends_with("events.jsonl")),
+        "{r}"
+    );
+    // The grown log is the same file, cut back; the edited one a copy renamed in.
+    assert_eq!(std::fs::metadata(&events).unwrap().ino(), inode);
+    assert_ne!(std::fs::metadata(&edited).unwrap().ino(), edited_inode);
+    // Nothing of the cut tails is left beside the logs.
+    for e in std::fs::read_dir(&fx.ws.sync_dir).unwrap().flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        assert!(!n.contains("restore-"), "leftover {n}");
+    }
+    // The safety archive holds the logs as they were, tails and all.
+    let pre = r["pre_restore"].as_str().unwrap();
+    fx.cmd().args(["restore", pre, "--yes"]).assert().success();
+    assert_eq!(fx.state(), live);
+    let text = fx.cmd().args(["restore", "--yes"]).output().unwrap();
+    assert!(text.status.success());
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("had only grown since the snapshot"),
+        "{}",
+        String::from_utf8_lossy(&text.stdout)
+    );
+    assert_eq!(fx.state(), before);
+}
+
+#[test]
 fn files_already_as_in_the_snapshot_are_left_alone_and_the_rest_put_back() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let fx = Fx::new();

@@ -128,11 +128,19 @@ pub(crate) fn apply(
 }
 
 /// Copy each step's snapshot file into its temporary file, with the mode it is restored with,
-/// then flush them to disk before anything is committed, several at a time (see
-/// [`fsx::sync_paths`]) rather than one after the other.
+/// and the tail of each file a trim step cuts back into its tail file, then flush them to
+/// disk before anything is committed, several at a time (see [`fsx::sync_paths`]) rather
+/// than one after the other.
 fn fill_temps(plan: &RestorePlan, progress: &dyn Progress, cancel: &Cancel) -> Result<()> {
     let mut written = Vec::new();
     for (s, copy) in plan.steps.iter().zip(&plan.copies) {
+        if let Some(t) = &s.trim {
+            cancel.check()?;
+            let size = fsx::copy_tail_unsynced(&s.target, t.len, &t.tail)?;
+            written.push(t.tail.clone());
+            progress.advance(size);
+            continue;
+        }
         let (Some((from, mode)), Some(temp)) = (copy, &s.temp) else {
             continue;
         };
@@ -219,17 +227,18 @@ fn save_live(
 ) -> Result<Option<PathBuf>> {
     let live = work.join("live");
     fsx::create_dir_all(&live)?;
+    // Zipped, then deleted ([`Staging::scratch`]): nothing is flushed but the archive, and
+    // the live JSON Lines files are kept as they are, checked if this snapshot is ever
+    // restored (as its database, below).
     let mut staging = Staging::scratch(live.clone());
     if !ctx.workspace.thrum_dir.is_dir() {
         return Ok(None);
     }
     let mut opts = snapshot::CaptureOptions {
-        // thrum's daemon is stopped and the commit renames files in: the live files stay as
-        // they are until the safety archive is written, so links are copies.
+        // thrum's daemon is stopped, and the commit (which renames files in, or cuts a grown
+        // log back) comes after the safety archive is written: until then the live files stay
+        // as they are, so links are copies.
         link: true,
-        // Zipped, then deleted; the live JSON Lines files are kept as they are, checked if
-        // this snapshot is ever restored (as its database, below).
-        scratch: true,
         ..ctx.capture_options(false, db_wait)
     };
     // A damaged database is what a restore is often for: it is kept, not refused. Nor is it

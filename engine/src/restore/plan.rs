@@ -145,13 +145,26 @@ pub(crate) fn make(
     })
 }
 
-/// Drop from `plan` the files the workspace already holds exactly: a regular file of the
-/// snapshot file's size and mode whose bytes hash to the checksum the snapshot's manifest
-/// records (the snapshot file itself was verified against it). A restore need neither write
-/// them nor move them aside: after a restore they are what the snapshot holds either way, and
-/// the safety archive saves them like the rest of the live data. Files of a sync worktree
-/// that is rebuilt stay (their folder is replaced). Returns how many were dropped.
-pub(crate) fn drop_unchanged(plan: &mut RestorePlan, source: &Checked) -> Result<u64> {
+/// What the workspace's own files spared a restore ([`spare_live`]).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Spared {
+    /// Files the workspace already holds exactly: neither written nor moved aside.
+    pub unchanged: u64,
+    /// Files that are the snapshot's with bytes appended since (logs that grew): cut back to
+    /// the snapshot's length instead of copied whole.
+    pub trimmed: u64,
+}
+
+/// Spare the copies of the files the workspace already holds. A regular file of the snapshot
+/// file's mode whose first bytes, as many as the snapshot file has, hash to the checksum the
+/// snapshot's manifest records (the snapshot file itself was verified against it) is either
+/// that file exactly — dropped from `plan`: a restore need neither write it nor move it aside,
+/// after a restore it is what the snapshot holds either way — or that file with more appended
+/// (a log that grew since), whose step becomes a trim ([`Step::trim`]): most of what a restore
+/// over a newer workspace would otherwise copy and flush. The safety archive saves the live
+/// files, these among them, like the rest of the live data. Files of a sync worktree that is
+/// rebuilt stay (their folder is replaced).
+pub(crate) fn spare_live(plan: &mut RestorePlan, source: &Checked) -> Result<Spared> {
     use std::os::unix::fs::PermissionsExt;
     let rebuilt: Vec<PathBuf> = plan
         .steps
@@ -165,49 +178,58 @@ pub(crate) fn drop_unchanged(plan: &mut RestorePlan, source: &Checked) -> Result
         .iter()
         .map(|f| (f.path.as_str(), f))
         .collect();
-    let unchanged = |step: &Step, copy: &Option<(PathBuf, u32)>| -> Result<bool> {
+    // The snapshot's length of the live file, when the live file begins with the snapshot's.
+    let begins_with = |step: &Step, copy: &Option<(PathBuf, u32)>| -> Result<Option<u64>> {
         let Some((from, mode)) = copy else {
-            return Ok(false);
+            return Ok(None);
         };
         if step.temp.is_none() || rebuilt.iter().any(|r| step.target.starts_with(r)) {
-            return Ok(false);
+            return Ok(None);
         }
         let Some(entry) = from
             .strip_prefix(&source.dir)
             .ok()
             .and_then(|rel| entries.get(rel.to_string_lossy().as_ref()))
         else {
-            return Ok(false);
+            return Ok(None);
         };
         let same_shape = fs::symlink_metadata(&step.target).is_ok_and(|m| {
-            m.is_file() && m.len() == entry.size && m.permissions().mode() & 0o7777 == *mode
+            m.is_file() && m.len() >= entry.size && m.permissions().mode() & 0o7777 == *mode
         });
         if !same_shape {
-            return Ok(false);
+            return Ok(None);
         }
-        let live = fsx::digest_file_with(&step.target, entry.checksum.algorithm())?;
-        Ok(live.checksum == entry.checksum)
+        let live = fsx::digest_prefix_with(&step.target, entry.size, entry.checksum.algorithm())?;
+        Ok((live.size == entry.size && live.checksum == entry.checksum).then_some(entry.size))
     };
     let mut kept_steps = Vec::with_capacity(plan.steps.len());
     let mut kept_copies = Vec::with_capacity(plan.copies.len());
-    let mut dropped = 0;
+    let mut spared = Spared::default();
     for (step, copy) in std::mem::take(&mut plan.steps)
         .into_iter()
         .zip(std::mem::take(&mut plan.copies))
     {
-        if unchanged(&step, &copy)? {
-            dropped += 1;
-            plan.needed = plan
-                .needed
-                .saturating_sub(fs::metadata(&step.target).map_or(0, |m| m.len()));
-            continue;
+        if let Some(len) = begins_with(&step, &copy)? {
+            let live = fs::metadata(&step.target).map_or(0, |m| m.len());
+            plan.needed = plan.needed.saturating_sub(len);
+            if live == len {
+                spared.unchanged += 1;
+                continue;
+            }
+            // The copy goes (the snapshot's bytes are there); the tail needs room.
+            plan.needed += live - len;
+            spared.trimmed += 1;
+            let mut trim = Step::trim(&step.target, len);
+            trim.dir_mode = step.dir_mode;
+            kept_steps.push(trim);
+        } else {
+            kept_steps.push(step);
         }
-        kept_steps.push(step);
         kept_copies.push(copy);
     }
     plan.steps = kept_steps;
     plan.copies = kept_copies;
-    Ok(dropped)
+    Ok(spared)
 }
 
 /// The journal's steps for `files` (`config.json` first among them), a rebuilt sync

@@ -180,8 +180,8 @@ pub fn check_jsonl_tree(root: &Path, manifest: &Manifest, label: &str) -> Result
             continue;
         }
         let shown = format!("{label}: {rel}");
-        let known = manifest.jsonl_checked && vouched.contains(rel.as_str());
-        let issue = if known {
+        let is_vouched = vouched.contains(rel.as_str());
+        let issue = if manifest.jsonl_checked && is_vouched {
             manifest
                 .jsonl
                 .iter()
@@ -197,7 +197,7 @@ pub fn check_jsonl_tree(root: &Path, manifest: &Manifest, label: &str) -> Result
         let Some(issue) = issue else {
             continue;
         };
-        if vouched.contains(rel.as_str()) {
+        if is_vouched {
             notes.push(format!(
                 "{issue}: restored exactly as it was backed up (its checksum matches)"
             ));

@@ -45,11 +45,20 @@ pub fn capture_workspace(
         .sum::<u64>()
         + db_size;
     progress.phase("copying the workspace", Some(total));
-    let lanes = run_lanes(ws, opts, &plan, staging.root(), base, progress, cancel);
+    let scratch = staging.is_scratch();
+    let lanes = run_lanes(
+        ws,
+        opts,
+        &plan,
+        (staging.root(), scratch),
+        base,
+        progress,
+        cancel,
+    );
     let (copied, grown) = lanes.copied?;
     cap.grown = grown;
     cap.jsonl = lanes.jsonl?;
-    cap.jsonl_checked = !opts.scratch;
+    cap.jsonl_checked = !scratch;
     for issue in &cap.jsonl {
         cap.notes.push(format!(
             "{issue}: backed up as it is, and restored as it is"
@@ -140,7 +149,7 @@ fn run_lanes<'s>(
     ws: &Workspace,
     opts: &CaptureOptions,
     plan: &'s sources::Plan,
-    root: &Path,
+    (root, scratch): (&Path, bool),
     base: Option<&Base<'_>>,
     progress: &dyn Progress,
     cancel: &Cancel,
@@ -153,7 +162,7 @@ fn run_lanes<'s>(
                     &ws.db_path,
                     root,
                     base,
-                    (opts.db_wait, opts.db_check, !opts.scratch),
+                    (opts.db_wait, opts.db_check, !scratch),
                     &taken,
                     progress,
                     cancel,
@@ -180,7 +189,7 @@ fn run_lanes<'s>(
             ))
         });
         let jsonl = match &copied {
-            Ok((files, _)) if !opts.scratch => check_jsonl(files, root, base, cancel),
+            Ok((files, _)) if !scratch => check_jsonl(files, root, base, cancel),
             _ => Ok(Vec::new()),
         };
         let bundle = bundle.map(|h| {

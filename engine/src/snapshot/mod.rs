@@ -77,6 +77,15 @@ impl Staging {
         &self.root
     }
 
+    /// Whether this snapshot is zipped, then deleted ([`Staging::scratch`]): a restore's
+    /// safety snapshot, whose archive is what must last. Capturing into it flushes nothing
+    /// (not even the database copy), and keeps the JSON Lines files as they are without
+    /// checking them: its manifest says so (`jsonl_checked` false), and restoring it checks
+    /// them, as its database.
+    pub fn is_scratch(&self) -> bool {
+        !self.durable
+    }
+
     fn record(&mut self, rel: &str, d: &FileDigest) {
         self.record_full(rel, d, None, None, false);
     }
@@ -232,12 +241,6 @@ pub struct CaptureOptions {
     pub link: bool,
     /// When the database copy gets SQLite's full integrity check.
     pub db_check: DbCheck,
-    /// The snapshot is zipped, then deleted: a restore's safety snapshot, whose archive is
-    /// what must last. Its database copy is not flushed to disk (the archive is; its staging
-    /// is a [`Staging::scratch`], which flushes none of its files), and its
-    /// JSON Lines files are kept as they are without being checked: its manifest says so
-    /// (`jsonl_checked` false), and restoring it checks them, as its database.
-    pub scratch: bool,
 }
 
 /// When a database copy brought up to date page by page from the previous snapshot's gets

@@ -153,6 +153,12 @@ fn print_summary(ui: &Ui, repo_name: &str, report: &restore::RestoreReport) {
             report.unchanged
         ));
     }
+    if report.trimmed > 0 {
+        ui.line(format!(
+            "  {} files had only grown since the snapshot (appended to): cut back to the snapshot's length, not copied",
+            report.trimmed
+        ));
+    }
     if !report.removed.is_empty() {
         ui.line(format!(
             "  files not in the snapshot, moved out: {}",
@@ -201,6 +207,12 @@ fn print_dry_run(ui: &Ui, report: &restore::RestoreReport, changes: &[restore::P
         ui.line(format!(
             "  and leave {} files as they are: the workspace already holds them as the snapshot does",
             report.unchanged
+        ));
+    }
+    if report.trimmed > 0 {
+        ui.line(format!(
+            "  of the files replaced, {} only grew since the snapshot (appended to): they would be cut back to its length, not copied",
+            report.trimmed
         ));
     }
     match &report.database_from {
