@@ -145,6 +145,19 @@ fn readable(src: &Path) -> Result<(), DbError> {
     }
 }
 
+/// Whether the database file at `path` alone holds the whole database: no `-wal` with
+/// anything in it, no `-journal` (a rollback journal may be hot). Such a file, while nothing
+/// writes to it, is a consistent copy of itself.
+pub fn self_contained(path: &Path) -> bool {
+    let empty_or_absent = |side: &str| {
+        std::fs::symlink_metadata(crate::fsx::with_suffix(path, side)).map_or_else(
+            |e| e.kind() == std::io::ErrorKind::NotFound,
+            |m| m.len() == 0,
+        )
+    };
+    empty_or_absent("-wal") && empty_or_absent("-journal")
+}
+
 /// Flush the copy made by [`copy_unchecked`] to disk.
 pub fn sync_copy(dst: &Path) -> Result<(), DbError> {
     std::fs::File::open(dst)

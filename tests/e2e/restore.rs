@@ -363,6 +363,42 @@ fn logs_that_only_grew_are_cut_back_in_place_and_the_safety_archive_keeps_what_w
 }
 
 #[test]
+fn the_safety_archive_keeps_rows_still_in_the_live_databases_wal() {
+    let mut fx = Fx::new();
+    fx.create();
+    fx.ws.add_messages(5).unwrap();
+    let count = |db: &std::path::Path| -> i64 {
+        rusqlite::Connection::open(db)
+            .unwrap()
+            .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+            .unwrap()
+    };
+    // Rows committed into the -wal and never checkpointed (a daemon that died): the live file
+    // alone does not hold them, so the safety snapshot may not link it; it copies through
+    // SQLite. The connection is never closed, so that nothing checkpoints them.
+    let conn = rusqlite::Connection::open(&fx.ws.db_path).unwrap();
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;
+         CREATE TABLE wal_only (x); INSERT INTO wal_only VALUES (1), (2), (3);
+         INSERT INTO messages SELECT * FROM messages LIMIT 0;",
+    )
+    .unwrap();
+    let wal = std::fs::metadata(format!("{}-wal", fx.ws.db_path.display())).unwrap();
+    assert!(wal.len() > 0);
+    let messages = count(&fx.ws.db_path);
+    std::mem::forget(conn);
+    let r = fx.json(&["restore", "--yes"]);
+    let pre = r["pre_restore"].as_str().unwrap().to_owned();
+    fx.cmd().args(["restore", &pre, "--yes"]).assert().success();
+    let back = rusqlite::Connection::open(&fx.ws.db_path).unwrap();
+    let wal_rows: i64 = back
+        .query_row("SELECT count(*) FROM wal_only", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(wal_rows, 3, "the rows in the -wal were not saved");
+    assert_eq!(count(&fx.ws.db_path), messages);
+}
+
+#[test]
 fn files_already_as_in_the_snapshot_are_left_alone_and_the_rest_put_back() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let fx = Fx::new();

@@ -86,7 +86,9 @@ pub enum Command {
     /// data it is about to replace as archives/pre-restore-<time>.zip, then puts back the
     /// message log, config, identities, context and messages.db as one transaction: on any
     /// failure, or if killed, the workspace is put back as it was. Files the workspace already
-    /// holds exactly (same bytes and mode) are left as they are. Stop the thrum daemon first.
+    /// holds exactly (same bytes and mode) are left as they are, and logs that only grew since
+    /// the snapshot are cut back to it (the cut bytes kept until the restore ends). Stop the
+    /// thrum daemon first.
     Restore(RestoreArgs),
     /// Apply the retention policy to archives/ now.
     ///

@@ -162,7 +162,12 @@ fn run_lanes<'s>(
                     &ws.db_path,
                     root,
                     base,
-                    (opts.db_wait, opts.db_check, !scratch),
+                    DbLane {
+                        wait: opts.db_wait,
+                        check: opts.db_check,
+                        sync: !scratch,
+                        link: opts.link,
+                    },
                     &taken,
                     progress,
                     cancel,
@@ -508,11 +513,23 @@ fn join_db(h: std::thread::ScopedJoinHandle<'_, Result<DbCapture>>) -> Result<Db
 
 /// Copy the database into `root` as one consistent snapshot: page by page from the earlier
 /// snapshot's copy when there is one ([`capture_incremental`]), otherwise whole.
+/// How the database lane copies: from [`CaptureOptions`] and the staging's durability.
+#[derive(Debug, Clone, Copy)]
+struct DbLane {
+    /// How long to wait for a locked database.
+    wait: Duration,
+    check: super::DbCheck,
+    /// Flush the copy (not for a scratch staging).
+    sync: bool,
+    /// Hard-link the live file when it alone holds the whole database ([`CaptureOptions::link`]).
+    link: bool,
+}
+
 fn capture_database(
     db_path: &Path,
     root: &Path,
     base: Option<&Base<'_>>,
-    (db_wait, check, sync): (Duration, super::DbCheck, bool),
+    lane: DbLane,
     taken: &std::sync::mpsc::Sender<std::time::Instant>,
     progress: &dyn Progress,
     cancel: &Cancel,
@@ -528,22 +545,15 @@ fn capture_database(
             .then_some((b, old, whole))
     });
     if let Some((b, old, whole)) = earlier
-        && let Some(snap) = database::pages::Snapshot::open(db_path, db_wait)?
+        && let Some(snap) = database::pages::Snapshot::open(db_path, lane.wait)?
         && snap.fits(&old)
     {
         let _ = taken.send(snap.taken);
-        let done = capture_incremental(snap, (b, &old, whole), root, check, cancel)?;
+        let done = capture_incremental(snap, (b, &old, whole), root, lane.check, cancel)?;
         progress.advance(size);
         return Ok(done);
     }
-    capture_whole(
-        db_path,
-        root,
-        (db_wait, check, sync),
-        taken,
-        progress,
-        cancel,
-    )
+    capture_whole(db_path, root, lane, taken, progress, cancel)
 }
 
 /// Bring the earlier snapshot's copy `old` up to the state of the live database `snap` holds,
@@ -636,24 +646,34 @@ fn capture_incremental(
 fn capture_whole(
     db_path: &Path,
     root: &Path,
-    (db_wait, check, sync): (Duration, super::DbCheck, bool),
+    lane: DbLane,
     taken: &std::sync::mpsc::Sender<std::time::Instant>,
     progress: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<DbCapture> {
+    let (sync, check) = (lane.sync, lane.check);
     let dst = root.join(DB_PATH);
     let size = std::fs::metadata(db_path).map(|m| m.len()).unwrap_or(0);
-    database::copy_unchecked(db_path, &dst, db_wait)?;
+    // A live file that alone holds its whole database (nothing in a `-wal`, no `-journal`)
+    // while nothing writes to it is its own consistent copy: a restore's safety snapshot
+    // links it (the restore only ever renames it aside) instead of writing every page again.
+    // It is read where it lives, so that SQLite's side files stay beside the live file.
+    let linked =
+        lane.link && database::self_contained(db_path) && std::fs::hard_link(db_path, &dst).is_ok();
+    let read = if linked { db_path } else { dst.as_path() };
+    if !linked {
+        database::copy_unchecked(db_path, &dst, lane.wait)?;
+        // Every file of a snapshot is private; SQLite made this one with the default mode.
+        fsx::set_mode(&dst, 0o600)?;
+    }
     let _ = taken.send(std::time::Instant::now());
-    // Every file of a snapshot is private; SQLite made this one with the default mode.
-    fsx::set_mode(&dst, 0o600)?;
     progress.advance(size);
     cancel.check()?;
-    let present = database::table_names(&dst)?;
+    let present = database::table_names(read)?;
     std::thread::scope(|s| {
         // A scratch copy is not flushed: only its archive must last (it is synced).
-        let synced = sync.then(|| s.spawn(|| database::sync_copy(&dst)));
-        let checked = (!check.never).then(|| s.spawn(|| database::check_copy(&dst, db_path)));
+        let synced = (sync && !linked).then(|| s.spawn(|| database::sync_copy(&dst)));
+        let checked = (!check.never).then(|| s.spawn(|| database::check_copy(read, db_path)));
         let digest = s.spawn(|| fsx::digest_file(&dst));
         let mut local = Vec::new();
         let mut notes = Vec::new();
@@ -667,7 +687,7 @@ fn capture_whole(
                 notes.push(format!("messages.db has no table {table}: not exported"));
                 continue;
             }
-            match export_local(root, table, |w| database::export_table(&dst, table, w)) {
+            match export_local(root, table, |w| database::export_table(read, table, w)) {
                 Ok((rows, d)) => local.push((table, rows, d)),
                 Err(e) => {
                     exported = Err(e);
@@ -680,7 +700,7 @@ fn capture_whole(
         let (tables, sound) = match checked {
             Some(h) => (h.join().map_err(|_| panicked())??, Checked::Now),
             // Unchecked, kept as it is: a damaged copy may not even count its rows.
-            None => match database::count_copy(&dst) {
+            None => match database::count_copy(read) {
                 Ok(tables) => (tables, Checked::Before(None)),
                 Err(e) => {
                     notes.push(format!("{e}: the copy is saved as it is"));

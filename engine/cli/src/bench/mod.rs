@@ -217,6 +217,17 @@ fn ratios(rows: &[Row]) -> Vec<Ratio> {
             });
         }
     }
+    // A restore puts back the files and the database: what a user of zip archives and SQLite
+    // would run instead is both (issue 20's baseline).
+    let restore = "restore (current/ into the workspace)";
+    if let (Some(x), Some(u), Some(b)) = (find(restore), find("unzip"), find("sqlite3 .backup")) {
+        ratios.push(Ratio {
+            ours: restore.into(),
+            baseline: "unzip + sqlite3 .backup".into(),
+            of: Compared::Wall,
+            ratio: x.wall / (u.wall + b.wall),
+        });
+    }
     // Output size, on the same data: the steady archive against Info-ZIP's zip of the
     // workspace in the state it holds (what a user would keep instead) and of the snapshot
     // itself (the same bytes: compression alone).
