@@ -177,22 +177,28 @@ fn run_lanes<'s>(
         let bundle = ws
             .in_git
             .then(|| s.spawn(|| crate::gitsync::bundle(&ws.repo_root, &root.join(BUNDLE_PATH))));
-        let thrum = copy_files(&plan.thrum, root, base, opts.link, progress, cancel);
+        let copy = |sources, waiting| {
+            copy_files(sources, root, base, (opts.link, waiting), progress, cancel)
+        };
+        let thrum = copy(&plan.thrum, MAX_WAITING);
         let at = instant.recv().ok();
-        let sync = copy_files(&plan.sync, root, base, opts.link, progress, cancel);
+        // The streams are most of the bytes, and a log that grew is read twice (compared with
+        // the earlier copy, and hashed): two threads share them, by size, each with half of
+        // the handles that may wait for the gate.
+        let (first, second) = plan.sync.split_at(half_by_size(&plan.sync));
+        let other = (!second.is_empty()).then(|| s.spawn(move || copy(second, MAX_WAITING / 2)));
+        let sync = copy(first, MAX_WAITING / 2);
+        let sync = match other {
+            Some(h) => merge(
+                sync,
+                h.join().unwrap_or_else(|_| {
+                    Err(crate::Error::Invalid("a copy thread panicked".into()))
+                }),
+            ),
+            None => sync,
+        };
         let gap = at.map(|t| t.elapsed());
-        let copied = thrum.and_then(|(mut a, ga)| {
-            let (b, gb) = sync?;
-            a.extend(b);
-            Ok((
-                a,
-                Grown {
-                    files: ga.files + gb.files,
-                    bytes_shared: ga.bytes_shared + gb.bytes_shared,
-                    ..Grown::default()
-                },
-            ))
-        });
+        let copied = merge(thrum, sync);
         let jsonl = match &copied {
             Ok((files, _)) if !scratch => check_jsonl(files, root, base, cancel),
             _ => Ok(Vec::new()),
@@ -397,6 +403,43 @@ fn unchecked_tail(path: &Path, prefix: u64, d: &FileDigest) -> Result<Option<(u6
 /// with.
 type CopiedFile<'s> = (&'s Source, FileDigest, Option<Prefix>);
 
+/// Growable files waiting for the gate hold an open handle each: at most this many in all.
+const MAX_WAITING: usize = 256;
+
+/// Where to split `sources` so that both parts hold about as many bytes.
+fn half_by_size(sources: &[Source]) -> usize {
+    let sizes: Vec<u64> = sources
+        .iter()
+        .map(|s| std::fs::metadata(&s.path).map_or(0, |m| m.len()))
+        .collect();
+    let total: u64 = sizes.iter().sum();
+    let mut sum = 0;
+    sizes
+        .iter()
+        .position(|n| {
+            sum += n;
+            sum * 2 >= total
+        })
+        .map_or(0, |i| i + 1)
+}
+
+/// Two parts of a copy as one.
+fn merge<'s>(
+    a: Result<(Vec<CopiedFile<'s>>, Grown)>,
+    b: Result<(Vec<CopiedFile<'s>>, Grown)>,
+) -> Result<(Vec<CopiedFile<'s>>, Grown)> {
+    let ((mut a, ga), (b, gb)) = (a?, b?);
+    a.extend(b);
+    Ok((
+        a,
+        Grown {
+            files: ga.files + gb.files,
+            bytes_shared: ga.bytes_shared + gb.bytes_shared,
+            ..Grown::default()
+        },
+    ))
+}
+
 /// An earlier snapshot's copy of a file, and its size and digest.
 type Earlier<'b> = (PathBuf, &'b Prefix);
 
@@ -406,12 +449,10 @@ fn copy_files<'s>(
     sources: &'s [Source],
     root: &Path,
     base: Option<&Base<'_>>,
-    link: bool,
+    (link, max_waiting): (bool, usize),
     progress: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<(Vec<CopiedFile<'s>>, Grown)> {
-    /// Growable files waiting for the gate hold an open handle each: at most this many.
-    const MAX_WAITING: usize = 256;
     let mut copied = Vec::with_capacity(sources.len());
     let mut waiting = Vec::new();
     let mut grown = Grown::default();
@@ -463,7 +504,7 @@ fn copy_files<'s>(
         }
         // The earlier copy may grow only once its archive is written.
         let open = match b.gate.decided() {
-            None if waiting.len() < MAX_WAITING => {
+            None if waiting.len() < max_waiting => {
                 waiting.push((source, (old, whole), g));
                 continue;
             }
@@ -511,8 +552,6 @@ fn join_db(h: std::thread::ScopedJoinHandle<'_, Result<DbCapture>>) -> Result<Db
         .unwrap_or_else(|_| Err(crate::Error::Invalid("the database thread panicked".into())))
 }
 
-/// Copy the database into `root` as one consistent snapshot: page by page from the earlier
-/// snapshot's copy when there is one ([`capture_incremental`]), otherwise whole.
 /// How the database lane copies: from [`CaptureOptions`] and the staging's durability.
 #[derive(Debug, Clone, Copy)]
 struct DbLane {
@@ -525,6 +564,8 @@ struct DbLane {
     link: bool,
 }
 
+/// Copy the database into `root` as one consistent snapshot: page by page from the earlier
+/// snapshot's copy when there is one ([`capture_incremental`]), otherwise whole.
 fn capture_database(
     db_path: &Path,
     root: &Path,
