@@ -155,7 +155,17 @@ fn fill_temps(plan: &RestorePlan, progress: &dyn Progress, cancel: &Cancel) -> R
         written.push(temp.clone());
         progress.advance(size);
     }
-    fsx::sync_paths(&written)
+    fsx::sync_paths(&written)?;
+    // A tail must outlast the cut its step makes: its folder's entry too. (A temporary file
+    // needs no such flush: the commit renames it, and flushes the folders it renamed into.)
+    let mut tail_dirs: Vec<&Path> = plan
+        .steps
+        .iter()
+        .filter_map(|s| s.trim.as_ref()?.tail.parent())
+        .collect();
+    tail_dirs.sort();
+    tail_dirs.dedup();
+    tail_dirs.into_iter().try_for_each(fsx::sync_dir)
 }
 
 /// The live files a partial restore replaces, saved as a partial snapshot (under the same

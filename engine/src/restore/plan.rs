@@ -219,9 +219,7 @@ pub(crate) fn spare_live(plan: &mut RestorePlan, source: &Checked) -> Result<Spa
             // The copy goes (the snapshot's bytes are there); the tail needs room.
             plan.needed += live - len;
             spared.trimmed += 1;
-            let mut trim = Step::trim(&step.target, len);
-            trim.dir_mode = step.dir_mode;
-            kept_steps.push(trim);
+            kept_steps.push(Step::trim(&step.target, len));
         } else {
             kept_steps.push(step);
         }
