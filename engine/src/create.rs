@@ -397,6 +397,10 @@ fn stage(
         complete.files = staging.entries();
         manifest.shrink = crate::shrink::findings(prev, &complete);
     }
+    let blocks = staging.take_blocks();
     let manifest = staging.finish(manifest)?;
+    // For the next create: the blocks of what becomes `current/` (a cache; see
+    // `fsx::blocks`).
+    snapshot::save_blocks(&ctx.backup.current(), blocks, &manifest);
     Ok((manifest, notes, grown))
 }

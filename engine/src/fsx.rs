@@ -13,6 +13,8 @@ use sha2::{Digest as _, Sha256};
 
 use crate::error::{IoContext, Result};
 
+pub mod blocks;
+
 /// The hash functions a manifest may name. Snapshots are written with BLAKE3 (several times
 /// faster than SHA-256 here, which made hashing the largest part of `verify`); SHA-256 is
 /// read, as snapshots written before were hashed with it.
@@ -78,17 +80,20 @@ pub struct FileDigest {
 }
 
 enum Hasher {
-    Blake3(Box<blake3::Hasher>),
-    Sha256(Sha256),
+    /// BLAKE3 kept per block ([`blocks`]), which counts the CRC-32 and the lines too.
+    Blake3(Box<blocks::BlockHasher>),
+    Sha256 {
+        hasher: Sha256,
+        crc: crc32fast::Hasher,
+        lines: u64,
+    },
 }
 
 /// A writer that hashes, counts bytes and counts lines as it writes.
 pub struct HashingWriter<W> {
     inner: W,
     hasher: Hasher,
-    crc: crc32fast::Hasher,
     size: u64,
-    lines: u64,
 }
 
 impl<W: Write> HashingWriter<W> {
@@ -101,14 +106,27 @@ impl<W: Write> HashingWriter<W> {
     pub fn with(inner: W, algorithm: Algorithm) -> Self {
         let hasher = match algorithm {
             Algorithm::Blake3 => Hasher::Blake3(Box::default()),
-            Algorithm::Sha256 => Hasher::Sha256(Sha256::new()),
+            Algorithm::Sha256 => Hasher::Sha256 {
+                hasher: Sha256::new(),
+                crc: crc32fast::Hasher::new(),
+                lines: 0,
+            },
         };
         Self {
             inner,
             hasher,
-            crc: crc32fast::Hasher::new(),
             size: 0,
-            lines: 0,
+        }
+    }
+
+    /// Wrap `inner`, hashing with BLAKE3 what follows `prefix`, whole blocks of the same file
+    /// hashed before (see [`blocks`]): those bytes count as written.
+    pub fn resume(inner: W, prefix: &[blocks::Block]) -> Self {
+        let hasher = blocks::BlockHasher::resume(prefix);
+        Self {
+            inner,
+            size: hasher.size(),
+            hasher: Hasher::Blake3(Box::new(hasher)),
         }
     }
 
@@ -122,25 +140,33 @@ impl<W: Write> HashingWriter<W> {
         HashingWriter {
             inner,
             hasher: self.hasher,
-            crc: self.crc,
             size: self.size,
-            lines: self.lines,
         }
     }
 
     /// Finish, returning the inner writer and the digest of everything written.
     pub fn finish(self) -> (W, FileDigest) {
-        let checksum = match self.hasher {
-            Hasher::Blake3(h) => Checksum::Blake3(h.finalize().to_hex().to_string()),
-            Hasher::Sha256(h) => Checksum::Sha256(hex::encode(h.finalize())),
-        };
-        let digest = FileDigest {
-            size: self.size,
-            checksum,
-            lines: self.lines,
-            crc32: self.crc.finalize(),
-        };
-        (self.inner, digest)
+        let (inner, digest, _) = self.finish_blocks();
+        (inner, digest)
+    }
+
+    /// [`HashingWriter::finish`], with the blocks of what was written when hashed with BLAKE3.
+    pub fn finish_blocks(self) -> (W, FileDigest, Option<blocks::Blocks>) {
+        match self.hasher {
+            Hasher::Blake3(h) => {
+                let (digest, blocks) = h.finish();
+                (self.inner, digest, Some(blocks))
+            }
+            Hasher::Sha256 { hasher, crc, lines } => {
+                let digest = FileDigest {
+                    size: self.size,
+                    checksum: Checksum::Sha256(hex::encode(hasher.finalize())),
+                    lines,
+                    crc32: crc.finalize(),
+                };
+                (self.inner, digest, None)
+            }
+        }
     }
 }
 
@@ -149,14 +175,14 @@ impl<W: Write> Write for HashingWriter<W> {
         let n = self.inner.write(buf)?;
         let done = &buf[..n];
         match &mut self.hasher {
-            Hasher::Blake3(h) => {
-                h.update(done);
+            Hasher::Blake3(h) => h.update(done),
+            Hasher::Sha256 { hasher, crc, lines } => {
+                hasher.update(done);
+                crc.update(done);
+                *lines += count_newlines(done);
             }
-            Hasher::Sha256(h) => h.update(done),
         }
-        self.crc.update(done);
         self.size += n as u64;
-        self.lines += count_newlines(done);
         Ok(n)
     }
 
@@ -182,6 +208,16 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// Hash a file with BLAKE3 by reading it once.
 pub fn digest_file(path: &Path) -> Result<FileDigest> {
     digest_file_with(path, Algorithm::Blake3)
+}
+
+/// [`digest_file`], with the file's blocks (see [`blocks`]).
+pub fn digest_file_blocks(path: &Path) -> Result<(FileDigest, Option<blocks::Blocks>)> {
+    let file = File::open(path).at("open", path)?;
+    let mut reader = BufReader::with_capacity(256 * 1024, file);
+    let mut sink = HashingWriter::new(io::sink());
+    io::copy(&mut reader, &mut sink).at("read", path)?;
+    let (_, d, b) = sink.finish_blocks();
+    Ok((d, b))
 }
 
 /// Hash a file with `algorithm` by reading it once.
@@ -358,14 +394,17 @@ pub fn write_atomic_with(
 /// Copy `src` into a new file `dst` (which must not exist), hashing while writing and
 /// flushing it to disk. Used inside staging directories, which are published as a whole.
 pub fn copy_new(src: &Path, dst: &Path) -> Result<FileDigest> {
-    let (file, digest) = copy_new_unsynced(src, dst)?;
+    let (file, digest, _) = copy_new_unsynced(src, dst)?;
     file.sync_all().at("sync", dst)?;
     Ok(digest)
 }
 
 /// [`copy_new`], leaving the flush to disk to the caller (one [`sync_paths`] for many files);
-/// returns the new file too.
-pub fn copy_new_unsynced(src: &Path, dst: &Path) -> Result<(File, FileDigest)> {
+/// returns the new file and its blocks (see [`blocks`]) too.
+pub fn copy_new_unsynced(
+    src: &Path,
+    dst: &Path,
+) -> Result<(File, FileDigest, Option<blocks::Blocks>)> {
     let mut input = File::open(src).at("open", src)?;
     let mut writer = hashed_file(create_new(dst)?, Algorithm::Blake3);
     // 256 KiB at a time (`io::copy` into a `dyn Write` goes 8 KiB at a time), and each error
@@ -381,7 +420,7 @@ pub fn copy_new_unsynced(src: &Path, dst: &Path) -> Result<(File, FileDigest)> {
         };
         writer.write_all(&block[..n]).at("write", dst)?;
     }
-    finish_hashed(writer).at("write", dst)
+    finish_hashed_blocks(writer).at("write", dst)
 }
 
 /// Copy `src` into a new file `dst` (which must not exist, created 0600) without hashing it or
@@ -407,13 +446,13 @@ pub fn copy_tail_unsynced(src: &Path, from: u64, dst: &Path) -> Result<u64> {
 
 /// Hard-link `src` as the new name `dst` and hash it; where the filesystem cannot link (another
 /// device), copy it as [`copy_new`] does.
-pub fn link_new(src: &Path, dst: &Path) -> Result<FileDigest> {
+pub fn link_new(src: &Path, dst: &Path) -> Result<(FileDigest, Option<blocks::Blocks>)> {
     if let Some(parent) = dst.parent() {
         create_dir_all(parent)?;
     }
     match fs::hard_link(src, dst) {
-        Ok(()) => digest_file(dst),
-        Err(_) => copy_new(src, dst),
+        Ok(()) => digest_file_blocks(dst),
+        Err(_) => Ok((copy_new(src, dst)?, None)),
     }
 }
 
@@ -506,6 +545,15 @@ pub fn buffered(hashed: HashingWriter<File>) -> io::BufWriter<HashingWriter<File
 pub fn finish_hashed(writer: io::BufWriter<HashingWriter<File>>) -> io::Result<(File, FileDigest)> {
     let hashed = writer.into_inner().map_err(|e| e.into_error())?;
     Ok(hashed.finish())
+}
+
+/// [`finish_hashed`], with the blocks of what was written (see [`blocks`]) when it was hashed
+/// with BLAKE3.
+pub fn finish_hashed_blocks(
+    writer: io::BufWriter<HashingWriter<File>>,
+) -> io::Result<(File, FileDigest, Option<blocks::Blocks>)> {
+    let hashed = writer.into_inner().map_err(|e| e.into_error())?;
+    Ok(hashed.finish_blocks())
 }
 
 /// Flush a [`hashed_file`] writer, flush the file `dst` to disk and return the digest.

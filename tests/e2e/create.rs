@@ -411,6 +411,60 @@ fn unchanged_files_are_linked_from_the_previous_snapshot_not_copied() {
 }
 
 #[test]
+fn hashes_of_unchanged_blocks_are_kept_from_the_previous_snapshot_and_a_bad_cache_is_ignored() {
+    let mut fx = Fx::with_scale(crate::sample::Scale {
+        agents: 2,
+        messages: 3_000,
+    });
+    fx.json(&["create", "--no-prune"]);
+    let cache = fx.repo_dir().join(".index/current-blocks.json");
+    let saved: Value = serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
+    // Every file longer than one 64 KiB block has its blocks kept, the database copy too.
+    let files = saved["files"].as_object().unwrap();
+    assert!(files.contains_key("db/messages.db"), "{:?}", files.keys());
+    assert!(files.contains_key("events.jsonl"), "{:?}", files.keys());
+
+    // The next create hashes only what changed: blocks of grown logs and unchanged pages of
+    // the database keep their hashes, and every checksum is still the file's own.
+    fx.ws.add_messages(30).unwrap();
+    let r = fx.json(&["create", "--no-prune"]);
+    let reused = r["grown"]["blocks_reused"].as_u64().unwrap();
+    assert!(reused > 10, "{}", r["grown"]);
+    fx.cmd().args(["verify", "--all"]).assert().success();
+    let text = fx.cmd().args(["create", "--no-prune"]).output().unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("64 KiB blocks not hashed again"), "{text}");
+
+    // A cache whose hashes are not the files' (damaged, or edited) is not used: its entries
+    // no longer merge to the manifest's checksums. The snapshot is as right as ever.
+    let mut bad: Value = serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
+    for entry in bad["files"].as_object_mut().unwrap().values_mut() {
+        let first = entry["blocks"][0].as_str().unwrap().to_owned();
+        let flipped = if first.starts_with('0') { "1" } else { "0" };
+        entry["blocks"][0] = Value::String(format!("{flipped}{}", &first[1..]));
+    }
+    std::fs::write(&cache, serde_json::to_vec(&bad).unwrap()).unwrap();
+    fx.ws.add_messages(30).unwrap();
+    let r = fx.json(&["create", "--no-prune"]);
+    assert_eq!(r["grown"]["blocks_reused"], 0, "{}", r["grown"]);
+    fx.cmd().args(["verify", "--all"]).assert().success();
+    // Nor is one that does not parse; the create saves a sound one again.
+    std::fs::write(&cache, b"{ not json").unwrap();
+    fx.ws.add_messages(30).unwrap();
+    let r = fx.json(&["create", "--no-prune"]);
+    assert_eq!(r["grown"]["blocks_reused"], 0, "{}", r["grown"]);
+    fx.cmd().args(["verify", "--all"]).assert().success();
+    fx.ws.add_messages(30).unwrap();
+    let r = fx.json(&["create", "--no-prune"]);
+    assert!(r["grown"]["blocks_reused"].as_u64().unwrap() > 10);
+    fx.cmd().args(["verify", "--all"]).assert().success();
+    let live = fx.state();
+    fx.ws.add_messages(5).unwrap();
+    fx.cmd().args(["restore", "--yes"]).assert().success();
+    assert_eq!(fx.state(), live);
+}
+
+#[test]
 fn logs_that_only_grew_are_grown_from_the_previous_snapshot() {
     let mut fx = Fx::with_scale(crate::sample::Scale {
         agents: 3,

@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{DbError, is_busy, sql};
 use crate::error::{IoContext, Result};
+use crate::fsx::blocks::{BLOCK, Block, Blocks};
 use crate::fsx::{self, Checksum, FileDigest, HashingWriter};
 use crate::progress::Cancel;
 
@@ -136,7 +137,17 @@ impl Snapshot {
     /// checksum is `base`; [`Snapshot::fits`] said yes). The pages that differ go to the redo
     /// file `<work>.redo`, their earlier contents to the undo file `<work>.undo.part`, not yet
     /// armed (see [`Delta::apply`]).
-    pub fn diff(&self, old: &Path, base: &Checksum, work: &Path, cancel: &Cancel) -> Result<Delta> {
+    ///
+    /// With the earlier copy's `known` blocks (checked against `base`), a block of the new copy
+    /// none of whose pages differ keeps its chaining value instead of being hashed again
+    /// ([`fsx::blocks`]).
+    pub fn diff(
+        &self,
+        old: &Path,
+        (base, known): (&Checksum, Option<&Blocks>),
+        work: &Path,
+        cancel: &Cancel,
+    ) -> Result<Delta> {
         let src = &self.path;
         let mut old_file = File::open(old).at("open", old)?;
         let old_meta = old_file.metadata().at("read metadata of", old)?;
@@ -170,9 +181,8 @@ impl Snapshot {
             .prepare("SELECT pgno, data FROM sqlite_dbpage")
             .map_err(sql(src, "read pages"))?;
         let mut rows = stmt.query([]).map_err(sql(src, "read pages"))?;
-        // Hashed in runs of pages, not page by page: BLAKE3 hashes 16 KiB and more several
-        // chunks at a time (SIMD lanes), a 4 KiB page only four.
-        let mut hashed = BufWriter::with_capacity(256 * 1024, HashingWriter::new(std::io::sink()));
+        let known = known.filter(|k| k.size() == old_meta.len());
+        let mut tree = Tree::new(known);
         let mut old_page = vec![0u8; old_page_size as usize];
         let (mut pages, mut changed) = (0u64, 0u64);
         let mut ranges: Vec<(u64, u64)> = Vec::new();
@@ -197,13 +207,16 @@ impl Snapshot {
             if pages % 4096 == 0 {
                 cancel.check()?;
             }
-            hashed.write_all(data).at("hash", src)?;
             let had = pages <= old_pages;
             if had {
                 old_reader.read_exact(&mut old_page).at("read", old)?;
-                if old_page == data {
-                    continue;
-                }
+            }
+            let same = had && old_page == data;
+            tree.page(data, !same);
+            if same {
+                continue;
+            }
+            if had {
                 write_page(&mut undo, pages, &old_page).at("write", &undo_path)?;
             }
             write_page(&mut redo, pages, data).at("write", &redo_path)?;
@@ -220,11 +233,8 @@ impl Snapshot {
         }
         redo.flush().at("write", &redo_path)?;
         undo.finish().at("write", &undo_path)?;
-        let (_, digest) = hashed
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .at("hash", src)?
-            .finish();
+        let reused = tree.reused;
+        let (digest, blocks) = tree.finish();
         Ok(Delta {
             page_size: old_page_size,
             pages,
@@ -240,6 +250,8 @@ impl Snapshot {
             redo: redo_path,
             undo_part: undo_path,
             digest,
+            blocks,
+            reused,
         })
     }
 }
@@ -260,8 +272,98 @@ pub struct Delta {
     old_id: (u64, u64, u64, i64),
     redo: PathBuf,
     undo_part: PathBuf,
-    /// The digest of the new copy: every page of the snapshot, hashed as it was read.
+    /// The digest of the new copy: every page of the snapshot, hashed as it was read (or, in
+    /// blocks of unchanged pages, as the earlier copy's blocks say).
     pub digest: FileDigest,
+    /// The new copy's blocks (see [`fsx::blocks`]), when it is longer than one.
+    pub blocks: Option<Blocks>,
+    /// Of those, the blocks whose hash was the earlier copy's, not hashed again.
+    pub reused: u64,
+}
+
+/// The new copy's blocks, hashed as its pages go by: a block none of whose pages changed
+/// keeps the earlier copy's chaining value and line count (see [`fsx::blocks`]). Pages are
+/// hashed a block at a time, not one by one: BLAKE3 hashes 16 KiB and more several chunks at
+/// a time (SIMD lanes), a 4 KiB page only four.
+struct Tree<'k> {
+    known: &'k [Block],
+    done: Vec<Block>,
+    /// The pages of the block being filled.
+    buf: Vec<u8>,
+    /// One of them differs from the earlier copy's.
+    dirty: bool,
+    /// CRC-32 of the copy up to the block being filled.
+    crc: crc32fast::Hasher,
+    /// Blocks that kept the earlier copy's chaining value.
+    reused: u64,
+}
+
+impl<'k> Tree<'k> {
+    fn new(known: Option<&'k Blocks>) -> Self {
+        Self {
+            known: known.map_or(&[], |k| &k.0[..]),
+            done: Vec::new(),
+            buf: Vec::with_capacity(BLOCK as usize),
+            dirty: false,
+            crc: crc32fast::Hasher::new(),
+            reused: 0,
+        }
+    }
+
+    /// The next page, and whether it differs from the earlier copy's. (A page size divides
+    /// [`BLOCK`].)
+    fn page(&mut self, data: &[u8], changed: bool) {
+        // A whole block closes only once more follows: a copy of one block needs its root.
+        if self.buf.len() as u64 == BLOCK {
+            self.close();
+        }
+        self.buf.extend_from_slice(data);
+        self.dirty |= changed;
+    }
+
+    fn close(&mut self) {
+        let i = self.done.len();
+        let offset = i as u64 * BLOCK;
+        let block = match self.known.get(i) {
+            // The same bytes at the same offset: the same chaining value.
+            Some(k) if !self.dirty && k.len as usize == self.buf.len() => {
+                self.reused += 1;
+                self.crc.update(&self.buf);
+                Block {
+                    crc_to: self.crc.clone().finalize(),
+                    ..*k
+                }
+            }
+            _ => {
+                let b = Block::hash(offset, &self.buf, &self.crc);
+                self.crc = crc32fast::Hasher::new_with_initial_len(
+                    b.crc_to,
+                    offset + self.buf.len() as u64,
+                );
+                b
+            }
+        };
+        self.done.push(block);
+        self.buf.clear();
+        self.dirty = false;
+    }
+
+    fn finish(mut self) -> (FileDigest, Option<Blocks>) {
+        if self.done.is_empty() {
+            // One block or less: hashed whole, as `blake3::hash` does.
+            let mut h = HashingWriter::new(std::io::sink());
+            let _ = h.write_all(&self.buf);
+            return (h.finish().1, None);
+        }
+        if !self.buf.is_empty() {
+            self.close();
+        }
+        let blocks = Blocks(self.done);
+        match blocks.digest() {
+            Some(d) => (d, Some(blocks)),
+            None => unreachable!("a copy of more than one block has a tree"),
+        }
+    }
 }
 
 /// How [`Delta::apply`] made the new copy.
@@ -523,6 +625,15 @@ mod tests {
     }
 
     fn bring_up_to_date(live: &Path, old: &Path, base: &Checksum, dir: &Path) -> (Delta, PathBuf) {
+        bring_up_to_date_with(live, old, (base, None), dir)
+    }
+
+    fn bring_up_to_date_with(
+        live: &Path,
+        old: &Path,
+        base: (&Checksum, Option<&Blocks>),
+        dir: &Path,
+    ) -> (Delta, PathBuf) {
         let snap = Snapshot::open(live, Duration::from_secs(5))
             .unwrap()
             .expect("sqlite_dbpage");
@@ -531,6 +642,43 @@ mod tests {
             .diff(old, base, &dir.join("work"), &Cancel::new())
             .unwrap();
         (delta, dir.join("work.undo"))
+    }
+
+    #[test]
+    fn blocks_of_unchanged_pages_keep_the_earlier_copys_hash_and_the_digest_is_the_files() {
+        let t = tempfile::tempdir().unwrap();
+        let (live, old, new) = (
+            t.path().join("live.db"),
+            t.path().join("old.db"),
+            t.path().join("new.db"),
+        );
+        let c = live_db(&live);
+        insert(&c, 4000..30000);
+        let base = earlier_copy(&live, &old);
+        let (_, known) = crate::fsx::digest_file_blocks(&old).unwrap();
+        let known = known.unwrap();
+        assert!(known.usable() && known.0.len() > 8, "{}", known.0.len());
+        insert(&c, 30000..30040);
+        c.execute("UPDATE m SET body = 'edited' WHERE id = 7", [])
+            .unwrap();
+        let (mut delta, undo) = bring_up_to_date_with(&live, &old, (&base, Some(&known)), t.path());
+        assert!(
+            delta.reused > 0 && delta.reused < known.0.len() as u64,
+            "{} of {}",
+            delta.reused,
+            known.0.len()
+        );
+        let digest = delta.digest.clone();
+        let blocks = delta.blocks.take().unwrap();
+        delta.apply(&new, true, &undo).unwrap();
+        let (whole, again) = crate::fsx::digest_file_blocks(&new).unwrap();
+        assert_eq!(whole, digest);
+        assert_eq!(again, Some(blocks));
+        // Blocks that are not the earlier copy's (a stale cache) cannot give a wrong digest:
+        // the caller checks them first ([`Blocks::verify`]), and they fail.
+        let mut stale = known.clone();
+        stale.0[0].cv[0] ^= 1;
+        assert!(!stale.verify(known.size(), &base, None));
     }
 
     #[test]

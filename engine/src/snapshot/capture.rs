@@ -11,6 +11,7 @@ use super::grow::{self, Base, GROW_MIN, Growable, Grown, check_growable};
 use super::{BUNDLE_PATH, CaptureOptions, Captured, DB_PATH, Staging};
 use crate::database::{self, LOCAL_TABLES};
 use crate::error::Result;
+use crate::fsx::blocks::Blocks;
 use crate::fsx::{self, FileDigest};
 use crate::locate::Workspace;
 use crate::manifest::{CaptureInfo, DatabaseInfo, LayoutInfo, Prefix, SyncInfo};
@@ -64,9 +65,10 @@ pub fn capture_workspace(
             "{issue}: backed up as it is, and restored as it is"
         ));
     }
-    for (source, d, prefix) in copied {
+    for (source, d, prefix, blocks) in copied {
         let rel = &source.rel;
         staging.record_full(rel, &d, prefix, source.mode, source.secret);
+        staging.keep_blocks(rel, blocks);
         if opts.link {
             staging.linked.insert(rel.clone());
         }
@@ -83,9 +85,10 @@ pub fn capture_workspace(
     }
     if let Some(db) = lanes.db {
         let db = db?;
-        if let Some((pages, written)) = db.pages {
+        if let Some((pages, written, reused)) = db.pages {
             cap.grown.database_pages = pages;
             cap.grown.database_pages_written = written;
+            cap.grown.blocks_reused += reused;
         }
         record_database(db, lanes.gap, staging, &mut cap);
     }
@@ -257,6 +260,7 @@ fn record_database(
     cap: &mut Captured,
 ) {
     staging.record(DB_PATH, &db.digest);
+    staging.keep_blocks(DB_PATH, db.blocks);
     for (table, rows, digest) in db.local {
         staging.record(&format!("local/{table}.jsonl"), &digest);
         cap.local_tables.insert(table.to_owned(), rows);
@@ -319,7 +323,7 @@ fn check_jsonl(
 ) -> Result<Vec<crate::jsonl::Issue>> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let mut files: Vec<(&str, u64, u64)> = Vec::new();
-    for (source, d, prefix) in copied {
+    for (source, d, prefix, _) in copied {
         let rel = source.rel.as_str();
         if !crate::jsonl::is_jsonl(rel) {
             continue;
@@ -399,9 +403,9 @@ fn unchecked_tail(path: &Path, prefix: u64, d: &FileDigest) -> Result<Option<(u6
     Ok(Some((prefix, d.lines.saturating_sub(lines) + 1)))
 }
 
-/// A file of the new snapshot: where it came from, its digest, and what it is known to begin
-/// with.
-type CopiedFile<'s> = (&'s Source, FileDigest, Option<Prefix>);
+/// A file of the new snapshot: where it came from, its digest, what it is known to begin
+/// with, and its blocks (see [`fsx::blocks`]).
+type CopiedFile<'s> = (&'s Source, FileDigest, Option<Prefix>, Option<Blocks>);
 
 /// Growable files waiting for the gate hold an open handle each: at most this many in all.
 const MAX_WAITING: usize = 256;
@@ -435,6 +439,7 @@ fn merge<'s>(
         Grown {
             files: ga.files + gb.files,
             bytes_shared: ga.bytes_shared + gb.bytes_shared,
+            blocks_reused: ga.blocks_reused + gb.blocks_reused,
             ..Grown::default()
         },
     ))
@@ -459,23 +464,24 @@ fn copy_files<'s>(
     let mut finish = |source: &'s Source, growable: Option<(Growable, Earlier<'_>)>| {
         let src = &source.path;
         let dst = root.join(&source.rel);
-        let (d, prefix) = match growable {
+        let ((d, blocks), prefix) = match growable {
             Some((g, (old, prefix))) => {
-                let shared = g.hashed.size();
+                let (shared, reused) = (g.hashed.size(), g.reused);
                 match grow::grow(g, &old, &dst)? {
                     Some(d) => {
                         grown.files += 1;
                         grown.bytes_shared += shared;
+                        grown.blocks_reused += reused;
                         (d, Some(prefix.clone()))
                     }
-                    None => (super::copy_unsynced(src, &dst)?, None),
+                    None => (super::copy_unsynced_blocks(src, &dst)?, None),
                 }
             }
             None if link => (fsx::link_new(src, &dst)?, None),
-            None => (super::copy_unsynced(src, &dst)?, None),
+            None => (super::copy_unsynced_blocks(src, &dst)?, None),
         };
         progress.advance(d.size);
-        copied.push((source, d, prefix));
+        copied.push((source, d, prefix, blocks));
         Ok::<_, crate::Error>(())
     };
     for source in sources {
@@ -489,7 +495,7 @@ fn copy_files<'s>(
             finish(source, None)?;
             continue;
         };
-        let Some(g) = check_growable(src, &old, whole.size)? else {
+        let Some(g) = check_growable(src, &old, whole.size, b.blocks.get(rel))? else {
             finish(source, None)?;
             continue;
         };
@@ -530,11 +536,14 @@ fn copy_files<'s>(
 /// exported as JSONL.
 struct DbCapture {
     digest: FileDigest,
+    /// The copy's blocks (see [`fsx::blocks`]), for the next create.
+    blocks: Option<Blocks>,
     tables: BTreeMap<String, u64>,
     local: Vec<(&'static str, u64, FileDigest)>,
     notes: Vec<String>,
-    /// Pages of the copy and pages written, when it was brought up to date page by page.
-    pages: Option<(u64, u64)>,
+    /// Pages of the copy, pages written and blocks whose hash was kept, when it was brought up
+    /// to date page by page.
+    pages: Option<(u64, u64, u64)>,
     checked: Checked,
 }
 
@@ -612,7 +621,8 @@ fn capture_incremental(
 ) -> Result<DbCapture> {
     let db_path = snap.path().to_path_buf();
     let work = base.work.join(super::DB_WORK);
-    let mut delta = snap.diff(old, &whole.checksum, &work, cancel)?;
+    let known = base.blocks.get(DB_PATH);
+    let mut delta = snap.diff(old, (&whole.checksum, known), &work, cancel)?;
     let checked = check.due(base.db_checked, delta.changed, delta.pages);
     let read = (|| -> Result<_> {
         let conn = snap.conn();
@@ -650,6 +660,8 @@ fn capture_incremental(
         return Err(e);
     }
     let (pages, written, digest) = (delta.pages, delta.changed, delta.digest.clone());
+    let reused = delta.reused;
+    let blocks = delta.blocks.take();
     let record = crate::archive::PageChanges {
         entry: DB_PATH.into(),
         page_size: delta.page_size,
@@ -669,10 +681,11 @@ fn capture_incremental(
     let _ = crate::archive::save_page_changes(&base.dir, &record);
     Ok(DbCapture {
         digest,
+        blocks,
         tables,
         local,
         notes,
-        pages: Some((pages, written)),
+        pages: Some((pages, written, reused)),
         checked: if checked {
             Checked::Now
         } else {
@@ -715,7 +728,7 @@ fn capture_whole(
         // A scratch copy is not flushed: only its archive must last (it is synced).
         let synced = (sync && !linked).then(|| s.spawn(|| database::sync_copy(&dst)));
         let checked = (!check.never).then(|| s.spawn(|| database::check_copy(read, db_path)));
-        let digest = s.spawn(|| fsx::digest_file(&dst));
+        let digest = s.spawn(|| fsx::digest_file_blocks(&dst));
         let mut local = Vec::new();
         let mut notes = Vec::new();
         let mut exported = Ok(());
@@ -749,13 +762,14 @@ fn capture_whole(
                 }
             },
         };
-        let digest = digest.join().map_err(|_| panicked())??;
+        let (digest, blocks) = digest.join().map_err(|_| panicked())??;
         exported?;
         if let Some(synced) = synced {
             synced.join().map_err(|_| panicked())??;
         }
         Ok(DbCapture {
             digest,
+            blocks,
             tables,
             local,
             notes,

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::{IoContext, Result};
+use crate::fsx::blocks::{BLOCK, Blocks};
 use crate::fsx::{self, FileDigest};
 use crate::manifest::{self, Manifest, Prefix};
 use crate::progress::Cancel;
@@ -24,6 +25,9 @@ pub struct Grown {
     pub database_pages: u64,
     /// Of those, the pages that differed and were written.
     pub database_pages_written: u64,
+    /// 64 KiB blocks of the grown files and of the database copy whose hash was the earlier
+    /// snapshot's (kept in the backup directory's `.index/`), not computed again.
+    pub blocks_reused: u64,
 }
 
 /// Files smaller than this are copied when they grew: growing them saves too little to matter.
@@ -55,6 +59,10 @@ pub struct Base<'a> {
     pub(super) jsonl_sound: std::collections::HashSet<String>,
     /// When the earlier snapshot's database was last found sound (see [`super::DbCheck`]).
     pub(super) db_checked: Option<chrono::DateTime<chrono::Utc>>,
+    /// The blocks of the earlier snapshot's files, where the cache kept them and they merge to
+    /// the manifest's checksums ([`load_blocks`]): a file grown from one, and the database copy
+    /// brought up to date page by page, are hashed again only from where they changed.
+    pub(super) blocks: std::collections::HashMap<String, Blocks>,
 }
 
 /// Name, in the backup directory's `.tmp/`, of the database copy's work files: `<name>.redo`,
@@ -93,6 +101,7 @@ impl<'a> Base<'a> {
             .database
             .as_ref()
             .and_then(|d| d.last_checked(manifest.timestamp));
+        let blocks = load_blocks(&dir, manifest);
         Self {
             dir,
             files,
@@ -100,8 +109,97 @@ impl<'a> Base<'a> {
             work,
             jsonl_sound,
             db_checked,
+            blocks,
         }
     }
+}
+
+/// The cache of the blocks of `current/`'s files, beside it in the backup directory.
+fn blocks_path(current: &Path) -> PathBuf {
+    current
+        .parent()
+        .unwrap_or(current)
+        .join(".index")
+        .join("current-blocks.json")
+}
+
+/// The blocks cache: for each file, the size and checksum of the copy the blocks are of.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct BlockCache {
+    format: u32,
+    files: BTreeMap<String, CachedBlocks>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CachedBlocks {
+    size: u64,
+    #[serde(flatten)]
+    checksum: fsx::Checksum,
+    blocks: Blocks,
+}
+
+/// Save the blocks of the files of the snapshot `manifest` describes, which becomes `current`
+/// (see [`fsx::blocks`]). A cache, not part of the snapshot: an entry is used only for the
+/// copy whose size and checksum it names, once its blocks merge to that checksum, so a stale,
+/// torn or missing cache only costs the next create a full hash. Hence not flushed to disk.
+pub fn save_blocks(current: &Path, blocks: BTreeMap<String, Blocks>, manifest: &Manifest) {
+    let entries: std::collections::HashMap<&str, &manifest::FileEntry> = manifest
+        .files
+        .iter()
+        .map(|f| (f.path.as_str(), f))
+        .collect();
+    let files = blocks
+        .into_iter()
+        .filter_map(|(rel, blocks)| {
+            let f = entries.get(rel.as_str())?;
+            (f.size == blocks.size()).then(|| {
+                let cached = CachedBlocks {
+                    size: f.size,
+                    checksum: f.checksum.clone(),
+                    blocks,
+                };
+                (rel, cached)
+            })
+        })
+        .collect();
+    let path = blocks_path(current);
+    let saved = (|| -> std::io::Result<()> {
+        let dir = path.parent().unwrap_or(current);
+        std::fs::create_dir_all(dir)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        serde_json::to_writer(
+            std::io::BufWriter::new(tmp.as_file_mut()),
+            &BlockCache { format: 1, files },
+        )?;
+        tmp.persist(&path).map_err(|e| e.error)?;
+        Ok(())
+    })();
+    if saved.is_err() {
+        let _ = std::fs::remove_file(&path);
+    }
+}
+
+/// The cached blocks of `manifest`'s files (the snapshot in `current`) that are theirs: same
+/// size, and merging to the manifest's checksum and CRC-32.
+fn load_blocks(current: &Path, manifest: &Manifest) -> std::collections::HashMap<String, Blocks> {
+    let Some(mut cache) = std::fs::read(blocks_path(current))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<BlockCache>(&b).ok())
+        .filter(|c| c.format == 1)
+    else {
+        return std::collections::HashMap::new();
+    };
+    manifest
+        .files
+        .iter()
+        .filter_map(|f| {
+            let c = cache.files.remove(&f.path)?;
+            let theirs = c.size == f.size
+                && c.checksum == f.checksum
+                && c.blocks.verify(f.size, &f.checksum, f.crc32);
+            theirs.then(|| (f.path.clone(), c.blocks))
+        })
+        .collect()
 }
 
 /// A one-shot signal between threads: closed until [`Gate::open`] says yes or no.
@@ -160,13 +258,22 @@ impl Gate {
 pub(super) struct Growable {
     src: std::fs::File,
     pub(super) hashed: fsx::HashingWriter<std::io::Sink>,
+    /// Blocks of the earlier copy whose hash was kept, not computed again.
+    pub(super) reused: u64,
     /// The workspace file is exactly the earlier copy (nothing was appended).
     pub(super) unchanged: bool,
 }
 
 /// Compare `src` with the earlier copy `old` of `len` bytes. `Some` when `src` begins with
-/// exactly those bytes; the workspace file is then positioned after them, already hashed.
-pub(super) fn check_growable(src: &Path, old: &Path, len: u64) -> Result<Option<Growable>> {
+/// exactly those bytes; the workspace file is then positioned after them, already hashed. With
+/// the earlier copy's `known` blocks (checked against its checksum), the whole blocks among
+/// those bytes are compared, not hashed again: the hash resumes after them.
+pub(super) fn check_growable(
+    src: &Path,
+    old: &Path,
+    len: u64,
+    known: Option<&Blocks>,
+) -> Result<Option<Growable>> {
     use std::io::Read;
     let mut a = std::fs::File::open(src).at("open", src)?;
     let Ok(mut b) = std::fs::File::open(old) else {
@@ -180,23 +287,34 @@ pub(super) fn check_growable(src: &Path, old: &Path, len: u64) -> Result<Option<
     if mb.len() != len || ma.len() < len || std::os::unix::fs::MetadataExt::nlink(&mb) != 1 {
         return Ok(None);
     }
-    let mut hashed = fsx::HashingWriter::new(std::io::sink());
-    let mut left = len;
+    let whole = known
+        .filter(|k| k.size() == len)
+        .and_then(|k| k.whole_prefix((len / BLOCK) as usize));
+    let reused = whole.map_or(0, |w| w.len() as u64);
+    let mut hashed = match whole {
+        Some(prefix) => fsx::HashingWriter::resume(std::io::sink(), prefix),
+        None => fsx::HashingWriter::new(std::io::sink()),
+    };
+    // Bytes before this offset are the known blocks': compared, not hashed.
+    let skip = hashed.size();
+    let mut at = 0u64;
     // Most files are small: zeroing two full blocks for each cost more than comparing them.
     let block = len.clamp(1, 256 * 1024) as usize;
     let (mut x, mut y) = (vec![0u8; block], vec![0u8; block]);
-    while left > 0 {
-        let n = left.min(x.len() as u64) as usize;
+    while at < len {
+        let n = (len - at).min(x.len() as u64) as usize;
         a.read_exact(&mut x[..n]).at("read", src)?;
         if b.read_exact(&mut y[..n]).is_err() || x[..n] != y[..n] {
             return Ok(None);
         }
-        hashed.write_all(&x[..n]).at("read", src)?;
-        left -= n as u64;
+        let from = skip.saturating_sub(at).min(n as u64) as usize;
+        hashed.write_all(&x[from..n]).at("read", src)?;
+        at += n as u64;
     }
     Ok(Some(Growable {
         src: a,
         hashed,
+        reused,
         unchanged: ma.len() == len,
     }))
 }
@@ -205,11 +323,16 @@ pub(super) fn check_growable(src: &Path, old: &Path, len: u64) -> Result<Option<
 /// An unchanged file ([`Growable::unchanged`]) is only linked: nothing is written to either,
 /// which needs no [`Gate`], no new inode and no flush. `None` when the filesystem cannot link
 /// (the caller copies instead).
-pub(super) fn grow(g: Growable, old: &Path, dst: &Path) -> Result<Option<FileDigest>> {
+pub(super) fn grow(
+    g: Growable,
+    old: &Path,
+    dst: &Path,
+) -> Result<Option<(FileDigest, Option<Blocks>)>> {
     let Growable {
         mut src,
         hashed,
         unchanged,
+        ..
     } = g;
     if let Some(parent) = dst.parent() {
         fsx::create_dir_all(parent)?;
@@ -218,7 +341,8 @@ pub(super) fn grow(g: Growable, old: &Path, dst: &Path) -> Result<Option<FileDig
         return Ok(None);
     }
     if unchanged {
-        return Ok(Some(hashed.finish().1));
+        let (_, d, blocks) = hashed.finish_blocks();
+        return Ok(Some((d, blocks)));
     }
     let file = std::fs::File::options()
         .append(true)
@@ -227,8 +351,8 @@ pub(super) fn grow(g: Growable, old: &Path, dst: &Path) -> Result<Option<FileDig
     let mut w = fsx::buffered(hashed.redirect(file));
     std::io::copy(&mut src, &mut w).at("write", dst)?;
     // Flushed to disk with the rest of the snapshot (see `Staging::finish`).
-    let (_, d) = fsx::finish_hashed(w).at("write", dst)?;
-    Ok(Some(d))
+    let (_, d, blocks) = fsx::finish_hashed_blocks(w).at("write", dst)?;
+    Ok(Some((d, blocks)))
 }
 
 /// Cut every file of the snapshot in `dir` that is longer than its manifest records back to

@@ -17,6 +17,7 @@ use std::time::Duration;
 use chrono::Utc;
 
 use crate::error::{IoContext, Result};
+use crate::fsx::blocks::Blocks;
 use crate::fsx::{self, FileDigest};
 use crate::manifest::{
     self, CaptureInfo, Counts, DatabaseInfo, EngineInfo, FileEntry, LayoutInfo, Manifest, Prefix,
@@ -29,12 +30,18 @@ mod grow;
 pub use capture::capture_workspace;
 pub use grow::{
     Base, DB_WORK, Gate, Grown, cut_back_grown, db_undo, drop_db_work, roll_back_database,
+    save_blocks,
 };
 
 /// Copy `src` to the new file `dst` of a snapshot being staged, unflushed (see
 /// [`Staging::finish`]).
 pub(crate) fn copy_unsynced(src: &Path, dst: &Path) -> Result<FileDigest> {
-    fsx::copy_new_unsynced(src, dst).map(|(_, d)| d)
+    copy_unsynced_blocks(src, dst).map(|(d, _)| d)
+}
+
+/// [`copy_unsynced`], with the copy's blocks (see [`fsx::blocks`]).
+fn copy_unsynced_blocks(src: &Path, dst: &Path) -> Result<(FileDigest, Option<Blocks>)> {
+    fsx::copy_new_unsynced(src, dst).map(|(_, d, b)| (d, b))
 }
 
 /// Path of the database copy inside a snapshot.
@@ -50,6 +57,9 @@ pub struct Staging {
     linked: std::collections::HashSet<String>,
     /// [`Staging::finish`] flushes what was written (not for a [`Staging::scratch`]).
     durable: bool,
+    /// The blocks of the files longer than one block, as they were hashed: the next create
+    /// grows from them ([`save_blocks`]).
+    blocks: BTreeMap<String, Blocks>,
 }
 
 impl Staging {
@@ -60,6 +70,7 @@ impl Staging {
             files: BTreeMap::new(),
             linked: std::collections::HashSet::new(),
             durable: true,
+            blocks: BTreeMap::new(),
         }
     }
 
@@ -84,6 +95,18 @@ impl Staging {
     /// them, as its database.
     pub fn is_scratch(&self) -> bool {
         !self.durable
+    }
+
+    /// Keep the blocks of `rel` as it was hashed, when it has a tree to keep.
+    fn keep_blocks(&mut self, rel: &str, blocks: Option<Blocks>) {
+        if let Some(b) = blocks.filter(Blocks::usable) {
+            self.blocks.insert(rel.to_owned(), b);
+        }
+    }
+
+    /// The blocks kept of the files of this snapshot (see [`save_blocks`]).
+    pub fn take_blocks(&mut self) -> BTreeMap<String, Blocks> {
+        std::mem::take(&mut self.blocks)
     }
 
     fn record(&mut self, rel: &str, d: &FileDigest) {

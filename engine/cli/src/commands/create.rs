@@ -156,6 +156,12 @@ fn print_summary(ui: &Ui, repo_name: &str, report: &create::CreateReport) {
             report.grown.database_pages_written, report.grown.database_pages
         ));
     }
+    if report.grown.blocks_reused > 0 {
+        ui.line(format!(
+            "  {} unchanged 64 KiB blocks not hashed again (their hashes kept from the previous snapshot)",
+            report.grown.blocks_reused
+        ));
+    }
     if let Some(a) = &report.archived {
         ui.line(format!("  previous snapshot archived: {}", a.display()));
         if let Some(r) = report
