@@ -439,9 +439,9 @@ fn hashes_of_unchanged_blocks_are_kept_from_the_previous_snapshot_and_a_bad_cach
     // no longer merge to the manifest's checksums. The snapshot is as right as ever.
     let mut bad: Value = serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
     for entry in bad["files"].as_object_mut().unwrap().values_mut() {
-        let first = entry["blocks"][0].as_str().unwrap().to_owned();
-        let flipped = if first.starts_with('0') { "1" } else { "0" };
-        entry["blocks"][0] = Value::String(format!("{flipped}{}", &first[1..]));
+        let blocks = entry["blocks"].as_str().unwrap().to_owned();
+        let flipped = if blocks.starts_with('0') { "1" } else { "0" };
+        entry["blocks"] = Value::String(format!("{flipped}{}", &blocks[1..]));
     }
     std::fs::write(&cache, serde_json::to_vec(&bad).unwrap()).unwrap();
     fx.ws.add_messages(30).unwrap();

@@ -72,8 +72,9 @@ pub enum Command {
     /// hard-linked from it, logs that only grew are grown from it (hard link, then only the
     /// new lines written) once it is archived, and its database copy is brought up to date
     /// page by page (only the pages that differ from the live database at one instant are
-    /// written, with an undo file; the next archive reads only the chunks around them).
-    /// Interrupted at any instant, it leaves the previous snapshot intact; the next command
+    /// written, with an undo file; the next archive reads only the chunks around them). Hashes
+    /// are kept per 64 KiB block (.index/current-blocks.json, checked against current/'s
+    /// manifest before use): what did not change is not hashed again. Interrupted at any instant, it leaves the previous snapshot intact; the next command
     /// cleans up (cuts grown logs back, rolls the database copy back).
     Create(CreateArgs),
     /// Show the last backup and archive statistics.

@@ -236,42 +236,57 @@ impl BlockHasher {
     }
 }
 
-/// A block list in the backup directory's caches: one lowercase hex string per block (its
-/// chaining value, length, `\n` count and CRC-32), compact and quick to parse.
+/// A block list in the backup directory's caches: one lowercase hex string of 44 bytes per
+/// block (its chaining value, then its length, `\n` count and CRC-32, big-endian), compact and
+/// parsed without an allocation per block.
 impl Serialize for Blocks {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeSeq;
-        let mut seq = s.serialize_seq(Some(self.0.len()))?;
-        let mut raw = [0u8; 44];
+        let mut raw = Vec::with_capacity(self.0.len() * RECORD);
         for b in &self.0 {
-            raw[..32].copy_from_slice(&b.cv);
-            raw[32..36].copy_from_slice(&b.len.to_be_bytes());
-            raw[36..40].copy_from_slice(&b.lines.to_be_bytes());
-            raw[40..].copy_from_slice(&b.crc_to.to_be_bytes());
-            seq.serialize_element(&hex::encode(raw))?;
+            raw.extend_from_slice(&b.cv);
+            raw.extend_from_slice(&b.len.to_be_bytes());
+            raw.extend_from_slice(&b.lines.to_be_bytes());
+            raw.extend_from_slice(&b.crc_to.to_be_bytes());
         }
-        seq.end()
+        s.serialize_str(&hex::encode(raw))
     }
 }
 
+/// Bytes per block in a cache.
+const RECORD: usize = 44;
+
 impl<'de> Deserialize<'de> for Blocks {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let strings: Vec<std::borrow::Cow<'de, str>> = Vec::deserialize(d)?;
-        let mut out = Vec::with_capacity(strings.len());
-        for s in strings {
-            let mut raw = [0u8; 44];
-            hex::decode_to_slice(s.as_bytes(), &mut raw).map_err(serde::de::Error::custom)?;
-            let word = |i: usize| u32::from_be_bytes([raw[i], raw[i + 1], raw[i + 2], raw[i + 3]]);
-            let mut cv = [0u8; 32];
-            cv.copy_from_slice(&raw[..32]);
-            out.push(Block {
-                cv,
-                len: word(32),
-                lines: word(36),
-                crc_to: word(40),
-            });
+        struct Hex;
+        impl serde::de::Visitor<'_> for Hex {
+            type Value = Blocks;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a hex string of 44-byte block records")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Blocks, E> {
+                let s = s.as_bytes();
+                if !s.len().is_multiple_of(2 * RECORD) {
+                    return Err(E::custom("not a whole number of block records"));
+                }
+                let mut out = Vec::with_capacity(s.len() / (2 * RECORD));
+                let mut raw = [0u8; RECORD];
+                for record in s.chunks(2 * RECORD) {
+                    hex::decode_to_slice(record, &mut raw).map_err(E::custom)?;
+                    let word =
+                        |i: usize| u32::from_be_bytes([raw[i], raw[i + 1], raw[i + 2], raw[i + 3]]);
+                    let mut cv = [0u8; 32];
+                    cv.copy_from_slice(&raw[..32]);
+                    out.push(Block {
+                        cv,
+                        len: word(32),
+                        lines: word(36),
+                        crc_to: word(40),
+                    });
+                }
+                Ok(Blocks(out))
+            }
         }
-        Ok(Self(out))
+        d.deserialize_str(Hex)
     }
 }
 
@@ -392,6 +407,7 @@ mod tests {
         let mut bad = blocks.clone();
         bad.0[1].cv[0] ^= 1;
         assert!(!bad.verify(d.size, &d.checksum, None));
-        assert!(serde_json::from_str::<Blocks>("[\"zz\"]").is_err());
+        assert!(serde_json::from_str::<Blocks>("\"zz\"").is_err());
+        assert!(serde_json::from_str::<Blocks>("\"00\"").is_err());
     }
 }

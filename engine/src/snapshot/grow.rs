@@ -169,7 +169,7 @@ pub fn save_blocks(current: &Path, blocks: BTreeMap<String, Blocks>, manifest: &
         let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
         serde_json::to_writer(
             std::io::BufWriter::new(tmp.as_file_mut()),
-            &BlockCache { format: 1, files },
+            &BlockCache { format: 2, files },
         )?;
         tmp.persist(&path).map_err(|e| e.error)?;
         Ok(())
@@ -185,7 +185,7 @@ fn load_blocks(current: &Path, manifest: &Manifest) -> std::collections::HashMap
     let Some(mut cache) = std::fs::read(blocks_path(current))
         .ok()
         .and_then(|b| serde_json::from_slice::<BlockCache>(&b).ok())
-        .filter(|c| c.format == 1)
+        .filter(|c| c.format == 2)
     else {
         return std::collections::HashMap::new();
     };
