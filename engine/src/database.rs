@@ -228,6 +228,52 @@ pub fn table_names(db: &Path) -> Result<Vec<String>, DbError> {
     list_tables(&conn, db)
 }
 
+/// Whether the rows of `table` in the database `conn` reads (inside its read transaction, a
+/// [`pages::Snapshot`]'s) are exactly those of the earlier copy `old` of the same database:
+/// the same schema entry (root page and SQL), and none of the table's pages (its b-tree and
+/// overflow pages, as SQLite's `dbstat` table lists them) among `changed`, the sorted
+/// inclusive page ranges where the two files differ. A b-tree whose every page is byte for
+/// byte the earlier one's, from the same root, holds the same rows, so their export is the
+/// same. `false` whenever it cannot tell (no `dbstat`, an unreadable copy).
+pub fn table_unchanged(conn: &Connection, old: &Path, table: &str, changed: &[(u64, u64)]) -> bool {
+    let schema = |c: &Connection| {
+        c.query_row(
+            "SELECT rootpage, sql FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+            [table],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?)),
+        )
+        .ok()
+    };
+    let Ok(earlier) = open_read_only(old, old, "open") else {
+        return false;
+    };
+    let now = schema(conn);
+    if now.is_none() || now != schema(&earlier) {
+        return false;
+    }
+    let Ok(mut stmt) = conn.prepare("SELECT pageno FROM dbstat WHERE name = ?1") else {
+        return false;
+    };
+    let Ok(pages) = stmt.query_map([table], |r| r.get::<_, i64>(0)) else {
+        return false;
+    };
+    let mut any = false;
+    for page in pages {
+        let Ok(page) = u64::try_from(page.unwrap_or(0)) else {
+            return false;
+        };
+        if page == 0 {
+            return false;
+        }
+        any = true;
+        let i = changed.partition_point(|&(_, last)| last < page);
+        if changed.get(i).is_some_and(|&(first, _)| first <= page) {
+            return false;
+        }
+    }
+    any
+}
+
 /// Export `table` of the database at `db` as JSONL into `out`: one object per row, keys in
 /// column order. Returns the number of rows.
 pub fn export_table(db: &Path, table: &str, out: &mut dyn Write) -> Result<u64, DbError> {

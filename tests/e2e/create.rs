@@ -465,6 +465,58 @@ fn hashes_of_unchanged_blocks_are_kept_from_the_previous_snapshot_and_a_bad_cach
 }
 
 #[test]
+fn local_tables_whose_pages_did_not_change_are_linked_not_exported_again() {
+    use std::os::unix::fs::MetadataExt;
+    let mut fx = Fx::new();
+    fx.json(&["create", "--no-prune"]);
+    let current = fx.current();
+    let ino = |rel: &str| std::fs::metadata(current.join(rel)).unwrap().ino();
+    let (subs, reads) = ("local/subscriptions.jsonl", "local/message_reads.jsonl");
+    let before = (ino(subs), ino(reads));
+    let rows = |r: &Value, t: &str| r["manifest"]["local_tables"][t].as_u64().unwrap();
+    // New messages add read receipts, not subscriptions: only message_reads is exported again.
+    fx.ws.add_messages(20).unwrap();
+    let r = fx.json(&["create", "--no-prune"]);
+    assert_eq!(ino(subs), before.0, "subscriptions was exported again");
+    assert_ne!(ino(reads), before.1);
+    let subscribed = rows(&r, "subscriptions");
+    assert!(subscribed > 0);
+    fx.cmd().args(["verify", "--all"]).assert().success();
+    // A subscription added: its table is exported again, with the new row.
+    let conn = rusqlite::Connection::open(&fx.ws.db_path).unwrap();
+    conn.execute(
+        "INSERT INTO subscriptions (session_id, scope_type, scope_value, created_at) VALUES ('s-new', 'thread', 't-new', '2026-12-02T09:00:00Z')",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let r = fx.json(&["create", "--no-prune"]);
+    assert_ne!(ino(subs), before.0);
+    assert_eq!(rows(&r, "subscriptions"), subscribed + 1);
+    let text = std::fs::read_to_string(fx.current().join(subs)).unwrap();
+    assert!(text.contains("\"t-new\""), "{text}");
+    fx.cmd().args(["verify", "--all"]).assert().success();
+    // A linked export that no longer matches its manifest (damage in current/) is exported
+    // again, not carried over.
+    let linked = ino(subs);
+    let path = fx.current().join(subs);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[2] ^= 0x20;
+    std::fs::write(&path, &bytes).unwrap();
+    fx.ws.add_messages(5).unwrap();
+    fx.json(&["create", "--no-prune"]);
+    assert_ne!(ino(subs), linked);
+    assert_eq!(
+        std::fs::read_to_string(fx.current().join(subs)).unwrap(),
+        text
+    );
+    let live = fx.state();
+    fx.ws.add_messages(5).unwrap();
+    fx.cmd().args(["restore", "--yes"]).assert().success();
+    assert_eq!(fx.state(), live);
+}
+
+#[test]
 fn logs_that_only_grew_are_grown_from_the_previous_snapshot() {
     let mut fx = Fx::with_scale(crate::sample::Scale {
         agents: 3,

@@ -638,6 +638,10 @@ fn capture_incremental(
                 notes.push(format!("messages.db has no table {table}: not exported"));
                 continue;
             }
+            if let Some((rows, d)) = unchanged_local(conn, (base, old), table, &delta, root)? {
+                local.push((table, rows, d));
+                continue;
+            }
             let (rows, d) = export_local(root, table, |w| {
                 database::export_table_from(conn, &db_path, table, w)
             })?;
@@ -692,6 +696,38 @@ fn capture_incremental(
             Checked::Before(base.db_checked)
         },
     })
+}
+
+/// The earlier snapshot's export of the local table `table`, hard-linked into `root`, when
+/// the table is unchanged since the earlier copy `old` ([`database::table_unchanged`], by the
+/// pages `delta` found different): its export would be the same bytes. The linked file is
+/// hashed to be sure it is still what the earlier manifest says; if not, `None` (exported
+/// afresh).
+fn unchanged_local(
+    conn: &rusqlite::Connection,
+    (base, old): (&Base<'_>, &Path),
+    table: &str,
+    delta: &database::pages::Delta,
+    root: &Path,
+) -> Result<Option<(u64, FileDigest)>> {
+    let rel = format!("local/{table}.jsonl");
+    let (Some(entry), Some(&rows)) = (base.files.get(&rel), base.local_rows.get(table)) else {
+        return Ok(None);
+    };
+    if !database::table_unchanged(conn, old, table, &delta.ranges) {
+        return Ok(None);
+    }
+    let dst = root.join(&rel);
+    fsx::create_dir_all(dst.parent().unwrap_or(root))?;
+    if std::fs::hard_link(base.dir.join(&rel), &dst).is_err() {
+        return Ok(None);
+    }
+    let d = fsx::digest_file(&dst)?;
+    if d.size != entry.size || d.checksum != entry.checksum {
+        fsx::remove_any(&dst)?;
+        return Ok(None);
+    }
+    Ok(Some((rows, d)))
 }
 
 /// Copy the database into `root` whole as one consistent snapshot, then flush it to disk,

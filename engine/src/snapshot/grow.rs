@@ -63,6 +63,8 @@ pub struct Base<'a> {
     /// the manifest's checksums ([`load_blocks`]): a file grown from one, and the database copy
     /// brought up to date page by page, are hashed again only from where they changed.
     pub(super) blocks: std::collections::HashMap<String, Blocks>,
+    /// Rows of each local table the earlier snapshot exported (`local/<table>.jsonl`).
+    pub(super) local_rows: BTreeMap<String, u64>,
 }
 
 /// Name, in the backup directory's `.tmp/`, of the database copy's work files: `<name>.redo`,
@@ -110,6 +112,7 @@ impl<'a> Base<'a> {
             jsonl_sound,
             db_checked,
             blocks,
+            local_rows: manifest.local_tables.clone(),
         }
     }
 }
