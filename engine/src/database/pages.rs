@@ -655,7 +655,7 @@ mod tests {
         let c = live_db(&live);
         insert(&c, 4000..30000);
         let base = earlier_copy(&live, &old);
-        let (_, known) = crate::fsx::digest_file_blocks(&old).unwrap();
+        let (_, known) = fsx::digest_file_blocks(&old).unwrap();
         let known = known.unwrap();
         assert!(known.usable() && known.0.len() > 8, "{}", known.0.len());
         insert(&c, 30000..30040);
@@ -671,7 +671,7 @@ mod tests {
         let digest = delta.digest.clone();
         let blocks = delta.blocks.take().unwrap();
         delta.apply(&new, true, &undo).unwrap();
-        let (whole, again) = crate::fsx::digest_file_blocks(&new).unwrap();
+        let (whole, again) = fsx::digest_file_blocks(&new).unwrap();
         assert_eq!(whole, digest);
         assert_eq!(again, Some(blocks));
         // Blocks that are not the earlier copy's (a stale cache) cannot give a wrong digest:
