@@ -136,6 +136,9 @@ fn prune_with(ctx: &Context, dry_run: bool, ignore_protections: bool) -> Result<
                     .or_else(|| name.strip_suffix(".damaged"))
                 {
                     _ if name.starts_with('.') => true, // an interrupted write
+                    // `current/`'s caches (`current-pages.json`, `current-blocks.json`) are
+                    // no archive's index: removing them cost every next create its reuse.
+                    _ if name.starts_with("current-") => false,
                     Some(zip) => !dir.join(zip).exists(),
                     None => false,
                 };

@@ -458,6 +458,25 @@ fn hashes_of_unchanged_blocks_are_kept_from_the_previous_snapshot_and_a_bad_cach
     let r = fx.json(&["create", "--no-prune"]);
     assert!(r["grown"]["blocks_reused"].as_u64().unwrap() > 10);
     fx.cmd().args(["verify", "--all"]).assert().success();
+    // The prune after a create (the default) keeps `current/`'s caches: they are no archive's
+    // chunk index.
+    fx.ws.add_messages(30).unwrap();
+    fx.json(&["create"]);
+    assert!(cache.is_file());
+    assert!(fx.repo_dir().join(".index/current-pages.json").is_file());
+    fx.ws.add_messages(30).unwrap();
+    let r = fx.json(&["create"]);
+    assert!(
+        r["grown"]["blocks_reused"].as_u64().unwrap() > 10,
+        "{}",
+        r["grown"]
+    );
+    assert!(
+        r["archive_reuse"]["patched"].as_u64().unwrap() > 0,
+        "{}",
+        r["archive_reuse"]
+    );
+    fx.cmd().args(["verify", "--all"]).assert().success();
     let live = fx.state();
     fx.ws.add_messages(5).unwrap();
     fx.cmd().args(["restore", "--yes"]).assert().success();
