@@ -14,6 +14,9 @@ use sha2::{Digest as _, Sha256};
 use crate::error::{IoContext, Result};
 
 pub mod blocks;
+mod drop_behind;
+
+pub use drop_behind::DropBehind;
 
 /// The hash functions a manifest may name. Snapshots are written with BLAKE3 (several times
 /// faster than SHA-256 here, which made hashing the largest part of `verify`); SHA-256 is

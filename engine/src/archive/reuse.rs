@@ -295,7 +295,9 @@ enum Reused {
 
 /// An earlier archive of ours and the two manifests that say what can be reused from it.
 struct EarlierArchive {
-    zip: ZipArchive<BufReader<File>>,
+    /// Read once, its pages dropped behind ([`fsx::DropBehind`]): the new archive's writes
+    /// take them.
+    zip: ZipArchive<BufReader<fsx::DropBehind>>,
     chunks: ChunkIndex,
     earlier: BTreeMap<String, FileEntry>,
     now: BTreeMap<String, FileEntry>,
@@ -310,7 +312,8 @@ impl EarlierArchive {
         if !now.has_checksums() || !before.has_checksums() {
             return None;
         }
-        let zip = ZipArchive::new(BufReader::new(File::open(earlier).ok()?)).ok()?;
+        let file = fsx::DropBehind::new(File::open(earlier).ok()?);
+        let zip = ZipArchive::new(BufReader::with_capacity(256 * 1024, file)).ok()?;
         let index = |m: Manifest| m.files.into_iter().map(|f| (f.path.clone(), f)).collect();
         Some(Self {
             zip,
