@@ -215,7 +215,11 @@ pub fn digest_file(path: &Path) -> Result<FileDigest> {
 
 /// [`digest_file`], with the file's blocks (see [`blocks`]).
 pub fn digest_file_blocks(path: &Path) -> Result<(FileDigest, Option<blocks::Blocks>)> {
-    let (_, d, b) = hash_prefix(path, u64::MAX, Algorithm::Blake3)?.finish_blocks();
+    let file = File::open(path).at("open", path)?;
+    let mut reader = BufReader::with_capacity(256 * 1024, file);
+    let mut sink = HashingWriter::new(io::sink());
+    io::copy(&mut reader, &mut sink).at("read", path)?;
+    let (_, d, b) = sink.finish_blocks();
     Ok((d, b))
 }
 
@@ -227,16 +231,11 @@ pub fn digest_file_with(path: &Path, algorithm: Algorithm) -> Result<FileDigest>
 /// Hash the first `len` bytes of a file (all of it when shorter) with `algorithm`: does a file
 /// that grew still begin with a snapshot's file?
 pub fn digest_prefix_with(path: &Path, len: u64, algorithm: Algorithm) -> Result<FileDigest> {
-    Ok(hash_prefix(path, len, algorithm)?.finish().1)
-}
-
-/// The first `len` bytes of a file read once through a [`HashingWriter`].
-fn hash_prefix(path: &Path, len: u64, algorithm: Algorithm) -> Result<HashingWriter<io::Sink>> {
     let file = File::open(path).at("open", path)?;
     let mut reader = BufReader::with_capacity(256 * 1024, file.take(len));
     let mut sink = HashingWriter::with(io::sink(), algorithm);
     io::copy(&mut reader, &mut sink).at("read", path)?;
-    Ok(sink)
+    Ok(sink.finish().1)
 }
 
 /// Hash the files `rels` below `root` on every core; `done` is called (on this thread) after

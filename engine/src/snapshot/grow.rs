@@ -170,12 +170,10 @@ pub fn save_blocks(current: &Path, blocks: BTreeMap<String, Blocks>, manifest: &
         let dir = path.parent().unwrap_or(current);
         std::fs::create_dir_all(dir)?;
         let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        let mut out = std::io::BufWriter::new(tmp.as_file_mut());
-        serde_json::to_writer(&mut out, &BlockCache { format: 2, files })?;
-        // Flushed here, not by the drop, which would swallow a failed write: a cache cut
-        // short is not put in place (it would be refused when loaded, but costs a parse).
-        out.flush()?;
-        drop(out);
+        serde_json::to_writer(
+            std::io::BufWriter::new(tmp.as_file_mut()),
+            &BlockCache { format: 2, files },
+        )?;
         tmp.persist(&path).map_err(|e| e.error)?;
         Ok(())
     })();
