@@ -22,6 +22,7 @@ pub const LOCAL_TABLES: [&str; 3] = ["message_reads", "subscriptions", "sync_che
 
 pub use crate::error::DbError;
 
+pub mod appended;
 pub mod pages;
 
 fn sql<'a>(path: &'a Path, action: &'static str) -> impl FnOnce(rusqlite::Error) -> DbError + 'a {
@@ -236,19 +237,11 @@ pub fn table_names(db: &Path) -> Result<Vec<String>, DbError> {
 /// byte the earlier one's, from the same root, holds the same rows, so their export is the
 /// same. `false` whenever it cannot tell (no `dbstat`, an unreadable copy).
 pub fn table_unchanged(conn: &Connection, old: &Path, table: &str, changed: &[(u64, u64)]) -> bool {
-    let schema = |c: &Connection| {
-        c.query_row(
-            "SELECT rootpage, sql FROM sqlite_schema WHERE type = 'table' AND name = ?1",
-            [table],
-            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?)),
-        )
-        .ok()
-    };
     let Ok(earlier) = open_read_only(old, old, "open") else {
         return false;
     };
-    let now = schema(conn);
-    if now.is_none() || now != schema(&earlier) {
+    let now = table_schema(conn, table);
+    if now.is_none() || now != table_schema(&earlier, table) {
         return false;
     }
     let Ok(mut stmt) = conn.prepare("SELECT pageno FROM dbstat WHERE name = ?1") else {
@@ -274,6 +267,16 @@ pub fn table_unchanged(conn: &Connection, old: &Path, table: &str, changed: &[(u
     any
 }
 
+/// The root page and SQL of `table` in the schema `c` reads, if it has that table.
+fn table_schema(c: &Connection, table: &str) -> Option<(i64, Option<String>)> {
+    c.query_row(
+        "SELECT rootpage, sql FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+        [table],
+        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?)),
+    )
+    .ok()
+}
+
 /// Export `table` of the database at `db` as JSONL into `out`: one object per row, keys in
 /// column order. Returns the number of rows.
 pub fn export_table(db: &Path, table: &str, out: &mut dyn Write) -> Result<u64, DbError> {
@@ -289,11 +292,40 @@ pub fn export_table_from(
     table: &str,
     out: &mut dyn Write,
 ) -> Result<u64, DbError> {
-    let mut stmt = conn
-        .prepare(&format!("SELECT * FROM {}", quote(table)))
-        .map_err(sql(db, "export table"))?;
+    export_rows(conn, db, table, None, out)
+}
+
+/// [`export_table_from`], of the rows whose rowid is above `after` only: what follows the
+/// earlier export when the table's rows were only appended to ([`appended::appended_after`]
+/// says when). A scan of the table in rowid order, as the whole export's is.
+pub fn export_table_after(
+    conn: &Connection,
+    db: &Path,
+    table: &str,
+    after: i64,
+    out: &mut dyn Write,
+) -> Result<u64, DbError> {
+    export_rows(conn, db, table, Some(after), out)
+}
+
+fn export_rows(
+    conn: &Connection,
+    db: &Path,
+    table: &str,
+    after: Option<i64>,
+    out: &mut dyn Write,
+) -> Result<u64, DbError> {
+    let query = match after {
+        None => format!("SELECT * FROM {}", quote(table)),
+        Some(_) => format!("SELECT * FROM {} WHERE rowid > ?1", quote(table)),
+    };
+    let mut stmt = conn.prepare(&query).map_err(sql(db, "export table"))?;
     let columns: Vec<String> = stmt.column_names().map(str::to_owned).collect();
-    let mut rows = stmt.query([]).map_err(sql(db, "export table"))?;
+    let mut rows = match after {
+        None => stmt.query([]),
+        Some(after) => stmt.query([after]),
+    }
+    .map_err(sql(db, "export table"))?;
     let mut count = 0u64;
     let write_err = |line: u64, e: std::io::Error| DbError::Import {
         path: db.to_path_buf(),

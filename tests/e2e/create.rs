@@ -493,15 +493,49 @@ fn local_tables_whose_pages_did_not_change_are_linked_not_exported_again() {
     let (subs, reads) = ("local/subscriptions.jsonl", "local/message_reads.jsonl");
     let before = (ino(subs), ino(reads));
     let rows = |r: &Value, t: &str| r["manifest"]["local_tables"][t].as_u64().unwrap();
-    // New messages add read receipts, not subscriptions: only message_reads is exported again.
+    // New messages add read receipts, not subscriptions: subscriptions is linked, and
+    // message_reads, only appended to, is the earlier export grown by the new rows alone.
+    let earlier_reads = std::fs::read(current.join(reads)).unwrap();
+    let earlier_rows = earlier_reads.iter().filter(|&&b| b == b'\n').count() as u64;
     fx.ws.add_messages(20).unwrap();
     let r = fx.json(&["create", "--no-prune"]);
     assert_eq!(ino(subs), before.0, "subscriptions was exported again");
+    assert_eq!(ino(reads), before.1, "message_reads was not grown in place");
+    assert_eq!(r["grown"]["local_appended"], 1, "{r}");
+    let now_reads = std::fs::read(current.join(reads)).unwrap();
+    assert!(now_reads.starts_with(&earlier_reads) && now_reads.len() > earlier_reads.len());
+    let lines = now_reads.iter().filter(|&&b| b == b'\n').count() as u64;
+    assert_eq!(rows(&r, "message_reads"), lines);
+    assert_eq!(lines, earlier_rows + 20, "one read receipt per new message");
+    let entry = r["manifest"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == reads)
+        .unwrap()
+        .clone();
+    assert_eq!(
+        entry["prefix"]["size"],
+        earlier_reads.len() as u64,
+        "{entry}"
+    );
+    // A read receipt changed among the earlier rows: exported whole again.
+    let conn = rusqlite::Connection::open(&fx.ws.db_path).unwrap();
+    conn.execute(
+        "UPDATE message_reads SET read_at = '2026-12-03T00:00:00Z' WHERE rowid = 1",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let r = fx.json(&["create", "--no-prune"]);
+    assert_eq!(r["grown"]["local_appended"], 0, "{r}");
     assert_ne!(ino(reads), before.1);
+    let text = std::fs::read_to_string(fx.current().join(reads)).unwrap();
+    assert!(text.contains("2026-12-03T00:00:00Z"), "{text}");
+    fx.cmd().args(["verify", "--all"]).assert().success();
     let subscribed = rows(&r, "subscriptions");
     assert!(subscribed > 0);
     fx.cmd().args(["verify", "--all"]).assert().success();
-    // A subscription added: its table is exported again, with the new row.
     let conn = rusqlite::Connection::open(&fx.ws.db_path).unwrap();
     conn.execute(
         "INSERT INTO subscriptions (session_id, scope_type, scope_value, created_at) VALUES ('s-new', 'thread', 't-new', '2026-12-02T09:00:00Z')",
@@ -509,8 +543,16 @@ fn local_tables_whose_pages_did_not_change_are_linked_not_exported_again() {
     )
     .unwrap();
     drop(conn);
+    // A subscription added: its export grows by the new row, in place.
+    let earlier_subs = std::fs::read(fx.current().join(subs)).unwrap();
     let r = fx.json(&["create", "--no-prune"]);
-    assert_ne!(ino(subs), before.0);
+    assert_eq!(ino(subs), before.0, "subscriptions was not grown in place");
+    assert_eq!(r["grown"]["local_appended"], 1, "{r}");
+    assert!(
+        std::fs::read(fx.current().join(subs))
+            .unwrap()
+            .starts_with(&earlier_subs)
+    );
     assert_eq!(rows(&r, "subscriptions"), subscribed + 1);
     let text = std::fs::read_to_string(fx.current().join(subs)).unwrap();
     assert!(text.contains("\"t-new\""), "{text}");

@@ -85,8 +85,8 @@ impl Seek for DropBehind {
 
 impl Drop for DropBehind {
     fn drop(&mut self) {
-        let end = self.pos.max(self.kept_from);
-        self.drop_before(end);
+        // Everything read (a position behind `kept_from` drops nothing).
+        self.drop_before(self.pos);
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::grow::{self, Base, GROW_MIN, Growable, Grown, check_growable};
 use super::{BUNDLE_PATH, CaptureOptions, Captured, DB_PATH, Staging};
 use crate::database::{self, LOCAL_TABLES};
-use crate::error::Result;
+use crate::error::{IoContext as _, Result};
 use crate::fsx::blocks::Blocks;
 use crate::fsx::{self, FileDigest};
 use crate::locate::Workspace;
@@ -261,8 +261,19 @@ fn record_database(
 ) {
     staging.record(DB_PATH, &db.digest);
     staging.keep_blocks(DB_PATH, db.blocks);
-    for (table, rows, digest) in db.local {
-        staging.record(&format!("local/{table}.jsonl"), &digest);
+    for (table, rows, digest, prefix) in db.local {
+        if let Some(p) = &prefix {
+            cap.grown.files += 1;
+            cap.grown.bytes_shared += p.size;
+            cap.grown.local_appended += 1;
+        }
+        staging.record_full(
+            &format!("local/{table}.jsonl"),
+            &digest,
+            prefix,
+            None,
+            false,
+        );
         cap.local_tables.insert(table.to_owned(), rows);
     }
     cap.notes.extend(db.notes);
@@ -374,7 +385,6 @@ fn check_jsonl(
 /// new line starts and that line's number. When the earlier copy does not end with a whole
 /// line, the file is checked whole (`(0, 1)`): its last line goes on in the tail.
 fn unchecked_tail(path: &Path, prefix: u64, d: &FileDigest) -> Result<Option<(u64, u64)>> {
-    use crate::error::IoContext;
     use std::io::Read;
     use std::os::unix::fs::FileExt;
     if prefix == d.size {
@@ -539,7 +549,9 @@ struct DbCapture {
     /// The copy's blocks (see [`fsx::blocks`]), for the next create.
     blocks: Option<Blocks>,
     tables: BTreeMap<String, u64>,
-    local: Vec<(&'static str, u64, FileDigest)>,
+    /// The local tables exported: rows, digest and, for an export grown from the earlier
+    /// snapshot's, that export's size and checksum.
+    local: Vec<(&'static str, u64, FileDigest, Option<Prefix>)>,
     notes: Vec<String>,
     /// Pages of the copy, pages written and blocks whose hash was kept, when it was brought up
     /// to date page by page.
@@ -639,13 +651,17 @@ fn capture_incremental(
                 continue;
             }
             if let Some((rows, d)) = unchanged_local(conn, (base, old), table, &delta, root)? {
-                local.push((table, rows, d));
+                local.push((table, Local::Done(rows, d)));
+                continue;
+            }
+            if let Some(a) = appended_local(conn, (base, old), table, &delta, &db_path)? {
+                local.push((table, Local::Appended(a)));
                 continue;
             }
             let (rows, d) = export_local(root, table, |w| {
                 database::export_table_from(conn, &db_path, table, w)
             })?;
-            local.push((table, rows, d));
+            local.push((table, Local::Done(rows, d)));
         }
         Ok((tables, local, notes))
     })();
@@ -678,6 +694,17 @@ fn capture_incremental(
     let dst = root.join(DB_PATH);
     delta.apply(&dst, open, &super::db_undo(&base.work))?;
     fsx::set_mode(&dst, 0o600)?;
+    let local = local
+        .into_iter()
+        .map(|(table, l)| match l {
+            Local::Done(rows, d) => Ok((table, rows, d, None)),
+            Local::Appended(a) => {
+                let (rows, prefix) = (a.rows, a.prefix.clone());
+                let d = a.grow(&root.join(format!("local/{table}.jsonl")), open)?;
+                Ok((table, rows, d, Some(prefix)))
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
     // For the next archive, which will archive this copy (see `archive::PageChanges`). A
     // cache: the archive of `current/` has been written (the gate), so nothing reads the
     // record of `current/`'s own pages any more; once this snapshot is published, the record
@@ -730,6 +757,130 @@ fn unchanged_local(
     Ok(Some((rows, d)))
 }
 
+/// A local table's export, as the database lane leaves it until the gate opens.
+enum Local {
+    /// Written or linked: its rows and digest.
+    Done(u64, FileDigest),
+    /// To be grown from the earlier snapshot's export.
+    Appended(AppendedExport),
+}
+
+/// Above this many bytes, the rows appended to a local table are exported with the rest
+/// instead of held in memory until the gate opens.
+const MOST_APPENDED: usize = 16 << 20;
+
+/// The earlier snapshot's export of a local table whose rows were only appended to since
+/// ([`database::appended::appended_after`]), checked against its manifest entry and hashed,
+/// and the export of the new rows: once the earlier snapshot is archived, the export is grown
+/// in place like a log ([`Base`]; a failed create cuts it back).
+struct AppendedExport {
+    earlier: PathBuf,
+    prefix: Prefix,
+    hashed: fsx::HashingWriter<std::io::Sink>,
+    tail: Vec<u8>,
+    rows: u64,
+}
+
+/// `table`'s export as the earlier snapshot's plus the rows appended since, when that is
+/// what it is ([`AppendedExport`]); `None`: export it whole.
+fn appended_local(
+    conn: &rusqlite::Connection,
+    (base, old): (&Base<'_>, &Path),
+    table: &str,
+    delta: &database::pages::Delta,
+    db_path: &Path,
+) -> Result<Option<AppendedExport>> {
+    use std::io::{Read as _, Seek as _};
+    use std::os::unix::fs::MetadataExt as _;
+    let rel = format!("local/{table}.jsonl");
+    let (Some(entry), Some(&rows)) = (base.files.get(&rel), base.local_rows.get(table)) else {
+        return Ok(None);
+    };
+    let earlier = base.dir.join(&rel);
+    // Grown in place: a copy linked from elsewhere too would grow there as well.
+    match std::fs::symlink_metadata(&earlier) {
+        Ok(m) if m.is_file() && m.len() == entry.size && m.nlink() == 1 => {}
+        _ => return Ok(None),
+    }
+    let Some(after) = database::appended::appended_after(conn, old, table, &delta.ranges) else {
+        return Ok(None);
+    };
+    let mut tail = Bounded(Vec::new());
+    let added = match database::export_table_after(conn, db_path, table, after, &mut tail) {
+        Ok(n) => n,
+        Err(_) if tail.0.len() >= MOST_APPENDED => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let (d, blocks) = fsx::digest_file_blocks(&earlier)?;
+    if d.size != entry.size || d.checksum != entry.checksum {
+        return Ok(None);
+    }
+    let whole = blocks
+        .as_ref()
+        .and_then(|b| b.whole_prefix((d.size / fsx::blocks::BLOCK) as usize));
+    let mut hashed = match whole {
+        Some(prefix) => fsx::HashingWriter::resume(std::io::sink(), prefix),
+        None => fsx::HashingWriter::new(std::io::sink()),
+    };
+    // The bytes after the whole blocks: hashed again so that the hash can go on.
+    let mut file = std::fs::File::open(&earlier).at("open", &earlier)?;
+    file.seek(std::io::SeekFrom::Start(hashed.size()))
+        .at("read", &earlier)?;
+    std::io::copy(&mut file.take(d.size - hashed.size()), &mut hashed).at("read", &earlier)?;
+    Ok(Some(AppendedExport {
+        earlier,
+        prefix: entry.clone(),
+        hashed,
+        tail: tail.0,
+        rows: rows + added,
+    }))
+}
+
+impl AppendedExport {
+    /// Make `dst` the earlier export followed by the new rows: the earlier file itself,
+    /// linked and appended to, when the gate is `open` (the earlier snapshot is archived);
+    /// else a copy of it. Returns the digest of the whole.
+    fn grow(self, dst: &Path, open: bool) -> Result<FileDigest> {
+        use std::io::Write as _;
+        if let Some(parent) = dst.parent() {
+            fsx::create_dir_all(parent)?;
+        }
+        let linked = open && std::fs::hard_link(&self.earlier, dst).is_ok();
+        if !linked {
+            fsx::copy_verified_unsynced(&self.earlier, dst)?;
+        }
+        let file = std::fs::File::options()
+            .append(true)
+            .open(dst)
+            .at("open", dst)?;
+        let mut w = self.hashed.redirect(file);
+        w.write_all(&self.tail).at("write", dst)?;
+        // Flushed to disk with the rest of the snapshot (see `Staging::finish`).
+        let (_, d) = w.finish();
+        Ok(d)
+    }
+}
+
+/// A `Vec` that refuses to grow past [`MOST_APPENDED`].
+struct Bounded(Vec<u8>);
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + buf.len() > MOST_APPENDED {
+            self.0.resize(MOST_APPENDED, 0);
+            return Err(std::io::Error::other(
+                "more appended rows than are held in memory",
+            ));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Copy the database into `root` whole as one consistent snapshot, then flush it to disk,
 /// check it, hash it and export thrum's local tables side by side: all four only read the
 /// copy, and the flush mostly waits for the disk while the others use the CPU.
@@ -778,7 +929,7 @@ fn capture_whole(
                 continue;
             }
             match export_local(root, table, |w| database::export_table(read, table, w)) {
-                Ok((rows, d)) => local.push((table, rows, d)),
+                Ok((rows, d)) => local.push((table, rows, d, None)),
                 Err(e) => {
                     exported = Err(e);
                     break;

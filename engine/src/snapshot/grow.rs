@@ -25,6 +25,9 @@ pub struct Grown {
     pub database_pages: u64,
     /// Of those, the pages that differed and were written.
     pub database_pages_written: u64,
+    /// Of those files, local-table exports grown from the earlier snapshot's: only rows were
+    /// appended to the table, so only they were exported.
+    pub local_appended: u64,
     /// 64 KiB blocks of the grown files and of the database copy whose hash was the earlier
     /// snapshot's (kept in the backup directory's `.index/`), not computed again.
     pub blocks_reused: u64,

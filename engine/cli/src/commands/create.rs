@@ -150,6 +150,12 @@ fn print_summary(ui: &Ui, repo_name: &str, report: &create::CreateReport) {
             bytes(report.grown.bytes_shared)
         ));
     }
+    if report.grown.local_appended > 0 {
+        ui.line(format!(
+            "  {} local-table exports grown by their appended rows only (the earlier rows unchanged)",
+            report.grown.local_appended
+        ));
+    }
     if report.grown.database_pages > 0 {
         ui.line(format!(
             "  database copy brought up to date page by page: {} of {} pages written",
