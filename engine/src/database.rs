@@ -229,44 +229,6 @@ pub fn table_names(db: &Path) -> Result<Vec<String>, DbError> {
     list_tables(&conn, db)
 }
 
-/// Whether the rows of `table` in the database `conn` reads (inside its read transaction, a
-/// [`pages::Snapshot`]'s) are exactly those of the earlier copy `old` of the same database:
-/// the same schema entry (root page and SQL), and none of the table's pages (its b-tree and
-/// overflow pages, as SQLite's `dbstat` table lists them) among `changed`, the sorted
-/// inclusive page ranges where the two files differ. A b-tree whose every page is byte for
-/// byte the earlier one's, from the same root, holds the same rows, so their export is the
-/// same. `false` whenever it cannot tell (no `dbstat`, an unreadable copy).
-pub fn table_unchanged(conn: &Connection, old: &Path, table: &str, changed: &[(u64, u64)]) -> bool {
-    let Ok(earlier) = open_read_only(old, old, "open") else {
-        return false;
-    };
-    let now = table_schema(conn, table);
-    if now.is_none() || now != table_schema(&earlier, table) {
-        return false;
-    }
-    let Ok(mut stmt) = conn.prepare("SELECT pageno FROM dbstat WHERE name = ?1") else {
-        return false;
-    };
-    let Ok(pages) = stmt.query_map([table], |r| r.get::<_, i64>(0)) else {
-        return false;
-    };
-    let mut any = false;
-    for page in pages {
-        let Ok(page) = u64::try_from(page.unwrap_or(0)) else {
-            return false;
-        };
-        if page == 0 {
-            return false;
-        }
-        any = true;
-        let i = changed.partition_point(|&(_, last)| last < page);
-        if changed.get(i).is_some_and(|&(first, _)| first <= page) {
-            return false;
-        }
-    }
-    any
-}
-
 /// The root page and SQL of `table` in the schema `c` reads, if it has that table.
 fn table_schema(c: &Connection, table: &str) -> Option<(i64, Option<String>)> {
     c.query_row(
@@ -296,8 +258,8 @@ pub fn export_table_from(
 }
 
 /// [`export_table_from`], of the rows whose rowid is above `after` only: what follows the
-/// earlier export when the table's rows were only appended to ([`appended::appended_after`]
-/// says when). A scan of the table in rowid order, as the whole export's is.
+/// earlier export when the table's rows were only appended to ([`appended::since`] says
+/// when). A scan of the table in rowid order, as the whole export's is.
 pub fn export_table_after(
     conn: &Connection,
     db: &Path,

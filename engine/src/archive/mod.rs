@@ -221,8 +221,17 @@ mod tests {
         .unwrap();
         assert_eq!(load_index(&archive).unwrap()["events.jsonl"], vec![plain]);
         // Anything else is no index (it is a cache: the next archive compresses afresh).
-        std::fs::write(index_path(&archive), br#"{"a":[[1,2]]}"#).unwrap();
-        assert_eq!(load_index(&archive), None);
+        for bad in [
+            &br#"{"a":[[1,2]]}"#[..],
+            br#"{"a":[[1,2,3,4]]}"#,
+            br#"{"a":[[1,2,3,4,"abcd"]]}"#,
+            br#"{"a":[[1,2,3,4,"zz"]]}"#,
+            br#"{"a":[[1,2,3,4,"abababababababababababababababababababababababababababababababab",6]]}"#,
+            br#"{"a":[[1,-2,3]]}"#,
+        ] {
+            std::fs::write(index_path(&archive), bad).unwrap();
+            assert_eq!(load_index(&archive), None, "{}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! Telling from the pages that changed that a table's rows were only appended to: its export
-//! is then the earlier export followed by the export of the new rows ([`appended_after`]), so a
-//! steady backup need not read, encode and write a growing local table whole every time.
+//! Telling from the pages that changed that a table's rows are the same as in an earlier copy,
+//! or were only appended to ([`since`]): its export is then the earlier export, or the earlier
+//! export followed by the export of the new rows, so a steady backup need not read, encode and
+//! write a local table whole every time.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::FileExt as _;
@@ -29,34 +30,57 @@ enum Kind {
     Overflow,
 }
 
-/// The largest rowid of `table` in the earlier copy `old` of the database that `conn` reads
-/// (inside its read transaction, a [`super::pages::Snapshot`]'s), when the rows of `table`
-/// now are exactly the earlier copy's rows, unchanged, followed by rows with larger rowids.
-/// The table's export ([`super::export_table_from`], a scan in rowid order) is then the
-/// earlier copy's export followed by [`super::export_table_after`] that rowid.
+/// What became of a table's rows since an earlier copy of its database, as [`since`] tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Since {
+    /// The same rows: none of the table's pages changed. Its export is the earlier export.
+    Unchanged,
+    /// The earlier rows, unchanged, followed by rows with larger rowids than this one (the
+    /// earlier largest): the export is the earlier export followed by
+    /// [`super::export_table_after`] this rowid.
+    AppendedAfter(i64),
+    /// Anything else, or it could not be told: export the table whole.
+    Changed,
+}
+
+/// What became of `table`'s rows in the database that `conn` reads (inside its read
+/// transaction, a [`super::pages::Snapshot`]'s) since the earlier copy `old` of the same
+/// database, decided from `changed`, the sorted inclusive ranges of pages where the two files
+/// differ. One walk of the table's pages (SQLite's `dbstat` table) answers both questions:
 ///
-/// Decided from `changed`, the sorted inclusive ranges of pages where the two files differ
-/// (as [`table_unchanged`](super::table_unchanged) is): a leaf page of the table's b-tree
-/// that is byte for byte the same, and the table's in both, holds the same rows. Every other
-/// leaf page, in either copy, is read, and each row on it up to the earlier largest rowid is
-/// compared, value by value, in both copies. `None` whenever that does not hold or cannot be
-/// told: a different schema entry, an export that would not scan in rowid order, a changed
-/// overflow page (a row's value can change there while its cell does not), a row changed,
-/// gone or inserted among the earlier ones, too many rows to compare, an unreadable copy.
-pub fn appended_after(
-    conn: &Connection,
-    old: &Path,
-    table: &str,
-    changed: &[(u64, u64)],
-) -> Option<i64> {
+/// - [`Since::Unchanged`]: the same schema entry (root page and SQL), and none of the table's
+///   pages (b-tree and overflow) among `changed`. A b-tree whose every page is byte for byte
+///   the earlier one's, from the same root, holds the same rows, so their export is the same.
+/// - [`Since::AppendedAfter`]: a leaf page of the table's b-tree that is byte for byte the
+///   same, and the table's in both copies, holds the same rows. Every other leaf page, in
+///   either copy, is read, and each row on it up to the earlier largest rowid is compared,
+///   value by value, in both copies. The export (a scan in rowid order,
+///   [`super::export_table_from`]) is then the earlier export followed by the new rows'.
+/// - [`Since::Changed`] otherwise, or whenever it cannot be told: a different schema entry,
+///   an export that would not scan in rowid order, a changed overflow page (a row's value can
+///   change there while its cell does not), a row changed, gone or inserted among the earlier
+///   ones, too many rows to compare, no `dbstat`, an unreadable copy.
+pub fn since(conn: &Connection, old: &Path, table: &str, changed: &[(u64, u64)]) -> Since {
+    compare(conn, old, table, changed).unwrap_or(Since::Changed)
+}
+
+fn compare(conn: &Connection, old: &Path, table: &str, changed: &[(u64, u64)]) -> Option<Since> {
     let earlier = open_read_only(old, old, "open").ok()?;
     // Each page is read once: a page cache would only hold memory.
     earlier.pragma_update(None, "cache_size", -64).ok()?;
     let schema = table_schema(conn, table)?;
-    if table_schema(&earlier, table)? != schema
-        || !scans_in_rowid_order(conn, table)?
-        || !scans_in_rowid_order(&earlier, table)?
-    {
+    if table_schema(&earlier, table)? != schema {
+        return None;
+    }
+    let is_changed = |p: u64| {
+        let i = changed.partition_point(|&(_, last)| last < p);
+        changed.get(i).is_some_and(|&(first, _)| first <= p)
+    };
+    let now = table_pages(conn, table)?;
+    if !now.keys().any(|&p| is_changed(p)) {
+        return Some(Since::Unchanged);
+    }
+    if !scans_in_rowid_order(conn, table)? || !scans_in_rowid_order(&earlier, table)? {
         return None;
     }
     let last: i64 = earlier
@@ -71,11 +95,7 @@ pub fn appended_after(
         .ok()
         .and_then(|n| u64::try_from(n).ok())
         .filter(|&n| n > 0)?;
-    let (now, before) = (table_pages(conn, table)?, table_pages(&earlier, table)?);
-    let is_changed = |p: u64| {
-        let i = changed.partition_point(|&(_, last)| last < p);
-        changed.get(i).is_some_and(|&(first, _)| first <= p)
-    };
+    let before = table_pages(&earlier, table)?;
     // The leaf pages of `mine` that may hold rows other than `other`'s same page does.
     let touched = |mine: &Pages, other: &Pages| -> Option<Vec<u64>> {
         let mut leaves = Vec::new();
@@ -119,7 +139,7 @@ pub fn appended_after(
             return None;
         }
     }
-    Some(last)
+    Some(Since::AppendedAfter(last))
 }
 
 /// Whether `SELECT * FROM table` (the export's query) scans the table's own b-tree, in rowid
@@ -293,9 +313,9 @@ mod tests {
     }
 
     /// Apply `change` to the live database after copying it, then ask; whenever the answer
-    /// is "appended after N", the earlier export and the export after N must make the export
-    /// of the table now, byte for byte.
-    fn ask(change: impl FnOnce(&Connection)) -> Option<i64> {
+    /// is "unchanged", the earlier export must be the export of the table now, byte for byte,
+    /// and whenever it is "appended after N", the earlier export and the export after N.
+    fn ask(change: impl FnOnce(&Connection)) -> Since {
         let dir = tempfile::tempdir().unwrap();
         let (db, old, now) = (
             dir.path().join("live.db"),
@@ -310,29 +330,41 @@ mod tests {
         copy(&c, &now);
         let ranges = changed(&now, &old, 4096);
         let snap = Connection::open(&now).unwrap();
-        let answer = appended_after(&snap, &old, "reads", &ranges);
-        if let Some(after) = answer {
-            let mut joined = before;
-            joined.extend(export(&snap, Some(after)));
-            assert_eq!(joined, export(&snap, None), "appended after {after}");
+        let answer = since(&snap, &old, "reads", &ranges);
+        match answer {
+            Since::Unchanged => assert_eq!(before, export(&snap, None), "unchanged"),
+            Since::AppendedAfter(after) => {
+                let mut joined = before;
+                joined.extend(export(&snap, Some(after)));
+                assert_eq!(joined, export(&snap, None), "appended after {after}");
+            }
+            Since::Changed => {}
         }
         answer
     }
 
     #[test]
     fn rows_appended_are_told_and_their_export_follows_the_earlier_one() {
-        assert_eq!(ask(|c| add(c, 10_000, 300, 8)), Some(600));
+        assert_eq!(ask(|c| add(c, 10_000, 300, 8)), Since::AppendedAfter(600));
         // Nothing appended, other tables changed: the export is the earlier one.
         assert_eq!(
             ask(|c| {
                 c.execute("INSERT INTO other (body) VALUES ('x')", [])
                     .unwrap();
             }),
-            Some(600)
+            Since::Unchanged
+        );
+        // The table's SQL changed (a column added): its rows are not the earlier ones.
+        assert_eq!(
+            ask(|c| {
+                c.execute("ALTER TABLE reads ADD COLUMN extra TEXT", [])
+                    .unwrap();
+            }),
+            Since::Changed
         );
         // Rows long enough to overflow: which row an overflow page is of is not told, so
         // the table is exported whole.
-        assert_eq!(ask(|c| add(c, 10_000, 20, 6000)), None);
+        assert_eq!(ask(|c| add(c, 10_000, 20, 6000)), Since::Changed);
     }
 
     #[test]
@@ -343,7 +375,7 @@ mod tests {
                 c.execute("UPDATE reads SET read_at = 'later' WHERE rowid = 7", [])
                     .unwrap();
             }),
-            None
+            Since::Changed
         );
         assert_eq!(
             ask(|c| {
@@ -351,14 +383,14 @@ mod tests {
                 c.execute("DELETE FROM reads WHERE rowid = 300", [])
                     .unwrap();
             }),
-            None
+            Since::Changed
         );
         assert_eq!(
             ask(|c| {
                 c.execute("DELETE FROM reads WHERE rowid = 600", [])
                     .unwrap();
             }),
-            None
+            Since::Changed
         );
         assert_eq!(
             ask(|c| {
@@ -368,7 +400,7 @@ mod tests {
                 )
                 .unwrap();
             }),
-            None
+            Since::Changed
         );
         assert_eq!(
             ask(|c| {
@@ -380,7 +412,7 @@ mod tests {
                 )
                 .unwrap();
             }),
-            None
+            Since::Changed
         );
     }
 
@@ -393,7 +425,7 @@ mod tests {
             seed ^= seed << 17;
             seed
         };
-        let (mut appended, mut refused) = (0, 0);
+        let (mut unchanged, mut appended, mut refused) = (0, 0, 0);
         for round in 0..24 {
             let ops: Vec<u64> = (0..4).map(|_| next()).collect();
             let answer = ask(|c| {
@@ -426,14 +458,16 @@ mod tests {
                 }
             });
             match answer {
-                Some(_) => appended += 1,
-                None => refused += 1,
+                Since::Unchanged => unchanged += 1,
+                Since::AppendedAfter(_) => appended += 1,
+                Since::Changed => refused += 1,
             }
         }
-        // Both answers came up, and every "appended" was checked against the export.
+        // Both answers that keep the earlier export came up, and each was checked against
+        // the export now.
         assert!(
             appended > 0 && refused > 0,
-            "{appended} appended, {refused} refused"
+            "{unchanged} unchanged, {appended} appended, {refused} refused"
         );
     }
 

@@ -248,7 +248,11 @@ impl Serialize for Blocks {
             raw.extend_from_slice(&b.lines.to_be_bytes());
             raw.extend_from_slice(&b.crc_to.to_be_bytes());
         }
-        s.serialize_str(&hex::encode(raw))
+        // Into one buffer: `hex::encode` pushes one `char` at a time, and a cache holds a
+        // record per 64 KiB of every file.
+        let mut text = vec![0u8; raw.len() * 2];
+        hex::encode_to_slice(&raw, &mut text).map_err(serde::ser::Error::custom)?;
+        s.serialize_str(std::str::from_utf8(&text).map_err(serde::ser::Error::custom)?)
     }
 }
 

@@ -650,18 +650,15 @@ fn capture_incremental(
                 notes.push(format!("messages.db has no table {table}: not exported"));
                 continue;
             }
-            if let Some((rows, d)) = unchanged_local(conn, (base, old), table, &delta, root)? {
-                local.push((table, Local::Done(rows, d)));
-                continue;
+            match kept_local(conn, (base, old), table, &delta, (root, &db_path))? {
+                Some(kept) => local.push((table, kept)),
+                None => {
+                    let (rows, d) = export_local(root, table, |w| {
+                        database::export_table_from(conn, &db_path, table, w)
+                    })?;
+                    local.push((table, Local::Done(rows, d)));
+                }
             }
-            if let Some(a) = appended_local(conn, (base, old), table, &delta, &db_path)? {
-                local.push((table, Local::Appended(a)));
-                continue;
-            }
-            let (rows, d) = export_local(root, table, |w| {
-                database::export_table_from(conn, &db_path, table, w)
-            })?;
-            local.push((table, Local::Done(rows, d)));
         }
         Ok((tables, local, notes))
     })();
@@ -725,28 +722,46 @@ fn capture_incremental(
     })
 }
 
-/// The earlier snapshot's export of the local table `table`, hard-linked into `root`, when
-/// the table is unchanged since the earlier copy `old` ([`database::table_unchanged`], by the
-/// pages `delta` found different): its export would be the same bytes. The linked file is
-/// hashed to be sure it is still what the earlier manifest says; if not, `None` (exported
-/// afresh).
-fn unchanged_local(
+/// The earlier snapshot's export of the local table `table`, kept for this snapshot when the
+/// table's rows are the earlier copy `old`'s ([`database::appended::since`], by the pages
+/// `delta` found different): linked when they are the same rows, grown when rows were only
+/// appended ([`AppendedExport`]). `None`: export it afresh (also when the earlier export is
+/// no longer what its manifest says).
+fn kept_local(
     conn: &rusqlite::Connection,
     (base, old): (&Base<'_>, &Path),
     table: &str,
     delta: &database::pages::Delta,
-    root: &Path,
-) -> Result<Option<(u64, FileDigest)>> {
+    (root, db_path): (&Path, &Path),
+) -> Result<Option<Local>> {
+    use database::appended::Since;
     let rel = format!("local/{table}.jsonl");
     let (Some(entry), Some(&rows)) = (base.files.get(&rel), base.local_rows.get(table)) else {
         return Ok(None);
     };
-    if !database::table_unchanged(conn, old, table, &delta.ranges) {
-        return Ok(None);
-    }
-    let dst = root.join(&rel);
+    let kept = match database::appended::since(conn, old, table, &delta.ranges) {
+        Since::Unchanged => unchanged_local(base, &rel, entry, root)?.map(|d| Local::Done(rows, d)),
+        Since::AppendedAfter(after) => {
+            let earlier = (base.dir.join(&rel), entry, rows);
+            appended_local(conn, earlier, table, after, db_path)?.map(Local::Appended)
+        }
+        Since::Changed => None,
+    };
+    Ok(kept)
+}
+
+/// The earlier snapshot's export `rel` of a table whose rows are unchanged, hard-linked into
+/// `root`: its export would be the same bytes. The linked file is hashed to be sure it is
+/// still what the earlier manifest `entry` says; if not, `None`.
+fn unchanged_local(
+    base: &Base<'_>,
+    rel: &str,
+    entry: &Prefix,
+    root: &Path,
+) -> Result<Option<FileDigest>> {
+    let dst = root.join(rel);
     fsx::create_dir_all(dst.parent().unwrap_or(root))?;
-    if std::fs::hard_link(base.dir.join(&rel), &dst).is_err() {
+    if std::fs::hard_link(base.dir.join(rel), &dst).is_err() {
         return Ok(None);
     }
     let d = fsx::digest_file(&dst)?;
@@ -754,7 +769,7 @@ fn unchanged_local(
         fsx::remove_any(&dst)?;
         return Ok(None);
     }
-    Ok(Some((rows, d)))
+    Ok(Some(d))
 }
 
 /// A local table's export, as the database lane leaves it until the gate opens.
@@ -781,30 +796,22 @@ struct AppendedExport {
     rows: u64,
 }
 
-/// `table`'s export as the earlier snapshot's plus the rows appended since, when that is
-/// what it is ([`AppendedExport`]); `None`: export it whole.
+/// `table`'s export as the `earlier` snapshot's (its path, manifest entry and rows) plus the
+/// rows after `after` ([`AppendedExport`]); `None`: export it whole.
 fn appended_local(
     conn: &rusqlite::Connection,
-    (base, old): (&Base<'_>, &Path),
+    (earlier, entry, rows): (PathBuf, &Prefix, u64),
     table: &str,
-    delta: &database::pages::Delta,
+    after: i64,
     db_path: &Path,
 ) -> Result<Option<AppendedExport>> {
     use std::io::{Read as _, Seek as _};
     use std::os::unix::fs::MetadataExt as _;
-    let rel = format!("local/{table}.jsonl");
-    let (Some(entry), Some(&rows)) = (base.files.get(&rel), base.local_rows.get(table)) else {
-        return Ok(None);
-    };
-    let earlier = base.dir.join(&rel);
     // Grown in place: a copy linked from elsewhere too would grow there as well.
     match std::fs::symlink_metadata(&earlier) {
         Ok(m) if m.is_file() && m.len() == entry.size && m.nlink() == 1 => {}
         _ => return Ok(None),
     }
-    let Some(after) = database::appended::appended_after(conn, old, table, &delta.ranges) else {
-        return Ok(None);
-    };
     let mut tail = Bounded(Vec::new());
     let added = match database::export_table_after(conn, db_path, table, after, &mut tail) {
         Ok(n) => n,
