@@ -23,85 +23,32 @@ pub fn index_path(archive: &Path) -> PathBuf {
 }
 
 /// One chunk in an index file: `[len, packed, crc, packed_crc, "blake3 hex"]`, or
-/// `[len, packed, crc]` as indexes were written before chunks had those checks. Read and
-/// written by hand: as an untagged enum each row was buffered and its hash allocated twice,
-/// and an index holds a row per 16 KiB of the database (~25 000 at the bench's size), read
-/// when an archive starts and written when it ends, both on its critical path.
-struct Row(ChunkInfo);
-
-impl serde::Serialize for Row {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        use serde::ser::{Error as _, SerializeTuple as _};
-        let c = &self.0;
-        let mut row = s.serialize_tuple(if c.checks.is_some() { 5 } else { 3 })?;
-        row.serialize_element(&c.len)?;
-        row.serialize_element(&c.packed)?;
-        row.serialize_element(&c.crc)?;
-        if let Some(k) = c.checks {
-            let mut hex = [0u8; 64];
-            hex::encode_to_slice(k.hash, &mut hex).map_err(S::Error::custom)?;
-            row.serialize_element(&k.packed_crc)?;
-            row.serialize_element(std::str::from_utf8(&hex).map_err(S::Error::custom)?)?;
-        }
-        row.end()
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Row {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = Row;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("[len, packed, crc] or [len, packed, crc, packed_crc, \"hash\"]")
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> std::result::Result<Row, A::Error> {
-                use serde::de::Error as _;
-                let mut number = |i: usize| -> std::result::Result<u32, A::Error> {
-                    seq.next_element()?
-                        .ok_or_else(|| A::Error::invalid_length(i, &Visitor))
-                };
-                let (len, packed, crc) = (number(0)?, number(1)?, number(2)?);
-                let Some(packed_crc) = seq.next_element::<u32>()? else {
-                    return Ok(Row(ChunkInfo {
-                        len,
-                        packed,
-                        crc,
-                        checks: None,
-                    }));
-                };
-                // Borrowed from the file's bytes: a hex string has nothing to unescape.
-                let hash: &str = seq
-                    .next_element()?
-                    .ok_or_else(|| A::Error::invalid_length(4, &Visitor))?;
-                let mut h = [0u8; 32];
-                hex::decode_to_slice(hash, &mut h).map_err(A::Error::custom)?;
-                if seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
-                    return Err(A::Error::invalid_length(6, &Visitor));
-                }
-                Ok(Row(ChunkInfo {
-                    len,
-                    packed,
-                    crc,
-                    checks: Some(ChunkChecks {
-                        packed_crc,
-                        hash: h,
-                    }),
-                }))
-            }
-        }
-        d.deserialize_seq(Visitor)
-    }
+/// `[len, packed, crc]` as indexes were written before chunks had those checks.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum IndexRow {
+    Checked(u32, u32, u32, u32, String),
+    Plain(u32, u32, u32),
 }
 
 /// Save the chunk index of the archive at `archive` (atomically).
 pub fn save_index(archive: &Path, index: &ChunkIndex) -> Result<()> {
-    let rows: BTreeMap<&String, Vec<Row>> = index
+    let row = |c: &ChunkInfo| match c.checks {
+        Some(k) => {
+            // Into one buffer: `hex::encode` pushes a `char` at a time, and an index holds a
+            // row per 16 KiB of the database (~25 000 at the bench's size).
+            let mut hex = [0u8; 64];
+            let hash = match hex::encode_to_slice(k.hash, &mut hex) {
+                Ok(()) => String::from_utf8_lossy(&hex).into_owned(),
+                Err(_) => hex::encode(k.hash),
+            };
+            IndexRow::Checked(c.len, c.packed, c.crc, k.packed_crc, hash)
+        }
+        None => IndexRow::Plain(c.len, c.packed, c.crc),
+    };
+    let rows: BTreeMap<&String, Vec<IndexRow>> = index
         .iter()
-        .map(|(k, v)| (k, v.iter().copied().map(Row).collect()))
+        .map(|(k, v)| (k, v.iter().map(row).collect()))
         .collect();
     let bytes = serde_json::to_vec(&rows).unwrap_or_default();
     fsx::write_atomic(&index_path(archive), &bytes)
@@ -110,12 +57,33 @@ pub fn save_index(archive: &Path, index: &ChunkIndex) -> Result<()> {
 /// Load the chunk index of `archive`, if it has one that parses.
 pub fn load_index(archive: &Path) -> Option<ChunkIndex> {
     let bytes = std::fs::read(index_path(archive)).ok()?;
-    let rows: BTreeMap<String, Vec<Row>> = serde_json::from_slice(&bytes).ok()?;
-    Some(
-        rows.into_iter()
-            .map(|(k, v)| (k, v.into_iter().map(|r| r.0).collect()))
-            .collect(),
-    )
+    let rows: BTreeMap<String, Vec<IndexRow>> = serde_json::from_slice(&bytes).ok()?;
+    let chunk = |row: IndexRow| {
+        Some(match row {
+            IndexRow::Checked(len, packed, crc, packed_crc, hash) => {
+                let mut h = [0u8; 32];
+                hex::decode_to_slice(hash, &mut h).ok()?;
+                ChunkInfo {
+                    len,
+                    packed,
+                    crc,
+                    checks: Some(ChunkChecks {
+                        packed_crc,
+                        hash: h,
+                    }),
+                }
+            }
+            IndexRow::Plain(len, packed, crc) => ChunkInfo {
+                len,
+                packed,
+                crc,
+                checks: None,
+            },
+        })
+    };
+    rows.into_iter()
+        .map(|(k, v)| Some((k, v.into_iter().map(chunk).collect::<Option<Vec<_>>>()?)))
+        .collect()
 }
 
 /// What changed in one file of `current/` since the snapshot before it, page by page: the

@@ -4,7 +4,7 @@
 //! local table, identities and context files added or removed, plugin data changed. Only the
 //! files that changed are read.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -164,17 +164,21 @@ pub fn diff(a: &Snapshot, b: &Snapshot) -> Result<Diff> {
         if !is_log && table.is_none() {
             continue;
         }
-        let old = ra.read(p)?.unwrap_or_default();
-        let new = rb.read(p)?.unwrap_or_default();
         if let Some(t) = table {
-            let (added, removed) = lines_diff(&old, &new);
+            let mut rows = Multiset::default();
+            ra.for_each_line(p, &mut |l| rows.count(l, -1))?;
+            rb.for_each_line(p, &mut |l| rows.count(l, 1))?;
+            let (added, removed) = rows.added_removed();
             d.tables.push(TableChange {
                 table: t.to_owned(),
                 added,
                 removed,
             });
         } else {
-            let change = log_diff(p, &old, &new);
+            let (mut old, mut new) = (LogIndex::default(), LogIndex::default());
+            ra.for_each_line(p, &mut |l| old.add(l))?;
+            rb.for_each_line(p, &mut |l| new.add(l))?;
+            let change = log_diff(p, old, new);
             if p == "events.jsonl" {
                 d.events = Some(change);
             } else {
@@ -202,31 +206,48 @@ fn same(x: &Listed, y: &Listed) -> bool {
     }
 }
 
-fn lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
-    bytes
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+/// A line's (or an id's) fingerprint: the first 128 bits of its BLAKE3 hash. `diff` keeps
+/// these instead of the lines, so that comparing two logs of millions of lines holds a few
+/// dozen bytes per line, not the logs; two different lines sharing one is a 2^-128 chance.
+type Fingerprint = [u8; 16];
+
+fn fingerprint(bytes: &[u8]) -> Fingerprint {
+    let mut f = [0u8; 16];
+    f.copy_from_slice(&blake3::hash(bytes).as_bytes()[..16]);
+    f
 }
 
-/// Lines added and removed, as multisets.
-fn lines_diff(old: &[u8], new: &[u8]) -> (u64, u64) {
-    let mut count: BTreeMap<&[u8], i64> = BTreeMap::new();
-    for l in lines(old) {
-        *count.entry(l).or_insert(0) -= 1;
-    }
-    for l in lines(new) {
-        *count.entry(l).or_insert(0) += 1;
-    }
-    let added = count.values().filter(|&&n| n > 0).map(|&n| n as u64).sum();
-    let removed = count
-        .values()
-        .filter(|&&n| n < 0)
-        .map(|&n| (-n) as u64)
-        .sum();
-    (added, removed)
+/// Blank lines count for nothing.
+fn is_blank(line: &[u8]) -> bool {
+    line.iter().all(u8::is_ascii_whitespace)
 }
 
-/// The id of a thrum log line: its `message_id`, else its `event_id`.
+/// Lines counted with their multiplicity: `-1` for each line of the old file, `+1` for each
+/// of the new.
+#[derive(Default)]
+struct Multiset(HashMap<Fingerprint, i64>);
+
+impl Multiset {
+    fn count(&mut self, line: &[u8], by: i64) {
+        if !is_blank(line) {
+            *self.0.entry(fingerprint(line)).or_insert(0) += by;
+        }
+    }
+
+    /// Lines added and removed.
+    fn added_removed(&self) -> (u64, u64) {
+        let added = self.0.values().filter(|&&n| n > 0).map(|&n| n as u64).sum();
+        let removed = self
+            .0
+            .values()
+            .filter(|&&n| n < 0)
+            .map(|&n| n.unsigned_abs())
+            .sum();
+        (added, removed)
+    }
+}
+
+/// The id of a thrum log line: its `message_id`, else its `event_id`, else its `id`.
 fn line_id(line: &[u8]) -> Option<String> {
     let v: serde_json::Value = serde_json::from_slice(line).ok()?;
     ["message_id", "event_id", "id"]
@@ -234,31 +255,46 @@ fn line_id(line: &[u8]) -> Option<String> {
         .find_map(|k| v.get(*k).and_then(|x| x.as_str()).map(str::to_owned))
 }
 
-fn log_diff(path: &str, old: &[u8], new: &[u8]) -> LogChange {
-    let index = |bytes: &[u8]| {
-        let mut by_id: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-        let mut other: Vec<Vec<u8>> = Vec::new();
-        for l in lines(bytes) {
-            match line_id(l) {
-                // An id seen again (a message edited later): its last line stands for it.
-                Some(id) => {
-                    by_id.insert(id, l.to_vec());
-                }
-                None => other.push(l.to_vec()),
-            }
+/// One side of a log compared by id: each id's last line (an id seen again, a message edited
+/// later, is represented by its last line), and the lines without an id.
+#[derive(Default)]
+struct LogIndex {
+    by_id: HashMap<Fingerprint, Fingerprint>,
+    other: Vec<Fingerprint>,
+}
+
+impl LogIndex {
+    fn add(&mut self, line: &[u8]) {
+        if is_blank(line) {
+            return;
         }
-        (by_id, other)
-    };
-    let (a, oa) = index(old);
-    let (b, ob) = index(new);
-    let (other_added, other_removed) = lines_diff(&oa.concat(), &ob.concat());
+        match line_id(line) {
+            Some(id) => {
+                self.by_id
+                    .insert(fingerprint(id.as_bytes()), fingerprint(line));
+            }
+            None => self.other.push(fingerprint(line)),
+        }
+    }
+}
+
+fn log_diff(path: &str, a: LogIndex, b: LogIndex) -> LogChange {
+    let mut other: HashMap<Fingerprint, i64> = HashMap::new();
+    for f in a.other {
+        *other.entry(f).or_insert(0) -= 1;
+    }
+    for f in b.other {
+        *other.entry(f).or_insert(0) += 1;
+    }
+    let (other_added, other_removed) = Multiset(other).added_removed();
     LogChange {
         path: path.to_owned(),
-        added: b.keys().filter(|k| !a.contains_key(*k)).count() as u64,
-        removed: a.keys().filter(|k| !b.contains_key(*k)).count() as u64,
+        added: b.by_id.keys().filter(|k| !a.by_id.contains_key(*k)).count() as u64,
+        removed: a.by_id.keys().filter(|k| !b.by_id.contains_key(*k)).count() as u64,
         changed: a
+            .by_id
             .iter()
-            .filter(|(k, v)| b.get(*k).is_some_and(|w| w != *v))
+            .filter(|(k, v)| b.by_id.get(*k).is_some_and(|w| w != *v))
             .count() as u64,
         other_lines_added: other_added,
         other_lines_removed: other_removed,
@@ -269,13 +305,33 @@ fn log_diff(path: &str, old: &[u8], new: &[u8]) -> LogChange {
 mod tests {
     use super::*;
 
+    fn index(bytes: &[u8]) -> LogIndex {
+        let mut i = LogIndex::default();
+        bytes.split(|&b| b == b'\n').for_each(|l| i.add(l));
+        i
+    }
+
+    fn rows(old: &[u8], new: &[u8]) -> (u64, u64) {
+        let mut m = Multiset::default();
+        old.split(|&b| b == b'\n').for_each(|l| m.count(l, -1));
+        new.split(|&b| b == b'\n').for_each(|l| m.count(l, 1));
+        m.added_removed()
+    }
+
     #[test]
     fn logs_are_compared_by_id_and_tables_by_line() {
         let old = b"{\"message_id\":\"m1\",\"b\":1}\n{\"message_id\":\"m2\",\"b\":1}\nnot json\n";
         let new = b"{\"message_id\":\"m2\",\"b\":2}\n{\"message_id\":\"m3\",\"b\":1}\n";
-        let c = log_diff("messages/a.jsonl", old, new);
+        let c = log_diff("messages/a.jsonl", index(old), index(new));
         assert_eq!((c.added, c.removed, c.changed), (1, 1, 1));
         assert_eq!((c.other_lines_added, c.other_lines_removed), (0, 1));
-        assert_eq!(lines_diff(b"a\nb\nb\n", b"b\nc\n"), (1, 2));
+        assert_eq!(rows(b"a\nb\nb\n", b"b\nc\n"), (1, 2));
+        assert_eq!(rows(b"a\n\n  \n", b"a"), (0, 0));
+        // Each line without an id counts, and an id seen again stands for itself once.
+        let old = b"x\ny\n{\"event_id\":\"e\",\"v\":1}\n";
+        let new = b"y\nz\nw\n{\"event_id\":\"e\",\"v\":2}\n{\"event_id\":\"e\",\"v\":1}\n";
+        let c = log_diff("events.jsonl", index(old), index(new));
+        assert_eq!((c.added, c.removed, c.changed), (0, 0, 0));
+        assert_eq!((c.other_lines_added, c.other_lines_removed), (2, 1));
     }
 }

@@ -97,8 +97,11 @@ pub fn find(ctx: &Context, query: &Query) -> Result<Found> {
                 let mut hits = Vec::new();
                 for f in &listing.files {
                     let p = &f.path;
-                    if super::diff::is_log(p) && holds_id(&reader.read(p)?.unwrap_or_default(), id)
-                    {
+                    let mut found = false;
+                    if super::diff::is_log(p) {
+                        reader.for_each_line(p, &mut |l| found = found || holds_id(l, id))?;
+                    }
+                    if found {
                         hits.push(p.clone());
                     }
                 }
@@ -135,19 +138,15 @@ pub fn find(ctx: &Context, query: &Query) -> Result<Found> {
     })
 }
 
-/// Whether a log holds a line whose message or event id is `id`.
-fn holds_id(bytes: &[u8], id: &str) -> bool {
+/// Whether a log line's message or event id is `id`.
+fn holds_id(line: &[u8], id: &str) -> bool {
     let needle = id.as_bytes();
-    bytes
-        .split(|&b| b == b'\n')
-        .filter(|l| l.windows(needle.len().max(1)).any(|w| w == needle))
-        .any(|l| {
-            serde_json::from_slice::<serde_json::Value>(l)
-                .ok()
-                .is_some_and(|v| {
-                    ["message_id", "event_id"]
-                        .iter()
-                        .any(|k| v.get(*k).and_then(|x| x.as_str()) == Some(id))
-                })
-        })
+    line.windows(needle.len().max(1)).any(|w| w == needle)
+        && serde_json::from_slice::<serde_json::Value>(line)
+            .ok()
+            .is_some_and(|v| {
+                ["message_id", "event_id"]
+                    .iter()
+                    .any(|k| v.get(*k).and_then(|x| x.as_str()) == Some(id))
+            })
 }

@@ -294,14 +294,13 @@ pub fn dump(snap: &Snapshot, path: &str, out: &mut dyn Write) -> Result<Dumped> 
     })
 }
 
-/// Reads files of one snapshot (an archive is opened once).
+/// Reads files of one snapshot (an archive is opened once), a line at a time: `diff` and
+/// `find` read every changed log, hundreds of megabytes in a large workspace, and hold none
+/// of it whole.
 pub(crate) struct Reader {
     snap: Snapshot,
     archive: Option<CheckedArchive>,
 }
-
-/// Largest file `diff` and `find` read into memory.
-const READ_LIMIT: u64 = 4 << 30;
 
 impl Reader {
     pub(crate) fn open(snap: &Snapshot) -> Result<Self> {
@@ -315,21 +314,85 @@ impl Reader {
         })
     }
 
-    /// The file `path` of the snapshot, or `None` when it has none.
-    pub(crate) fn read(&mut self, path: &str) -> Result<Option<Vec<u8>>> {
+    /// Call `line` with each line of the file `path` of the snapshot, without its `\n`, as
+    /// the file is read (an archive's entry is checked against its CRC at its end, so an
+    /// error can come after some lines). `false` when the snapshot has no such file.
+    pub(crate) fn for_each_line(
+        &mut self,
+        path: &str,
+        line: &mut dyn FnMut(&[u8]),
+    ) -> Result<bool> {
+        let mut lines = Lines {
+            partial: Vec::new(),
+            line,
+        };
         match (&self.snap, &mut self.archive) {
-            (Snapshot::Current(dir), _) => match std::fs::read(dir.join(path)) {
-                Ok(b) => Ok(Some(b)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(Error::Io {
+            (Snapshot::Current(dir), _) => {
+                let file = dir.join(path);
+                let mut f = match std::fs::File::open(&file) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+                    Err(e) => {
+                        return Err(Error::Io {
+                            action: "open",
+                            path: file,
+                            source: e,
+                        });
+                    }
+                };
+                std::io::copy(&mut f, &mut lines).map_err(|e| Error::Io {
                     action: "read",
-                    path: dir.join(path),
+                    path: file,
                     source: e,
-                }),
-            },
-            (_, Some(a)) => a.read_entry(path, READ_LIMIT),
-            (Snapshot::Archive(_), None) => Ok(None),
+                })?;
+            }
+            (_, Some(a)) => {
+                if a.stream_entry(path, &mut lines)?.is_none() {
+                    return Ok(false);
+                }
+            }
+            (Snapshot::Archive(_), None) => return Ok(false),
         }
+        lines.finish();
+        Ok(true)
+    }
+}
+
+/// Cuts the bytes written to it into lines for [`Reader::for_each_line`]; only a line not
+/// yet ended is held.
+struct Lines<'f> {
+    partial: Vec<u8>,
+    line: &'f mut dyn FnMut(&[u8]),
+}
+
+impl Lines<'_> {
+    /// The last line, when the file does not end with `\n`.
+    fn finish(mut self) {
+        if !self.partial.is_empty() {
+            (self.line)(&std::mem::take(&mut self.partial));
+        }
+    }
+}
+
+impl Write for Lines<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut rest = buf;
+        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+            if self.partial.is_empty() {
+                (self.line)(&rest[..end]);
+            } else {
+                self.partial.extend_from_slice(&rest[..end]);
+                (self.line)(&self.partial);
+                self.partial.clear();
+            }
+            rest = &rest[end + 1..];
+        }
+        self.partial.extend_from_slice(rest);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -350,4 +413,30 @@ pub fn all_snapshots(ctx: &Context) -> Result<(Vec<Snapshot>, crate::backup_dir:
         out.push(Snapshot::Current(ctx.backup.current()));
     }
     Ok((out, skipped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whatever sizes the bytes arrive in, the lines are the file's, the last one included
+    /// when the file does not end with a newline.
+    #[test]
+    fn lines_are_cut_the_same_whatever_the_writes() {
+        let text = b"{\"a\":1}\n\nlong line with no end yet ... \n\xff\xfe not utf-8\nlast";
+        let want: Vec<&[u8]> = text.split(|&b| b == b'\n').collect();
+        for size in [1, 2, 3, 7, 16, text.len()] {
+            let mut got: Vec<Vec<u8>> = Vec::new();
+            let mut push = |l: &[u8]| got.push(l.to_vec());
+            let mut lines = Lines {
+                partial: Vec::new(),
+                line: &mut push,
+            };
+            for piece in text.chunks(size) {
+                lines.write_all(piece).unwrap();
+            }
+            lines.finish();
+            assert_eq!(got, want, "written {size} bytes at a time");
+        }
+    }
 }

@@ -119,6 +119,21 @@ struct Job {
     hash: bool,
 }
 
+impl Job {
+    /// Whether the earlier chunk's bytes are known to encode this one's: nothing to read,
+    /// hash or compress ([`pack`] hands them back).
+    fn proven(&self) -> bool {
+        matches!(
+            self.earlier,
+            Some(Candidate {
+                checks: Some(_),
+                proven: true,
+                ..
+            })
+        )
+    }
+}
+
 /// An earlier chunk's compressed bytes, and what proves they encode a new chunk's bytes: its
 /// index entry's checks, or (`proven`) the caller's knowledge that the chunk's bytes and
 /// dictionary did not change (the job then holds no bytes; see [`Patch`]).

@@ -46,6 +46,7 @@ pub(super) fn pack(j: Job, level: u32) -> io::Result<Packed> {
 /// The threads that [`pack`] chunks for one [`ZipOut`], started once (a thread per batch left
 /// glibc holding tens of MiB of freed memory in per-thread arenas).
 pub(super) struct Pool {
+    level: u32,
     jobs: Option<std::sync::mpsc::Sender<(usize, Job)>>,
     done: std::sync::mpsc::Receiver<(usize, io::Result<Packed>)>,
     workers: Vec<std::thread::JoinHandle<()>>,
@@ -76,22 +77,32 @@ impl Pool {
             })
             .collect();
         Self {
+            level,
             jobs: Some(jobs),
             done,
             workers,
         }
     }
 
-    /// [`pack`] every job, on the pool's threads; the results in the jobs' order.
+    /// [`pack`] every job, on the pool's threads; the results in the jobs' order. A job whose
+    /// earlier chunk is already proven is done here: it is only handed back, and a round trip
+    /// through the threads (two wake-ups) cost more than that. Most chunks of a database
+    /// brought up to date page by page are such jobs.
     pub(super) fn run(&self, jobs: Vec<Job>) -> io::Result<Vec<Packed>> {
         let stopped = || io::Error::other("the compression threads stopped");
         let n = jobs.len();
         let queue = self.jobs.as_ref().ok_or_else(stopped)?;
-        for (i, job) in jobs.into_iter().enumerate() {
-            queue.send((i, job)).map_err(|_| stopped())?;
-        }
         let mut out: Vec<Option<io::Result<Packed>>> = (0..n).map(|_| None).collect();
-        for _ in 0..n {
+        let mut sent = 0;
+        for (i, job) in jobs.into_iter().enumerate() {
+            if job.proven() {
+                out[i] = Some(pack(job, self.level));
+            } else {
+                queue.send((i, job)).map_err(|_| stopped())?;
+                sent += 1;
+            }
+        }
+        for _ in 0..sent {
             let (i, packed) = self.done.recv().map_err(|_| stopped())?;
             out[i] = Some(packed);
         }
