@@ -359,7 +359,7 @@ impl Reader {
 }
 
 /// Cuts the bytes written to it into lines for [`Reader::for_each_line`]; only a line not
-/// yet ended is held.
+/// yet ended is held, up to [`crate::jsonl::MAX_LINE`] (a longer one is an error).
 struct Lines<'f> {
     partial: Vec<u8>,
     line: &'f mut dyn FnMut(&[u8]),
@@ -386,6 +386,13 @@ impl Write for Lines<'_> {
                 self.partial.clear();
             }
             rest = &rest[end + 1..];
+        }
+        if self.partial.len() + rest.len() > crate::jsonl::MAX_LINE {
+            // Not held whole: an archive could otherwise make it any size.
+            return Err(std::io::Error::other(format!(
+                "a line is longer than {} MiB",
+                crate::jsonl::MAX_LINE >> 20
+            )));
         }
         self.partial.extend_from_slice(rest);
         Ok(buf.len())
@@ -438,5 +445,15 @@ mod tests {
             lines.finish();
             assert_eq!(got, want, "written {size} bytes at a time");
         }
+        // A line longer than any thrum writes is refused, not held.
+        let mut ignore = |_: &[u8]| {};
+        let mut lines = Lines {
+            partial: Vec::new(),
+            line: &mut ignore,
+        };
+        let mib = vec![b'x'; 1 << 20];
+        let refused = (0..=crate::jsonl::MAX_LINE >> 20).any(|_| lines.write_all(&mib).is_err());
+        assert!(refused);
+        assert!(lines.partial.len() <= crate::jsonl::MAX_LINE);
     }
 }
