@@ -38,15 +38,74 @@ impl std::fmt::Display for Issue {
     }
 }
 
+/// A stream fed in blocks, cut into runs of whole lines: the unfinished last line is held
+/// until its end comes, up to [`MAX_LINE`]. The one line splitter of `create`'s check and of
+/// `diff` and `find`.
+#[derive(Debug, Default)]
+pub struct LineCarry {
+    held: Vec<u8>,
+}
+
+/// A line longer than [`MAX_LINE`] (not held: a file could make it any size).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooLong;
+
+impl std::fmt::Display for TooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line is longer than {} MiB", MAX_LINE >> 20)
+    }
+}
+
+impl LineCarry {
+    /// Feed the next bytes: `lines` gets every run of whole lines they end, each run ending
+    /// with `\n` (a line begun in earlier bytes in a run of its own); the rest is held. A held
+    /// line that grows past [`MAX_LINE`] is dropped and is an error.
+    pub fn feed(&mut self, bytes: &[u8], mut lines: impl FnMut(&[u8])) -> Result<(), TooLong> {
+        let Some(last) = bytes.iter().rposition(|&b| b == b'\n') else {
+            return self.hold(bytes);
+        };
+        let mut whole = &bytes[..=last];
+        if !self.held.is_empty() {
+            // Only the held line is joined, not the whole block.
+            let end = whole.iter().position(|&b| b == b'\n').unwrap_or(last);
+            self.held.extend_from_slice(&whole[..=end]);
+            lines(&self.held);
+            self.held.clear();
+            whole = &whole[end + 1..];
+        }
+        if !whole.is_empty() {
+            lines(whole);
+        }
+        self.hold(&bytes[last + 1..])
+    }
+
+    fn hold(&mut self, bytes: &[u8]) -> Result<(), TooLong> {
+        if self.held.len() + bytes.len() > MAX_LINE {
+            self.held.clear();
+            return Err(TooLong);
+        }
+        self.held.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    /// The last line, when the stream did not end with `\n` (empty when it did).
+    pub fn finish(self) -> Vec<u8> {
+        self.held
+    }
+}
+
 /// Checks a stream of bytes, line by line, and keeps the first problem.
 #[derive(Debug, Default)]
 pub struct Checker {
-    /// The unfinished last line of what was fed.
-    carry: Vec<u8>,
-    /// Lines before `carry`.
+    carry: LineCarry,
+    found: Found,
+}
+
+/// What a [`Checker`] found so far.
+#[derive(Debug, Default)]
+struct Found {
+    /// Lines checked.
     lines: u64,
-    /// Inside a line too long to buffer: skip to its end.
-    skipping: bool,
     first: Option<(u64, String)>,
 }
 
@@ -54,55 +113,50 @@ impl Checker {
     /// A checker whose first line is line `first_line` of the file.
     pub fn starting_at(first_line: u64) -> Self {
         Self {
-            lines: first_line.saturating_sub(1),
-            ..Self::default()
+            carry: LineCarry::default(),
+            found: Found {
+                lines: first_line.saturating_sub(1),
+                first: None,
+            },
         }
     }
 
     /// Check the next bytes.
-    pub fn feed(&mut self, mut bytes: &[u8]) {
+    pub fn feed(&mut self, bytes: &[u8]) {
+        if self.found.first.is_some() {
+            return;
+        }
+        let found = &mut self.found;
+        if let Err(e) = self.carry.feed(bytes, |lines| found.check(lines)) {
+            // Nothing after the first problem is looked at.
+            found.first.get_or_insert((found.lines + 1, e.to_string()));
+        }
+    }
+
+    /// The first problem, naming `path`; a last line without its newline that is not JSON
+    /// is called torn (thrum's daemon leaves one when it dies mid-write).
+    pub fn finish(self, path: &str) -> Option<Issue> {
+        let Self { carry, mut found } = self;
+        let last = carry.finish();
+        if found.first.is_none() && !last.is_empty() {
+            found.check(&last);
+            if let Some((_, what)) = &mut found.first {
+                *what = format!("torn last line (no newline, {what})");
+            }
+        }
+        found.first.map(|(line, problem)| Issue {
+            path: path.to_owned(),
+            line,
+            problem,
+        })
+    }
+}
+
+impl Found {
+    fn check(&mut self, block: &[u8]) {
         if self.first.is_some() {
             return;
         }
-        if self.skipping {
-            match bytes.iter().position(|&b| b == b'\n') {
-                None => return,
-                Some(nl) => {
-                    self.skipping = false;
-                    self.lines += 1;
-                    bytes = &bytes[nl + 1..];
-                }
-            }
-        }
-        let Some(last_nl) = bytes.iter().rposition(|&b| b == b'\n') else {
-            self.carry_on(bytes);
-            return;
-        };
-        let (complete, rest) = bytes.split_at(last_nl + 1);
-        if self.carry.is_empty() {
-            self.check(complete);
-        } else {
-            let mut joined = std::mem::take(&mut self.carry);
-            joined.extend_from_slice(complete);
-            self.check(&joined);
-        }
-        self.carry_on(rest);
-    }
-
-    fn carry_on(&mut self, bytes: &[u8]) {
-        if self.carry.len() + bytes.len() > MAX_LINE {
-            self.first = Some((
-                self.lines + 1,
-                format!("line is longer than {} MiB", MAX_LINE >> 20),
-            ));
-            self.carry.clear();
-            self.skipping = true;
-            return;
-        }
-        self.carry.extend_from_slice(bytes);
-    }
-
-    fn check(&mut self, block: &[u8]) {
         match rules::check_lines(block) {
             Ok(l) => self.lines += l.lines,
             Err(bad) => {
@@ -116,23 +170,6 @@ impl Checker {
                 ));
             }
         }
-    }
-
-    /// The first problem, naming `path`; a last line without its newline that is not JSON
-    /// is called torn (thrum's daemon leaves one when it dies mid-write).
-    pub fn finish(mut self, path: &str) -> Option<Issue> {
-        if self.first.is_none() && !self.carry.is_empty() && !self.skipping {
-            let last = std::mem::take(&mut self.carry);
-            self.check(&last);
-            if let Some((_, what)) = &mut self.first {
-                *what = format!("torn last line (no newline, {what})");
-            }
-        }
-        self.first.map(|(line, problem)| Issue {
-            path: path.to_owned(),
-            line,
-            problem,
-        })
     }
 }
 
@@ -171,6 +208,35 @@ mod tests {
             c.feed(ch);
         }
         c.finish("f")
+    }
+
+    /// Runs of whole lines come out as they were fed, the held line joined only to its own
+    /// end; what is held never passes `MAX_LINE`.
+    #[test]
+    fn the_line_carry_joins_only_the_held_line_and_holds_no_more_than_max_line() {
+        let mut runs: Vec<Vec<u8>> = Vec::new();
+        let mut c = LineCarry::default();
+        for block in [&b"a"[..], b"b\nc\nd", b"", b"e", b"\n", b"f\ng\n", b"h"] {
+            c.feed(block, |r| runs.push(r.to_vec())).unwrap();
+            assert!(runs.iter().all(|r| r.ends_with(b"\n")));
+        }
+        let want: [&[u8]; 5] = [b"ab\n", b"c\n", b"de\n", b"f\ng\n", b"h"];
+        runs.push(c.finish());
+        assert_eq!(runs, want);
+
+        let mut c = LineCarry::default();
+        let mib = vec![b'x'; 1 << 20];
+        let mut fed = 0;
+        let err = loop {
+            match c.feed(&mib, |_| panic!("no line ended")) {
+                Ok(()) => fed += 1,
+                Err(e) => break e,
+            }
+            assert!(c.held.len() <= MAX_LINE);
+        };
+        assert_eq!(fed, MAX_LINE >> 20);
+        assert_eq!(err.to_string(), "line is longer than 64 MiB");
+        assert!(c.held.is_empty(), "the too long line is dropped");
     }
 
     #[test]

@@ -655,8 +655,15 @@ fn skip(lang: &str, why: &str) -> Option<PathBuf> {
 }
 
 fn built_dir() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
+    // Under Cargo's scratch directory for integration tests (`target/tmp`), which goes with
+    // `target/`: a `TempDir` held in a static is never dropped, and left ~30 MB in /tmp on
+    // every run.
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("example-components");
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    })
 }
 
 /// `plugins/examples/py-inventory` built with componentize-py (once per test run).

@@ -230,8 +230,12 @@ struct Multiset(HashMap<Fingerprint, i64>);
 impl Multiset {
     fn count(&mut self, line: &[u8], by: i64) {
         if !is_blank(line) {
-            *self.0.entry(fingerprint(line)).or_insert(0) += by;
+            self.count_fingerprint(fingerprint(line), by);
         }
+    }
+
+    fn count_fingerprint(&mut self, f: Fingerprint, by: i64) {
+        *self.0.entry(f).or_insert(0) += by;
     }
 
     /// Lines added and removed.
@@ -279,14 +283,14 @@ impl LogIndex {
 }
 
 fn log_diff(path: &str, a: LogIndex, b: LogIndex) -> LogChange {
-    let mut other: HashMap<Fingerprint, i64> = HashMap::new();
-    for f in a.other {
-        *other.entry(f).or_insert(0) -= 1;
-    }
-    for f in b.other {
-        *other.entry(f).or_insert(0) += 1;
-    }
-    let (other_added, other_removed) = Multiset(other).added_removed();
+    let mut other = Multiset::default();
+    a.other
+        .into_iter()
+        .for_each(|f| other.count_fingerprint(f, -1));
+    b.other
+        .into_iter()
+        .for_each(|f| other.count_fingerprint(f, 1));
+    let (other_added, other_removed) = other.added_removed();
     LogChange {
         path: path.to_owned(),
         added: b.by_id.keys().filter(|k| !a.by_id.contains_key(*k)).count() as u64,

@@ -323,7 +323,7 @@ impl Reader {
         line: &mut dyn FnMut(&[u8]),
     ) -> Result<bool> {
         let mut lines = Lines {
-            partial: Vec::new(),
+            carry: crate::jsonl::LineCarry::default(),
             line,
         };
         match (&self.snap, &mut self.archive) {
@@ -358,43 +358,35 @@ impl Reader {
     }
 }
 
-/// Cuts the bytes written to it into lines for [`Reader::for_each_line`]; only a line not
-/// yet ended is held, up to [`crate::jsonl::MAX_LINE`] (a longer one is an error).
+/// Cuts the bytes written to it into lines for [`Reader::for_each_line`], with
+/// [`crate::jsonl::LineCarry`]: only a line not yet ended is held, and a longer one than
+/// [`crate::jsonl::MAX_LINE`] is an error.
 struct Lines<'f> {
-    partial: Vec<u8>,
+    carry: crate::jsonl::LineCarry,
     line: &'f mut dyn FnMut(&[u8]),
 }
 
 impl Lines<'_> {
     /// The last line, when the file does not end with `\n`.
-    fn finish(mut self) {
-        if !self.partial.is_empty() {
-            (self.line)(&std::mem::take(&mut self.partial));
+    fn finish(self) {
+        let last = self.carry.finish();
+        if !last.is_empty() {
+            (self.line)(&last);
         }
     }
 }
 
 impl Write for Lines<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let mut rest = buf;
-        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
-            if self.partial.is_empty() {
-                (self.line)(&rest[..end]);
-            } else {
-                self.partial.extend_from_slice(&rest[..end]);
-                (self.line)(&self.partial);
-                self.partial.clear();
-            }
-            rest = &rest[end + 1..];
-        }
-        if self.partial.len() + rest.len() > crate::jsonl::MAX_LINE {
-            // Not held whole: an archive could otherwise make it any size.
-            return Err(std::io::Error::other(format!(
-                "a line is longer than {} MiB",
-                crate::jsonl::MAX_LINE >> 20
-            )));
-        }
-        self.partial.extend_from_slice(rest);
+        let line = &mut self.line;
+        self.carry
+            .feed(buf, |whole| {
+                // `whole` ends with its last line's `\n`.
+                whole[..whole.len() - 1]
+                    .split(|&b| b == b'\n')
+                    .for_each(&mut *line);
+            })
+            .map_err(|e| std::io::Error::other(format!("a {e}")))?;
         Ok(buf.len())
     }
 
@@ -436,7 +428,7 @@ mod tests {
             let mut got: Vec<Vec<u8>> = Vec::new();
             let mut push = |l: &[u8]| got.push(l.to_vec());
             let mut lines = Lines {
-                partial: Vec::new(),
+                carry: crate::jsonl::LineCarry::default(),
                 line: &mut push,
             };
             for piece in text.chunks(size) {
@@ -448,12 +440,14 @@ mod tests {
         // A line longer than any thrum writes is refused, not held.
         let mut ignore = |_: &[u8]| {};
         let mut lines = Lines {
-            partial: Vec::new(),
+            carry: crate::jsonl::LineCarry::default(),
             line: &mut ignore,
         };
         let mib = vec![b'x'; 1 << 20];
-        let refused = (0..=crate::jsonl::MAX_LINE >> 20).any(|_| lines.write_all(&mib).is_err());
-        assert!(refused);
-        assert!(lines.partial.len() <= crate::jsonl::MAX_LINE);
+        let refused = (0..=crate::jsonl::MAX_LINE >> 20)
+            .find_map(|_| lines.write_all(&mib).err())
+            .expect("refused");
+        assert_eq!(refused.to_string(), "a line is longer than 64 MiB");
+        // What `LineCarry` holds meanwhile is bounded: `jsonl::tests`.
     }
 }

@@ -120,17 +120,20 @@ struct Job {
 }
 
 impl Job {
-    /// Whether the earlier chunk's bytes are known to encode this one's: nothing to read,
-    /// hash or compress ([`pack`] hands them back).
-    fn proven(&self) -> bool {
-        matches!(
-            self.earlier,
+    /// The earlier chunk's compressed bytes, taken, when they are known to encode this
+    /// one's: nothing to read, hash or compress. Else `None`, and the job is unchanged.
+    fn take_proven(&mut self) -> Option<pool::Packed> {
+        match self.earlier.take() {
             Some(Candidate {
-                checks: Some(_),
+                packed,
+                checks: Some(k),
                 proven: true,
-                ..
-            })
-        )
+            }) => Some((packed, true, k.hash)),
+            earlier => {
+                self.earlier = earlier;
+                None
+            }
+        }
     }
 }
 

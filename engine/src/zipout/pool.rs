@@ -14,14 +14,9 @@ pub(super) type Packed = (Vec<u8>, bool, [u8; 32]);
 /// its dictionary, or its data compressed afresh. The earlier chunk's index entry proves that
 /// by its CRC of the compressed bytes and its hash of what they encode; otherwise (an index
 /// without them, or another dictionary), inflating them primed with the dictionary does.
-pub(super) fn pack(j: Job, level: u32) -> io::Result<Packed> {
-    if let Some(Candidate {
-        packed,
-        checks: Some(k),
-        proven: true,
-    }) = j.earlier
-    {
-        return Ok((packed, true, k.hash));
+pub(super) fn pack(mut j: Job, level: u32) -> io::Result<Packed> {
+    if let Some(proven) = j.take_proven() {
+        return Ok(proven);
     }
     let hash = if j.hash {
         chunk_hash(&j.dict, &j.data)
@@ -46,7 +41,6 @@ pub(super) fn pack(j: Job, level: u32) -> io::Result<Packed> {
 /// The threads that [`pack`] chunks for one [`ZipOut`], started once (a thread per batch left
 /// glibc holding tens of MiB of freed memory in per-thread arenas).
 pub(super) struct Pool {
-    level: u32,
     jobs: Option<std::sync::mpsc::Sender<(usize, Job)>>,
     done: std::sync::mpsc::Receiver<(usize, io::Result<Packed>)>,
     workers: Vec<std::thread::JoinHandle<()>>,
@@ -77,7 +71,6 @@ impl Pool {
             })
             .collect();
         Self {
-            level,
             jobs: Some(jobs),
             done,
             workers,
@@ -94,9 +87,9 @@ impl Pool {
         let queue = self.jobs.as_ref().ok_or_else(stopped)?;
         let mut out: Vec<Option<io::Result<Packed>>> = (0..n).map(|_| None).collect();
         let mut sent = 0;
-        for (i, job) in jobs.into_iter().enumerate() {
-            if job.proven() {
-                out[i] = Some(pack(job, self.level));
+        for (i, mut job) in jobs.into_iter().enumerate() {
+            if let Some(proven) = job.take_proven() {
+                out[i] = Some(Ok(proven));
             } else {
                 queue.send((i, job)).map_err(|_| stopped())?;
                 sent += 1;
