@@ -40,6 +40,58 @@ use crate::progress::Cancel;
 /// `PRAGMA journal_mode = DELETE` writes there).
 const FORMAT_VERSION_BYTES: std::ops::Range<usize> = 18..20;
 
+/// How much of the live database [`Snapshot::diff`] reads through one memory map before it
+/// maps afresh.
+///
+/// Reading pages through SQLite's memory map (`PRAGMA mmap_size`) instead of one `pread` per
+/// page saves the copy into SQLite's page cache and most of the system time of the scan. One
+/// map of the whole file would keep every page it touched resident in this process (its RSS
+/// grows by the database's size), so the map is dropped and made again every window: the
+/// pages of a window leave the process with it, and the peak stays a window. Tests use a small
+/// window so that a test database crosses many.
+#[cfg(not(test))]
+const MAP_WINDOW: u64 = 4 << 20;
+#[cfg(test)]
+const MAP_WINDOW: u64 = 64 << 10;
+
+/// The live database's memory map during [`Snapshot::diff`], renewed every [`MAP_WINDOW`].
+///
+/// SQLite reads a page through the map only when the read transaction sees no newer frame of
+/// it in the WAL (else from the WAL, as before), so the pages are those of the snapshot's
+/// instant either way. Setting `mmap_size` unmaps only while no mapped page is referenced, and
+/// `sqlite_dbpage` lets go of each page once its column is read, so renewing between rows
+/// takes effect (SQLite 3.54's `unixFileControl`/`dbpage` code, bundled by libsqlite3-sys).
+/// Page 1 is never read through the map; pages past SQLite's 2 GiB cap on a map are read
+/// by `pread` as without one.
+struct MapWindow<'c> {
+    conn: &'c Connection,
+    /// Pages per window.
+    pages: u64,
+}
+
+impl<'c> MapWindow<'c> {
+    fn new(conn: &'c Connection, page_size: u64) -> Self {
+        Self {
+            conn,
+            pages: (MAP_WINDOW / page_size).max(1),
+        }
+    }
+
+    /// Drop the current map (and the pages it holds) and allow a new one.
+    fn renew(&self) -> rusqlite::Result<()> {
+        self.conn.pragma_update(None, "mmap_size", 0)?;
+        self.conn.pragma_update(None, "mmap_size", i64::MAX)
+    }
+}
+
+impl Drop for MapWindow<'_> {
+    fn drop(&mut self) {
+        // The connection goes on reading (counts, exports) by `pread`; a failure here leaves
+        // a map that is dropped with the connection.
+        let _ = self.conn.pragma_update(None, "mmap_size", 0);
+    }
+}
+
 /// The first line of an undo file, in JSON.
 #[derive(Debug, Serialize, Deserialize)]
 struct UndoHeader {
@@ -176,6 +228,8 @@ impl Snapshot {
         line.push(b'\n');
         undo.write_all(&line).at("write", &undo_path)?;
 
+        let map = MapWindow::new(&self.conn, old_page_size);
+        map.renew().map_err(sql(src, "map pages"))?;
         let mut stmt = self
             .conn
             .prepare("SELECT pgno, data FROM sqlite_dbpage")
@@ -207,6 +261,9 @@ impl Snapshot {
             if pages % 4096 == 0 {
                 cancel.check()?;
             }
+            if pages % map.pages == 0 {
+                map.renew().map_err(sql(src, "map pages"))?;
+            }
             let had = pages <= old_pages;
             if had {
                 old_reader.read_exact(&mut old_page).at("read", old)?;
@@ -226,6 +283,9 @@ impl Snapshot {
                 _ => ranges.push((pages, pages)),
             }
         }
+        drop(rows);
+        drop(stmt);
+        drop(map);
         // Pages the database has dropped since: cutting the copy short loses them.
         for pgno in pages + 1..=old_pages {
             old_reader.read_exact(&mut old_page).at("read", old)?;
@@ -695,11 +755,25 @@ mod tests {
         insert(&c, 4000..4040);
         c.execute("UPDATE m SET body = 'edited' WHERE id = 7", [])
             .unwrap();
-        let (delta, undo) = bring_up_to_date(&live, &old, &base, t.path());
+        let snap = Snapshot::open(&live, Duration::from_secs(5))
+            .unwrap()
+            .expect("sqlite_dbpage");
+        let delta = snap
+            .diff(&old, (&base, None), &t.path().join("work"), &Cancel::new())
+            .unwrap();
         assert!(
             delta.changed > 0 && delta.changed < delta.pages / 4,
             "{delta:?}"
         );
+        // The scan crossed several map windows, and left the connection unmapped.
+        assert!(delta.pages > 3 * MAP_WINDOW / delta.page_size, "{delta:?}");
+        let mapped: i64 = snap
+            .conn()
+            .query_row("PRAGMA mmap_size", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mapped, 0);
+        drop(snap);
+        let undo = t.path().join("work.undo");
         let digest = delta.digest.clone();
         assert_eq!(delta.apply(&new, true, &undo).unwrap(), Applied::InPlace);
         // The new copy: live's rows, sound, a single file, and hashed right as it was read.
