@@ -61,16 +61,13 @@ pub fn load_index(archive: &Path) -> Option<ChunkIndex> {
     let chunk = |row: IndexRow| {
         Some(match row {
             IndexRow::Checked(len, packed, crc, packed_crc, hash) => {
-                let mut h = [0u8; 32];
-                hex::decode_to_slice(hash, &mut h).ok()?;
+                // Read back the way it was written: BLAKE3's own hex.
+                let hash = *blake3::Hash::from_hex(hash).ok()?.as_bytes();
                 ChunkInfo {
                     len,
                     packed,
                     crc,
-                    checks: Some(ChunkChecks {
-                        packed_crc,
-                        hash: h,
-                    }),
+                    checks: Some(ChunkChecks { packed_crc, hash }),
                 }
             }
             IndexRow::Plain(len, packed, crc) => ChunkInfo {

@@ -530,8 +530,9 @@ impl<W: Write + Seek> ZipOut<W> {
         while !at_end {
             check()?;
             let mut jobs: Vec<Job> = Vec::with_capacity(batch);
-            // Each job's length and CRC-32.
-            let mut infos: Vec<(usize, u32)> = Vec::with_capacity(batch);
+            // Each job's length and CRC-32, and its compressed bytes' CRC-32 when it is
+            // already known (a proven chunk's, checked above: not computed a second time).
+            let mut infos: Vec<(usize, u32, Option<u32>)> = Vec::with_capacity(batch);
             while jobs.len() < batch {
                 // Cut where the earlier entry was cut while it has chunks left (and was cut
                 // at least as finely: an entry cut coarser before chunk sizes were per entry
@@ -570,7 +571,7 @@ impl<W: Write + Seek> ZipOut<W> {
                         }),
                         hash: false,
                     });
-                    infos.push((c.len as usize, c.crc));
+                    infos.push((c.len as usize, c.crc, Some(k.packed_crc)));
                     pos += u64::from(c.len);
                     window_ok = false;
                     at_end = input.ends_at(pos);
@@ -601,7 +602,7 @@ impl<W: Write + Seek> ZipOut<W> {
                         checks: c.checks,
                         proven: false,
                     });
-                infos.push((chunk.len(), chunk_crc));
+                infos.push((chunk.len(), chunk_crc, None));
                 jobs.push(Job {
                     data: chunk,
                     dict,
@@ -615,7 +616,7 @@ impl<W: Write + Seek> ZipOut<W> {
             if jobs.is_empty() {
                 break;
             }
-            for &(len, chunk_crc) in &infos {
+            for &(len, chunk_crc, _) in &infos {
                 crc.combine(&crc32fast::Hasher::new_with_initial_len(
                     chunk_crc, len as u64,
                 ));
@@ -628,7 +629,9 @@ impl<W: Write + Seek> ZipOut<W> {
                     .map(|j| pack(j, self.level))
                     .collect::<io::Result<_>>()?,
             };
-            for ((packed, reused, hash), (len, chunk_crc)) in results.into_iter().zip(infos) {
+            for ((packed, reused, hash), (len, chunk_crc, packed_crc)) in
+                results.into_iter().zip(infos)
+            {
                 self.out.write_all(&packed)?;
                 out.written += packed.len() as u64;
                 self.pos += packed.len() as u64;
@@ -640,7 +643,7 @@ impl<W: Write + Seek> ZipOut<W> {
                     packed: packed.len() as u32,
                     crc: chunk_crc,
                     checks: Some(ChunkChecks {
-                        packed_crc: crc32fast::hash(&packed),
+                        packed_crc: packed_crc.unwrap_or_else(|| crc32fast::hash(&packed)),
                         hash,
                     }),
                 });
