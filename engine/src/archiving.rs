@@ -44,12 +44,15 @@ impl PreparedArchive {
     }
 }
 
-/// Write the zip of `current/` under a temporary name in `archives/` (or find the archive an interrupted run made), publishing
-/// nothing. It may run while the next snapshot is staged.
+/// Write the zip of `current/` under a temporary name in `archives/` (or find the archive an
+/// interrupted run made), publishing nothing. It may run while the next snapshot is staged:
+/// `archived` is told each file of `current/` once the zip holds it (see
+/// [`crate::snapshot::Gate`]).
 pub fn prepare(
     dir: &BackupDir,
     level: i64,
     progress: &dyn Progress,
+    archived: &dyn Fn(&str),
     cancel: &Cancel,
 ) -> Result<Option<PreparedArchive>> {
     let current = dir.current();
@@ -83,7 +86,15 @@ pub fn prepare(
     let tmp = fsx::temp_sibling(&probe, "tmp");
     // The newest earlier snapshot archive: what did not change since is copied from it.
     let earlier = dir.newest_snapshot_archive(time);
-    match archive::write_dir_reusing(&current, &tmp, level, earlier.as_deref(), progress, cancel) {
+    match archive::write_dir_reusing(
+        &current,
+        &tmp,
+        level,
+        earlier.as_deref(),
+        progress,
+        archived,
+        cancel,
+    ) {
         Ok(w) => Ok(Some(PreparedArchive::Written {
             tmp,
             time,

@@ -207,8 +207,8 @@ struct Staged {
 /// Stage the next snapshot in `stage_dir` and archive the previous one, side by side: they
 /// are independent until published. The archive gets its name only once the new snapshot is
 /// complete, so a failure of either leaves the backup as it was. Logs that only grew are
-/// grown from the previous snapshot once its archive is written (the gate); a failure cuts
-/// them back.
+/// grown from the previous snapshot, and its database copy brought up to date, each once the
+/// archive holds it (the gate); a failure cuts them back.
 fn stage_and_archive(
     ctx: &Context,
     opts: &CreateOptions,
@@ -223,7 +223,9 @@ fn stage_and_archive(
     let (staged, prepared) = std::thread::scope(|s| {
         let archiver = s.spawn(|| {
             let _undecided_means_no = gate.no_on_drop();
-            let prepared = archiving::prepare(dir, opts.level, &crate::progress::Silent, cancel);
+            let archived = |rel: &str| gate.archived(rel);
+            let silent = crate::progress::Silent;
+            let prepared = archiving::prepare(dir, opts.level, &silent, &archived, cancel);
             gate.open(prepared.is_ok());
             prepared
         });

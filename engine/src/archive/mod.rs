@@ -66,7 +66,7 @@ pub fn write_dir(
     progress: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<u64> {
-    write_dir_reusing(src, dst, level, None, progress, cancel).map(|w| w.size)
+    write_dir_reusing(src, dst, level, None, progress, &|_| (), cancel).map(|w| w.size)
 }
 
 /// Chunk indexes of an archive's entries, by entry name (see [`crate::zipout::ChunkInfo`]).

@@ -40,13 +40,15 @@ pub struct Reuse {
 /// that this engine wrote) where `src`'s manifest shows a file unchanged (copied whole) or grown
 /// by appending (the earlier stream continued). Both manifests' checksums decide; every reused
 /// byte is inflated and checked against the earlier entry's CRC, and anything that does not
-/// check out is compressed afresh. Returns the archive's size and what was reused.
+/// check out is compressed afresh. `archived` is told each entry once it is written: its file
+/// is not read again. Returns the archive's size and what was reused.
 pub fn write_dir_reusing(
     src: &Path,
     dst: &Path,
     level: i64,
     earlier: Option<&Path>,
     progress: &dyn Progress,
+    archived: &dyn Fn(&str),
     cancel: &Cancel,
 ) -> Result<Written> {
     let mut files = fsx::walk_files(src)?;
@@ -112,6 +114,8 @@ pub fn write_dir_reusing(
         }
         zip.set_mode(check.mode(rel));
         check.entry(&zip, rel);
+        // Nothing reads the file again: the caller may change it from now on.
+        archived(rel);
     }
     let index = zip.index();
     let (writer, end) = zip.finish().at("write", dst)?;

@@ -304,6 +304,7 @@ fn publish_safety(
         SAFETY_LEVEL,
         earlier.as_deref(),
         progress,
+        &|_| (),
         cancel,
     )
     .inspect_err(|_| {

@@ -518,26 +518,32 @@ fn copy_files<'s>(
             finish(source, None)?;
             continue;
         }
-        // The earlier copy may grow only once its archive is written.
-        let open = match b.gate.decided() {
+        // The earlier copy may grow only once the archive holds it (see `Gate`).
+        let open = match b.gate.decided(rel) {
             None if waiting.len() < max_waiting => {
                 waiting.push((source, (old, whole), g));
                 continue;
             }
-            None => b.gate.wait(cancel),
+            None => b.gate.wait(rel, cancel),
             Some(open) => open,
         };
-        for (source, old, g) in waiting.drain(..) {
-            finish(source, open.then_some((g, old)))?;
+        // Those waiting whose entries the archive has written by now.
+        let mut i = 0;
+        while i < waiting.len() {
+            match b.gate.decided(&waiting[i].0.rel) {
+                Some(open) => {
+                    let (source, old, g) = waiting.remove(i);
+                    finish(source, open.then_some((g, old)))?;
+                }
+                None => i += 1,
+            }
         }
         finish(source, open.then_some((g, (old, whole))))?;
     }
-    if !waiting.is_empty() {
-        let open = base.is_some_and(|b| b.gate.wait(cancel));
-        for (source, old, g) in waiting {
-            cancel.check()?;
-            finish(source, open.then_some((g, old)))?;
-        }
+    for (source, old, g) in waiting {
+        cancel.check()?;
+        let open = base.is_some_and(|b| b.gate.wait(&source.rel, cancel));
+        finish(source, open.then_some((g, old)))?;
     }
     Ok((copied, grown))
 }
@@ -670,8 +676,9 @@ fn capture_incremental(
             return Err(e);
         }
     };
-    // `current/`'s copy may change only once it is archived.
-    let open = base.gate.wait(cancel);
+    // `current/`'s copy may change only once the archive holds it (see `Gate`): the archive
+    // writes it near its start, so the pages go in while it still copies the logs.
+    let open = base.gate.wait(DB_PATH, cancel);
     if let Err(e) = cancel.check() {
         delta.discard();
         return Err(e);
@@ -697,14 +704,16 @@ fn capture_incremental(
             Local::Done(rows, d) => Ok((table, rows, d, None)),
             Local::Appended(a) => {
                 let (rows, prefix) = (a.rows, a.prefix.clone());
-                let d = a.grow(&root.join(format!("local/{table}.jsonl")), open)?;
+                let rel = format!("local/{table}.jsonl");
+                let open = base.gate.wait(&rel, cancel);
+                let d = a.grow(&root.join(rel), open)?;
                 Ok((table, rows, d, Some(prefix)))
             }
         })
         .collect::<Result<Vec<_>>>()?;
     // For the next archive, which will archive this copy (see `archive::PageChanges`). A
-    // cache: the archive of `current/` has been written (the gate), so nothing reads the
-    // record of `current/`'s own pages any more; once this snapshot is published, the record
+    // cache: the archive of `current/` read the record of `current/`'s own pages when it
+    // began, and has written the database (the gate), so nothing reads it any more; once this snapshot is published, the record
     // is of it. Unsaved, the next archive reads the whole copy.
     let _ = crate::archive::save_page_changes(&base.dir, &record);
     Ok(DbCapture {

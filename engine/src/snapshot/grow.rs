@@ -208,19 +208,60 @@ fn load_blocks(current: &Path, manifest: &Manifest) -> std::collections::HashMap
         .collect()
 }
 
-/// A one-shot signal between threads: closed until [`Gate::open`] says yes or no.
+/// What the archive of `current/` lets the next snapshot change in it, told from the archiving
+/// thread to the staging threads: an entry the archive holds for good ([`Gate::archived`]),
+/// and at the end whether the archive was written at all ([`Gate::open`]).
+///
+/// A file of `current/` may be grown or patched in place as soon as its own entry is written,
+/// not only once the whole archive is: the archive never reads an entry's file again after
+/// writing it (a refused reuse rewinds only the entry being written), so the database copy is
+/// brought up to date while the archive still copies the logs after it. Should the archive
+/// fail later, the create fails and the failure path puts back what was changed, as for any
+/// failure after the archive ([`cut_back_grown`], [`roll_back_database`]).
 #[derive(Debug, Default)]
 pub struct Gate {
-    state: std::sync::Mutex<Option<bool>>,
+    state: std::sync::Mutex<GateState>,
     changed: std::sync::Condvar,
 }
 
+#[derive(Debug, Default)]
+struct GateState {
+    /// Whether the archive was written (the first decision stands).
+    decided: Option<bool>,
+    /// The entries (paths in `current/`) the archive holds for good so far.
+    archived: std::collections::HashSet<String>,
+}
+
+impl GateState {
+    /// Whether `current/`'s copy of `rel` may change: `Some(true)` once its entry is written
+    /// or the archive is, `Some(false)` when the archive failed before writing it.
+    fn for_entry(&self, rel: &str) -> Option<bool> {
+        if self.archived.contains(rel) {
+            return Some(true);
+        }
+        self.decided
+    }
+}
+
 impl Gate {
-    /// Decide the gate (the first decision stands).
+    fn state(&self) -> std::sync::MutexGuard<'_, GateState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Decide the gate for every entry not yet archived (the first decision stands).
     pub fn open(&self, ok: bool) {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if s.is_none() {
-            *s = Some(ok);
+        let mut s = self.state();
+        if s.decided.is_none() {
+            s.decided = Some(ok);
+            self.changed.notify_all();
+        }
+    }
+
+    /// The archive holds `rel` for good: `current/`'s copy of it may change from now on.
+    pub fn archived(&self, rel: &str) {
+        let mut s = self.state();
+        if s.decided.is_none() {
+            s.archived.insert(rel.to_owned());
             self.changed.notify_all();
         }
     }
@@ -236,16 +277,17 @@ impl Gate {
         Guard(self)
     }
 
-    /// The decision, if made.
-    pub(super) fn decided(&self) -> Option<bool> {
-        *self.state.lock().unwrap_or_else(|p| p.into_inner())
+    /// Whether `current/`'s copy of `rel` may change, if that is known yet.
+    pub(super) fn decided(&self, rel: &str) -> Option<bool> {
+        self.state().for_entry(rel)
     }
 
-    /// Wait for the decision; a cancellation ends the wait with "no".
-    pub(super) fn wait(&self, cancel: &Cancel) -> bool {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+    /// Wait until it is known whether `current/`'s copy of `rel` may change; a cancellation
+    /// ends the wait with "no".
+    pub(super) fn wait(&self, rel: &str, cancel: &Cancel) -> bool {
+        let mut s = self.state();
         loop {
-            if let Some(ok) = *s {
+            if let Some(ok) = s.for_entry(rel) {
                 return ok;
             }
             if cancel.check().is_err() {
@@ -414,4 +456,37 @@ pub fn drop_db_work(work: &Path) -> Result<()> {
         fsx::remove_any(&work.join(format!("{DB_WORK}.{suffix}")))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gate_opens_entry_by_entry_and_a_failure_closes_the_rest() {
+        let gate = Gate::default();
+        let cancel = Cancel::new();
+        assert_eq!(gate.decided("db/messages.db"), None);
+        // The archiver writes the database's entry while a stager waits for it.
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| gate.wait("db/messages.db", &cancel));
+            gate.archived("db/messages.db");
+            assert!(waiter.join().expect("the waiting thread"));
+        });
+        assert_eq!(gate.decided("db/messages.db"), Some(true));
+        assert_eq!(gate.decided("messages/a.jsonl"), None);
+        // The archive fails before the logs: they stay closed, what was written stays open.
+        gate.open(false);
+        assert_eq!(gate.decided("messages/a.jsonl"), Some(false));
+        assert!(!gate.wait("messages/a.jsonl", &cancel));
+        assert_eq!(gate.decided("db/messages.db"), Some(true));
+        // Nothing opens after the decision, and the first decision stands.
+        gate.archived("messages/a.jsonl");
+        gate.open(true);
+        assert_eq!(gate.decided("messages/a.jsonl"), Some(false));
+        // A cancelled wait is a "no".
+        let other = Gate::default();
+        cancel.cancel();
+        assert!(!other.wait("events.jsonl", &cancel));
+    }
 }
