@@ -713,8 +713,9 @@ fn capture_incremental(
         .collect::<Result<Vec<_>>>()?;
     // For the next archive, which will archive this copy (see `archive::PageChanges`). A
     // cache: the archive of `current/` read the record of `current/`'s own pages when it
-    // began, and has written the database (the gate), so nothing reads it any more; once this snapshot is published, the record
-    // is of it. Unsaved, the next archive reads the whole copy.
+    // began, and has written the database (the gate), so nothing reads it any more; once
+    // this snapshot is published, the record is of it. Unsaved, the next archive reads the
+    // whole copy.
     let _ = crate::archive::save_page_changes(&base.dir, &record);
     Ok(DbCapture {
         digest,
